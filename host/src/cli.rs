@@ -1,0 +1,192 @@
+//! The command line as typed: clap derive structs, one per subcommand.
+//! Validation and resolution into real objects happen in each command.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "prewarm", version, about = "Pre-warm CDN caches for video derivatives", propagate_version = true)]
+pub struct Cli {
+    /// More logging (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Warm every derivative of every listed object through the CDN.
+    Warm(Box<WarmArgs>),
+    /// Print the filtered listing with a size summary.
+    List(ListArgs),
+    /// List or inspect CDN strategy plugins.
+    Plugins(PluginsArgs),
+    /// A complete local run: sample videos, a loopback origin and cache, a warm, the report.
+    Demo(DemoArgs),
+}
+
+/// Where the objects come from, and which of them to take.
+#[derive(Debug, Clone, Args)]
+pub struct SourceArgs {
+    /// An rclone remote and path (`s3:bucket/videos`, or a local directory).
+    #[arg(long, value_name = "REMOTE:PATH", conflicts_with = "listing", required_unless_present = "listing")]
+    pub source: Option<String>,
+    /// A saved listing (`rclone lsjson` output or JSON lines); `-` for stdin.
+    #[arg(long, value_name = "FILE|-")]
+    pub listing: Option<String>,
+    /// Only these extensions, comma-separated, case-insensitive (e.g. mp4,mov).
+    #[arg(long, value_delimiter = ',', value_name = "EXT,...")]
+    pub extensions: Vec<String>,
+    /// Skip objects smaller than this (e.g. 1MiB).
+    #[arg(long, value_name = "SIZE")]
+    pub min_size: Option<String>,
+    /// Skip objects larger than this (e.g. 2GiB).
+    #[arg(long, value_name = "SIZE")]
+    pub max_size: Option<String>,
+    /// Only paths matching this glob (repeatable; `**` crosses directories).
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Skip paths matching this glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Take at most N objects: the first N in listing order, after filters.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+    /// Sources below this size are `small` (default 50MiB).
+    #[arg(long, value_name = "SIZE", default_value = "50MiB")]
+    pub small_below: String,
+    /// Sources below this size (and not small) are `medium` (default 200MiB).
+    #[arg(long, value_name = "SIZE", default_value = "200MiB")]
+    pub medium_below: String,
+    /// The rclone binary (default: `rclone` on PATH).
+    #[arg(long, value_name = "PATH", env = "PREWARM_RCLONE")]
+    pub rclone: Option<PathBuf>,
+    /// rclone config file, passed as `--config`.
+    #[arg(long, value_name = "FILE")]
+    pub rclone_config: Option<PathBuf>,
+    /// Extra flag for rclone (repeatable), e.g. --rclone-flag=--fast-list.
+    #[arg(long = "rclone-flag", value_name = "FLAG", allow_hyphen_values = true)]
+    pub rclone_flags: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Report sources at or above this size (too big for the CDN to transform).
+    #[arg(long, value_name = "SIZE", default_value = "100MB")]
+    pub threshold: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Only the summary, not every object.
+    #[arg(long)]
+    pub summary_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PluginsArgs {
+    #[command(subcommand)]
+    pub command: PluginsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// The built-in plugins: name, version, WIT version, description.
+    List {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Settings, default derivatives, limits and size methods of a plugin.
+    Inspect {
+        /// A built-in name or a path to a `.wasm` component.
+        plugin: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// A bar when stderr is a terminal.
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct WarmArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Strategy: a built-in name (see `prewarm plugins list`) or a `.wasm` path.
+    #[arg(long, value_name = "NAME|FILE.wasm")]
+    pub plugin: String,
+    /// The CDN's base URL, e.g. https://cdn.example.com.
+    #[arg(long, value_name = "URL")]
+    pub base_url: String,
+    /// A plugin setting (repeatable); see `prewarm plugins inspect NAME`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
+    /// Derivatives to warm: names from the plugin's defaults, or NAME=WxH.
+    #[arg(long, value_delimiter = ',', value_name = "A,B,...")]
+    pub derivatives: Vec<String>,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub concurrency: usize,
+    /// Workers reserved for small sources (the rest are shared).
+    #[arg(long, value_name = "N")]
+    pub workers_small: Option<usize>,
+    /// Workers reserved for medium sources.
+    #[arg(long, value_name = "N")]
+    pub workers_medium: Option<usize>,
+    /// Workers reserved for large sources.
+    #[arg(long, value_name = "N")]
+    pub workers_large: Option<usize>,
+    /// Time limit for one request, headers and body (e.g. 30s, 5m).
+    #[arg(long, default_value = "120s", value_name = "DUR")]
+    pub timeout: String,
+    /// Time limit for the connection and response headers.
+    #[arg(long, default_value = "30s", value_name = "DUR")]
+    pub header_timeout: String,
+    /// Retries of a retryable failure per pair.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub retries: u32,
+    /// Most polls of a pending transform per pair.
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    pub max_polls: u32,
+    /// Cap on requests per second across all workers.
+    #[arg(long, value_name = "N")]
+    pub rate: Option<u32>,
+    /// Results file (JSON lines, one per pair).
+    #[arg(long, value_name = "FILE.jsonl", default_value = "prewarm-results.jsonl")]
+    pub results: PathBuf,
+    /// Skip pairs already warm in the results file, and append to it.
+    #[arg(long)]
+    pub resume: bool,
+    /// Print the planned requests without sending anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only this shard of the listing: I/N (0-based), or `auto` (JOB_COMPLETION_INDEX of N from JOB_COMPLETIONS).
+    #[arg(long, value_name = "I/N|auto")]
+    pub shard: Option<String>,
+    /// Progress bar.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+    /// Machine-readable end-of-run summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Where detected per-host size capabilities are kept (default: user cache dir).
+    #[arg(long, value_name = "FILE")]
+    pub capabilities_cache: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo's files here instead of a temporary directory.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}

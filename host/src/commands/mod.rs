@@ -1,0 +1,6 @@
+//! One file per subcommand; each resolves its arguments and runs.
+
+pub mod demo;
+pub mod list;
+pub mod plugins;
+pub mod warm;

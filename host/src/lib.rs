@@ -1,0 +1,69 @@
+//! prewarm pre-warms CDN caches for video derivatives.
+//!
+//! The pipeline: `listing` streams objects from rclone or a saved listing
+//! and filters them; `plugin` turns each (object, derivative) into the
+//! request that warms it and reads the CDN's answers; `warm` runs a fixed
+//! pool of workers doing the HTTP work; `record` writes one results line per
+//! pair; `stats` and `report` summarise the run. `commands` holds one file
+//! per subcommand; `run` dispatches to them.
+
+pub mod cli;
+pub mod commands;
+pub mod listing;
+pub mod logging;
+pub mod plugin;
+pub mod rclone;
+pub mod redact;
+pub mod size;
+
+use std::process::ExitCode;
+
+/// How a run ended, as the exit code users' scripts read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything warm.
+    Success = 0,
+    /// Anything else (I/O, internal errors).
+    Other = 1,
+    /// Usage or input error.
+    Usage = 2,
+    /// The run finished but some pairs failed.
+    SomeFailed = 3,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e as u8)
+    }
+}
+
+/// An error in what the user gave (flags, files, plugin settings): exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Shorthand for a usage error.
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    UsageError(message.into()).into()
+}
+
+/// The exit code for an error that ended the run.
+pub fn exit_code_for(err: &anyhow::Error) -> Exit {
+    if err.chain().any(|e| e.is::<UsageError>() || e.is::<plugin::PluginError>() || e.is::<listing::ListingError>()
+        || e.is::<rclone::RcloneError>())
+    {
+        Exit::Usage
+    } else {
+        Exit::Other
+    }
+}
+
+/// Run one command line.
+pub fn run(cli: cli::Cli) -> anyhow::Result<Exit> {
+    match cli.command {
+        cli::Command::Plugins(args) => commands::plugins::run(args),
+        cli::Command::List(args) => commands::list::run(args),
+        cli::Command::Warm(args) => commands::warm::run(*args),
+        cli::Command::Demo(args) => commands::demo::run(args),
+    }
+}

@@ -1,0 +1,353 @@
+//! The listing stage: objects streamed from one `rclone lsjson -R` child
+//! process or a saved listing (file or stdin), parsed line by line, filtered
+//! as they arrive and sent down a bounded channel, so memory never depends
+//! on the number of objects.
+//!
+//! `--limit N` takes the first N objects in listing order that pass the
+//! filters (not the largest N): a listing is never held whole.
+
+use std::path::PathBuf;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc;
+
+use crate::cli::SourceArgs;
+use crate::rclone::{Rclone, RcloneError};
+use crate::size::{SizeClasses, parse_size};
+
+/// One source object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Object {
+    /// Path relative to the listed root, `/`-separated, as rclone gives it.
+    pub path: String,
+    /// Size in bytes (0 when the backend does not know it).
+    pub size: u64,
+}
+
+/// Longest listing line accepted; a longer one is an error, not a memory
+/// blow-up.
+const MAX_LINE: usize = 1 << 20;
+
+/// How many parsed objects may wait between the listing and its consumer.
+const CHANNEL_DEPTH: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListingError {
+    #[error("listing {source_name} line {line}: {message}")]
+    Malformed { source_name: String, line: u64, message: String },
+    #[error("cannot read listing {source_name}: {error}")]
+    Read { source_name: String, error: std::io::Error },
+    #[error("{option}: {message}")]
+    BadFilter { option: &'static str, message: String },
+    #[error(transparent)]
+    Rclone(#[from] RcloneError),
+}
+
+/// `--shard I/N`: this copy takes the objects whose path hashes to I mod N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl Shard {
+    /// Parse `I/N`, `auto/N` or `auto` (index from `JOB_COMPLETION_INDEX`,
+    /// count from `N` or `PREWARM_SHARDS`).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let env = |name: &str| -> Result<String, String> {
+            std::env::var(name).map_err(|_| format!("--shard {text}: environment variable {name} is not set"))
+        };
+        let (index, count) = match text.split_once('/') {
+            Some(("auto", n)) => (env("JOB_COMPLETION_INDEX")?, n.to_string()),
+            Some((i, n)) => (i.to_string(), n.to_string()),
+            None if text == "auto" => (env("JOB_COMPLETION_INDEX")?, env("PREWARM_SHARDS")?),
+            None => return Err(format!("--shard {text}: expected I/N (e.g. 0/4) or auto")),
+        };
+        let index: u64 = index.trim().parse().map_err(|_| format!("--shard {text}: shard index `{index}` is not a number"))?;
+        let count: u64 = count.trim().parse().map_err(|_| format!("--shard {text}: shard count `{count}` is not a number"))?;
+        if count == 0 || index >= count {
+            return Err(format!("--shard {text}: index must be below the count, and the count above 0"));
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// Whether `path` belongs to this shard: FNV-1a, stable across runs,
+    /// machines and versions.
+    pub fn contains(&self, path: &str) -> bool {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in path.as_bytes() {
+            hash ^= u64::from(*b);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        hash % self.count == self.index
+    }
+}
+
+/// The filters, applied while streaming.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    extensions: Vec<String>,
+    min_size: Option<u64>,
+    max_size: Option<u64>,
+    include: Option<GlobSet>,
+    exclude: Option<GlobSet>,
+    pub limit: Option<u64>,
+    pub shard: Option<Shard>,
+}
+
+fn globs(option: &'static str, patterns: &[String]) -> Result<Option<GlobSet>, ListingError> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut builder = GlobSetBuilder::new();
+    for p in patterns {
+        let glob = globset::GlobBuilder::new(p)
+            .literal_separator(true)
+            .build()
+            .or_else(|_| Glob::new(p))
+            .map_err(|e| ListingError::BadFilter { option, message: format!("`{p}` is not a glob: {e}") })?;
+        builder.add(glob);
+    }
+    builder.build().map(Some).map_err(|e| ListingError::BadFilter { option, message: e.to_string() })
+}
+
+impl Filters {
+    pub fn from_args(args: &SourceArgs) -> Result<Self, ListingError> {
+        let size = |option: &'static str, v: &Option<String>| -> Result<Option<u64>, ListingError> {
+            v.as_deref()
+                .map(|s| parse_size(s).map_err(|message| ListingError::BadFilter { option, message }))
+                .transpose()
+        };
+        let filters = Filters {
+            extensions: args
+                .extensions
+                .iter()
+                .map(|e| e.trim().trim_start_matches('.').to_ascii_lowercase())
+                .filter(|e| !e.is_empty())
+                .collect(),
+            min_size: size("--min-size", &args.min_size)?,
+            max_size: size("--max-size", &args.max_size)?,
+            include: globs("--include", &args.include)?,
+            exclude: globs("--exclude", &args.exclude)?,
+            limit: args.limit,
+            shard: None,
+        };
+        if let (Some(min), Some(max)) = (filters.min_size, filters.max_size)
+            && min > max
+        {
+            return Err(ListingError::BadFilter { option: "--min-size", message: "is above --max-size".into() });
+        }
+        Ok(filters)
+    }
+
+    /// Whether `object` passes every filter but the limit.
+    pub fn accepts(&self, object: &Object) -> bool {
+        if !self.extensions.is_empty() {
+            let name = object.path.rsplit('/').next().unwrap_or(&object.path);
+            let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+            if !ext.is_some_and(|e| self.extensions.contains(&e)) {
+                return false;
+            }
+        }
+        if self.min_size.is_some_and(|m| object.size < m) || self.max_size.is_some_and(|m| object.size > m) {
+            return false;
+        }
+        if self.include.as_ref().is_some_and(|g| !g.is_match(&object.path)) {
+            return false;
+        }
+        if self.exclude.as_ref().is_some_and(|g| g.is_match(&object.path)) {
+            return false;
+        }
+        self.shard.is_none_or(|s| s.contains(&object.path))
+    }
+}
+
+/// Where the listing comes from.
+#[derive(Debug, Clone)]
+pub enum ListingSource {
+    /// `rclone lsjson -R` of a remote path.
+    Rclone { rclone: Rclone, remote: String },
+    /// A saved listing file.
+    File(PathBuf),
+    /// A saved listing on standard input.
+    Stdin,
+}
+
+impl ListingSource {
+    pub fn from_args(args: &SourceArgs, rclone: impl FnOnce() -> Result<Rclone, RcloneError>) -> Result<Self, ListingError> {
+        match (&args.source, &args.listing) {
+            (_, Some(l)) if l == "-" => Ok(ListingSource::Stdin),
+            (_, Some(l)) => {
+                let path = PathBuf::from(l);
+                if !path.is_file() {
+                    return Err(ListingError::Read {
+                        source_name: l.clone(),
+                        error: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+                    });
+                }
+                Ok(ListingSource::File(path))
+            }
+            (Some(remote), None) => Ok(ListingSource::Rclone { rclone: rclone()?, remote: remote.clone() }),
+            (None, None) => Err(ListingError::BadFilter { option: "--source", message: "give --source REMOTE:PATH or --listing FILE|-".into() }),
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            ListingSource::Rclone { remote, .. } => remote.clone(),
+            ListingSource::File(p) => p.display().to_string(),
+            ListingSource::Stdin => "(stdin)".into(),
+        }
+    }
+}
+
+/// What the listing stage reports when it ends.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ListingTotals {
+    /// Objects seen in the listing (files only).
+    pub seen: u64,
+    /// Objects that passed the filters and were sent on.
+    pub selected: u64,
+}
+
+/// Start streaming: returns the receiving end and the task that feeds it.
+/// The task ends with the totals, or the first error (after which nothing
+/// half-parsed has been sent).
+pub fn stream(
+    source: ListingSource,
+    filters: Filters,
+) -> (mpsc::Receiver<Object>, tokio::task::JoinHandle<Result<ListingTotals, ListingError>>) {
+    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+    let task = tokio::spawn(async move {
+        let name = source.name();
+        match source {
+            ListingSource::File(path) => {
+                let file = tokio::fs::File::open(&path)
+                    .await
+                    .map_err(|error| ListingError::Read { source_name: name.clone(), error })?;
+                pump(BufReader::with_capacity(64 * 1024, file), &name, &filters, &tx).await
+            }
+            ListingSource::Stdin => pump(BufReader::new(tokio::io::stdin()), &name, &filters, &tx).await,
+            ListingSource::Rclone { rclone, remote } => {
+                let mut child = rclone.lsjson(&remote)?;
+                let stdout = child.stdout();
+                let pumped = pump(BufReader::with_capacity(64 * 1024, stdout), &name, &filters, &tx).await;
+                // When the limit stopped us early, rclone's exit is moot.
+                let finished = child.finish(pumped.as_ref().is_ok_and(|t| filters.limit.is_some_and(|l| t.selected >= l))).await;
+                let totals = pumped?;
+                finished?;
+                Ok(totals)
+            }
+        }
+    });
+    (rx, task)
+}
+
+#[derive(Deserialize)]
+struct LsjsonEntry {
+    #[serde(rename = "Path")]
+    path: String,
+    #[serde(rename = "Size", default)]
+    size: i64,
+    #[serde(rename = "IsDir", default)]
+    is_dir: bool,
+}
+
+/// Parse one listing line: `[`, `]`, blank, or one object (with or without
+/// the trailing comma rclone writes).
+pub fn parse_line(line: &str) -> Result<Option<Object>, String> {
+    let line = line.trim();
+    let line = line.strip_suffix(',').unwrap_or(line).trim();
+    if line.is_empty() || line == "[" || line == "]" {
+        return Ok(None);
+    }
+    let entry: LsjsonEntry =
+        serde_json::from_str(line).map_err(|e| format!("not an rclone lsjson object ({e})"))?;
+    if entry.is_dir {
+        return Ok(None);
+    }
+    if entry.path.is_empty() {
+        return Err("object with an empty Path".into());
+    }
+    Ok(Some(Object { path: entry.path, size: u64::try_from(entry.size).unwrap_or(0) }))
+}
+
+async fn pump<R: AsyncBufRead + Unpin>(
+    mut reader: R,
+    name: &str,
+    filters: &Filters,
+    tx: &mpsc::Sender<Object>,
+) -> Result<ListingTotals, ListingError> {
+    let mut totals = ListingTotals::default();
+    let mut buf = Vec::with_capacity(1024);
+    let mut line_no = 0u64;
+    loop {
+        buf.clear();
+        let n = (&mut reader)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .await
+            .map_err(|error| ListingError::Read { source_name: name.to_string(), error })?;
+        if n == 0 {
+            return Ok(totals);
+        }
+        line_no += 1;
+        let malformed = |message: String| ListingError::Malformed { source_name: name.to_string(), line: line_no, message };
+        if buf.len() > MAX_LINE {
+            return Err(malformed(format!("line longer than {MAX_LINE} bytes")));
+        }
+        let text = std::str::from_utf8(&buf).map_err(|_| malformed("not valid UTF-8".into()))?;
+        let Some(object) = parse_line(text).map_err(malformed)? else { continue };
+        totals.seen += 1;
+        if !filters.accepts(&object) {
+            continue;
+        }
+        if tx.send(object).await.is_err() {
+            // The consumer stopped (Ctrl-C, or it has all it wants).
+            return Ok(totals);
+        }
+        totals.selected += 1;
+        if filters.limit.is_some_and(|l| totals.selected >= l) {
+            return Ok(totals);
+        }
+    }
+}
+
+use tokio::io::AsyncReadExt as _;
+
+/// Size classes from the arguments.
+pub fn size_classes(args: &SourceArgs) -> Result<SizeClasses, ListingError> {
+    let small = parse_size(&args.small_below).map_err(|message| ListingError::BadFilter { option: "--small-below", message })?;
+    let medium = parse_size(&args.medium_below).map_err(|message| ListingError::BadFilter { option: "--medium-below", message })?;
+    SizeClasses::new(small, medium).map_err(|message| ListingError::BadFilter { option: "--small-below", message })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rclone_framing() {
+        assert_eq!(parse_line("[").unwrap(), None);
+        assert_eq!(parse_line("]").unwrap(), None);
+        assert_eq!(
+            parse_line(r#"{"Path":"a/b c.mp4","Name":"b c.mp4","Size":12,"IsDir":false},"#).unwrap(),
+            Some(Object { path: "a/b c.mp4".into(), size: 12 })
+        );
+        assert_eq!(parse_line(r#"{"Path":"dir","Size":-1,"IsDir":true}"#).unwrap(), None);
+        assert!(parse_line(r#"{"Path":"x", "Size": "#).is_err());
+    }
+
+    #[test]
+    fn shards_partition_paths() {
+        let shards: Vec<Shard> = (0..4).map(|i| Shard { index: i, count: 4 }).collect();
+        for n in 0..1000 {
+            let path = format!("videos/{n}.mp4");
+            assert_eq!(shards.iter().filter(|s| s.contains(&path)).count(), 1);
+        }
+        assert!(Shard::parse("4/4").is_err());
+        assert_eq!(Shard::parse("1/4").unwrap(), Shard { index: 1, count: 4 });
+    }
+}

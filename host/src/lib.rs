@@ -9,12 +9,17 @@
 
 pub mod cli;
 pub mod commands;
+pub mod lab;
 pub mod listing;
 pub mod logging;
 pub mod plugin;
 pub mod rclone;
+pub mod record;
 pub mod redact;
+pub mod report;
 pub mod size;
+pub mod stats;
+pub mod warm;
 
 use std::process::ExitCode;
 

@@ -210,6 +210,9 @@ pub struct ListingTotals {
     pub seen: u64,
     /// Objects that passed the filters and were sent on.
     pub selected: u64,
+    /// The consumer stopped taking objects, or the limit was reached.
+    #[serde(skip)]
+    pub stopped_early: bool,
 }
 
 /// Start streaming: returns the receiving end and the task that feeds it.
@@ -235,7 +238,7 @@ pub fn stream(
                 let stdout = child.stdout();
                 let pumped = pump(BufReader::with_capacity(64 * 1024, stdout), &name, &filters, &tx).await;
                 // When the limit stopped us early, rclone's exit is moot.
-                let finished = child.finish(pumped.as_ref().is_ok_and(|t| filters.limit.is_some_and(|l| t.selected >= l))).await;
+                let finished = child.finish(pumped.as_ref().is_ok_and(|t| t.stopped_early)).await;
                 let totals = pumped?;
                 finished?;
                 Ok(totals)
@@ -306,10 +309,12 @@ async fn pump<R: AsyncBufRead + Unpin>(
         }
         if tx.send(object).await.is_err() {
             // The consumer stopped (Ctrl-C, or it has all it wants).
+            totals.stopped_early = true;
             return Ok(totals);
         }
         totals.selected += 1;
         if filters.limit.is_some_and(|l| totals.selected >= l) {
+            totals.stopped_early = true;
             return Ok(totals);
         }
     }

@@ -213,8 +213,17 @@ fn last_error_line(stderr: &str) -> String {
         .rev()
         .find(|l| l.contains("ERROR") || l.contains("Failed") || l.contains("error"))
         .or(lines.last())
-        .map(|l| crate::redact::redact_text(l))
+        .map(|l| crate::redact::redact_text(strip_timestamp(l)))
         .unwrap_or_else(|| "no error message".into())
+}
+
+/// rclone prefixes log lines with `2006/01/02 15:04:05 `; drop it.
+fn strip_timestamp(line: &str) -> &str {
+    let mut parts = line.splitn(3, ' ');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(d), Some(t), Some(rest)) if d.len() == 10 && d.as_bytes()[4] == b'/' && t.contains(':') => rest,
+        _ => line,
+    }
 }
 
 /// The running `rclone lsjson` child.

@@ -33,6 +33,13 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
+/// A setting or header value, hidden when its name says it is a secret.
+pub fn redact_setting(name: &str, value: &str) -> String {
+    let n = name.to_ascii_lowercase();
+    let secret = ["token", "secret", "password", "pass", "key", "auth", "cookie", "signature", "credential"].iter().any(|s| n.contains(s));
+    if secret { "REDACTED".into() } else { redact_text(value) }
+}
+
 /// Redact every URL found in free text (error chains, log lines).
 pub fn redact_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

@@ -1,7 +1,80 @@
-//! placeholder
+//! `prewarm demo`: a complete local run. It makes sample videos with
+//! ffmpeg, serves them with `rclone serve http` (the origin), puts nginx
+//! with `proxy_cache` in front (the CDN), warms every derivative with the
+//! `template` plugin, then warms again to show the cache hits.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use clap::Parser;
 
-pub fn run(_args: crate::cli::DemoArgs) -> Result<crate::Exit> {
-    anyhow::bail!("not yet")
+use crate::cli::{Cli, Command, DemoArgs};
+use crate::{Exit, lab};
+
+const SAMPLES: &[(&str, u32, &str)] = &[
+    ("intro.mp4", 2, "640x360"),
+    ("trailers/launch trailer.mp4", 3, "1280x720"),
+    ("trailers/teaser.mov", 2, "854x480"),
+    ("series/s01/épisode 1.mp4", 2, "640x360"),
+    ("series/s01/episode #2.mp4", 2, "640x360"),
+];
+
+pub fn run(args: DemoArgs) -> Result<Exit> {
+    let temp;
+    let dir = match args.dir {
+        Some(d) => d,
+        None => {
+            temp = tempfile::Builder::new().prefix("prewarm-demo-").tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    let media = dir.join("media");
+    eprintln!("prewarm demo: making {} sample videos in {}", SAMPLES.len(), media.display());
+    for (name, seconds, size) in SAMPLES {
+        lab::make_sample_video(&media.join(name), *seconds, size)?;
+    }
+    let rclone = lab::find_program("rclone").context("rclone not found: install it with `apt-get install rclone`")?;
+    let origin = lab::start_origin(&rclone, &media)?;
+    let cache = lab::start_cache(&dir.join("nginx"), &origin.url)?;
+    eprintln!("origin (rclone serve http): {}\ncache  (nginx proxy_cache):  {}", origin.url, cache.url);
+
+    let warm = |pass: &str| -> Result<Exit> {
+        eprintln!("\n== {pass} ==");
+        let out = dir.join(pass);
+        let argv: Vec<String> = vec![
+            "prewarm".into(),
+            "warm".into(),
+            "--source".into(),
+            media.display().to_string(),
+            "--extensions".into(),
+            "mp4,mov".into(),
+            "--plugin".into(),
+            "template".into(),
+            "--base-url".into(),
+            cache.url.clone(),
+            "--set".into(),
+            "url={base}/{path}?imwidth={width}".into(),
+            "--set".into(),
+            "cache-header=x-cache-status".into(),
+            "--concurrency".into(),
+            "4".into(),
+            "--results".into(),
+            out.join("results.jsonl").display().to_string(),
+            "--report".into(),
+            out.join("summary.json").display().to_string(),
+            "--markdown".into(),
+            out.join("report.md").display().to_string(),
+            "--html".into(),
+            out.join("report.html").display().to_string(),
+            "--capabilities-cache".into(),
+            dir.join("capabilities.json").display().to_string(),
+        ];
+        let cli = Cli::try_parse_from(argv)?;
+        let Command::Warm(args) = cli.command else { unreachable!("demo builds a warm command") };
+        let exit = super::warm::run(*args)?;
+        eprintln!("reports: {}", out.display());
+        Ok(exit)
+    };
+    let first = warm("first-pass")?;
+    let second = warm("second-pass")?;
+    eprintln!("\nThe first pass made the cache fetch every derivative (MISS); the second was served from cache (HIT).");
+    Ok(if first == Exit::Success && second == Exit::Success { Exit::Success } else { Exit::SomeFailed })
 }

@@ -1,7 +1,305 @@
-//! placeholder
+//! `prewarm warm`: resolve the arguments into a [`WarmPlan`] (every check
+//! before the first request), run it with a progress display and Ctrl-C
+//! handling, then print the summary and write the reports.
 
-use anyhow::Result;
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
 
-pub fn run(_args: crate::cli::WarmArgs) -> Result<crate::Exit> {
-    anyhow::bail!("not yet")
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{ProgressMode, SourceArgs, WarmArgs};
+use crate::listing::{self, Filters, ListingSource, Shard};
+use crate::plugin::{Derivative, Plugin, PluginRuntime, RuntimeOptions};
+use crate::rclone::Rclone;
+use crate::record::{Outcome, Record};
+use crate::redact::redact_url;
+use crate::report::{self, RunInfo};
+use crate::stats::Stats;
+use crate::warm::{self, Observer, WarmPlan, http::Timeouts};
+use crate::{Exit, usage};
+
+pub fn run(args: WarmArgs) -> Result<Exit> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run_async(args))
+}
+
+fn parse_settings(raw: &[String]) -> Result<Vec<(String, String)>> {
+    raw.iter()
+        .map(|s| match s.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            _ => Err(usage(format!("--set `{s}`: expected KEY=VALUE"))),
+        })
+        .collect()
+}
+
+fn parse_base_url(raw: &str) -> Result<String> {
+    let shown = redact_url(raw);
+    let url = reqwest::Url::parse(raw).map_err(|e| usage(format!("--base-url `{shown}`: not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(usage(format!("--base-url `{shown}`: must be an http:// or https:// URL with a host")));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(usage(format!("--base-url `{shown}`: must not have a query or fragment")));
+    }
+    Ok(raw.trim_end_matches('/').to_string())
+}
+
+fn parse_duration(flag: &str, raw: &str) -> Result<Duration> {
+    let d = humantime::parse_duration(raw).map_err(|e| usage(format!("{flag} `{raw}`: not a duration ({e}); use e.g. 30s, 2m")))?;
+    if d.is_zero() {
+        return Err(usage(format!("{flag} `{raw}`: must be above zero")));
+    }
+    Ok(d)
+}
+
+/// `--derivatives`: names of the plugin's defaults, or NAME=WxH.
+pub fn resolve_derivatives(plugin: &Plugin, wanted: &[String]) -> Result<Vec<Derivative>> {
+    let defaults = &plugin.info().default_derivatives;
+    if wanted.is_empty() {
+        if defaults.is_empty() {
+            return Err(usage(format!("plugin `{}` has no default derivatives: name them with --derivatives NAME=WxH", plugin.info().name)));
+        }
+        return Ok(defaults.clone());
+    }
+    let mut out: Vec<Derivative> = Vec::new();
+    for w in wanted.iter().map(|w| w.trim()).filter(|w| !w.is_empty()) {
+        let d = if let Some((name, dims)) = w.split_once('=') {
+            let (width, height) = match dims.split_once(['x', 'X']) {
+                Some((a, b)) => (a.parse().ok(), b.parse().ok()),
+                None => (dims.parse().ok(), None),
+            };
+            let bad = width.is_none() || (dims.contains(['x', 'X']) && height.is_none());
+            if name.is_empty() || bad {
+                return Err(usage(format!("--derivatives `{w}`: expected NAME or NAME=WIDTHxHEIGHT (e.g. hd=1280x720)")));
+            }
+            Derivative { name: name.to_string(), width, height, options: Vec::new() }
+        } else {
+            defaults.iter().find(|d| d.name == w).cloned().ok_or_else(|| {
+                let known: Vec<&str> = defaults.iter().map(|d| d.name.as_str()).collect();
+                usage(format!("--derivatives: `{w}` is not a derivative of `{}` (known: {}; or define NAME=WxH)", plugin.info().name, known.join(", ")))
+            })?
+        };
+        if out.iter().any(|o| o.name == d.name) {
+            return Err(usage(format!("--derivatives: `{}` given twice", d.name)));
+        }
+        out.push(d);
+    }
+    Ok(out)
+}
+
+/// The listing source and filters from the shared arguments.
+pub fn source_and_filters(args: &SourceArgs, shard: Option<&str>) -> Result<(ListingSource, Filters, Option<Rclone>)> {
+    let mut filters = Filters::from_args(args)?;
+    if let Some(s) = shard {
+        filters.shard = Some(Shard::parse(s).map_err(usage)?);
+    }
+    let mut located = None;
+    let source = ListingSource::from_args(args, || {
+        let r = Rclone::locate(args.rclone.clone(), args.rclone_config.clone(), args.rclone_flags.clone())?;
+        located = Some(r.clone());
+        Ok(r)
+    })?;
+    Ok((source, filters, located))
+}
+
+async fn run_async(args: WarmArgs) -> Result<Exit> {
+    let base_url = parse_base_url(&args.base_url)?;
+    let settings = parse_settings(&args.settings)?;
+    if args.concurrency == 0 || args.concurrency > 4096 {
+        return Err(usage(format!("--concurrency {}: must be between 1 and 4096", args.concurrency)));
+    }
+    let reserved = [args.workers_small.unwrap_or(0), args.workers_medium.unwrap_or(0), args.workers_large.unwrap_or(0)];
+    if reserved.iter().sum::<usize>() > args.concurrency {
+        return Err(usage(format!("--workers-small/medium/large add up to {}, more than --concurrency {}", reserved.iter().sum::<usize>(), args.concurrency)));
+    }
+    if args.rate == Some(0) {
+        return Err(usage("--rate 0: must be at least 1 request per second"));
+    }
+    let timeouts = Timeouts { headers: parse_duration("--header-timeout", &args.header_timeout)?, total: parse_duration("--timeout", &args.timeout)? };
+    let size_classes = listing::size_classes(&args.source)?;
+    let reports = report::Outputs::from_args(&args)?;
+
+    let plugin_runtime = PluginRuntime::new(RuntimeOptions { cache_dir: RuntimeOptions::default_cache_dir(), ..Default::default() })?;
+    let plugin = plugin_runtime.load(&args.plugin)?;
+    let derivatives = resolve_derivatives(&plugin, &args.derivatives)?;
+    // Settings are checked once here so a bad one stops the run before any
+    // request.
+    let mut probe = plugin.instantiate()?;
+    probe.configure(&base_url, &settings)?;
+
+    let (source, filters, rclone) = source_and_filters(&args.source, args.shard.as_deref())?;
+
+    if args.dry_run {
+        return dry_run(probe, &derivatives, source, filters, args.json).await;
+    }
+    drop(probe);
+
+    let already_warm = if args.resume {
+        let state = crate::record::resume(&args.results).with_context(|| format!("cannot read results file {} to resume", args.results.display()))?;
+        if state.dropped > 0 {
+            tracing::warn!("{}: dropped {} unreadable line(s); those pairs will be warmed again", args.results.display(), state.dropped);
+        }
+        Some(state.warm)
+    } else {
+        None
+    };
+
+    let plan = WarmPlan {
+        max_source_bytes: if args.ignore_limits { None } else { plugin.info().max_source_bytes },
+        plugin: plugin.clone(),
+        base_url: base_url.clone(),
+        settings: settings.clone(),
+        derivatives: derivatives.clone(),
+        concurrency: args.concurrency,
+        reserved,
+        timeouts,
+        retries: args.retries,
+        max_polls: args.max_polls,
+        rate: args.rate,
+        results: args.results.clone(),
+        already_warm,
+        size_classes,
+        capabilities_cache: args.capabilities_cache.clone().or_else(|| RuntimeOptions::default_cache_dir().map(|d| d.with_file_name("capabilities.json"))),
+    };
+
+    let cancel = CancellationToken::new();
+    let signals = tokio::spawn(watch_ctrl_c(cancel.clone()));
+    let mut progress = Progress::new(args.progress);
+    let started_at = crate::record::now_rfc3339();
+    let outcome = warm::run(plan, source, filters, cancel, &mut progress).await;
+    progress.finish();
+    signals.abort();
+    let outcome = outcome?;
+
+    let info = RunInfo {
+        started_at,
+        finished_at: crate::record::now_rfc3339(),
+        elapsed_s: outcome.elapsed.as_secs_f64(),
+        plugin: plugin.info().name.clone(),
+        plugin_version: plugin.info().version.clone(),
+        base_url: redact_url(&base_url),
+        settings: settings.iter().map(|(k, v)| (k.clone(), crate::redact::redact_setting(k, v))).collect(),
+        derivatives: derivatives.iter().map(|d| d.name.clone()).collect(),
+        concurrency: args.concurrency,
+        source: args.source.source.clone().or(args.source.listing.clone()).unwrap_or_default(),
+        shard: args.shard.clone(),
+        objects_listed: outcome.listing.seen,
+        objects_selected: outcome.listing.selected,
+        resumed_skips: outcome.resumed_skips,
+        interrupted: outcome.interrupted,
+        rclone_processes: rclone.as_ref().map_or(0, Rclone::processes_spawned),
+        results_file: args.results.display().to_string(),
+    };
+    let summary = report::Summary::new(info, &outcome.stats);
+    reports.write(&summary)?;
+    if let Some(r) = &rclone {
+        r.shutdown();
+    }
+
+    if args.json {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &summary)?;
+        writeln!(out)?;
+    } else {
+        eprint!("{}", report::text::render(&summary));
+    }
+    if let Some(e) = outcome.listing_error {
+        return Err(anyhow::Error::new(e).context("the listing ended early; the pairs listed before the error were warmed and recorded"));
+    }
+    let s = &outcome.stats;
+    let not_warm = s.count(Outcome::Failed) + s.count(Outcome::Pending) + if outcome.interrupted { s.count(Outcome::Skipped) } else { 0 };
+    Ok(if not_warm > 0 || outcome.interrupted { Exit::SomeFailed } else { Exit::Success })
+}
+
+async fn watch_ctrl_c(cancel: CancellationToken) {
+    if tokio::signal::ctrl_c().await.is_ok() {
+        eprintln!("\nprewarm: interrupted; finishing the pairs in flight (Ctrl-C again to quit now)");
+        cancel.cancel();
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(130);
+        }
+    }
+}
+
+async fn dry_run(
+    mut plugin: crate::plugin::PluginInstance,
+    derivatives: &[Derivative],
+    source: ListingSource,
+    filters: Filters,
+    json: bool,
+) -> Result<Exit> {
+    let (mut objects, task) = listing::stream(source, filters);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut failed = false;
+    while let Some(object) = objects.recv().await {
+        for d in derivatives {
+            let planned = plugin.warm_request(crate::plugin::ObjectRef { path: &object.path, size: object.size }, d);
+            match planned {
+                Ok(r) if json => {
+                    let headers: Vec<(String, String)> = r.headers.iter().map(|(k, v)| (k.clone(), crate::redact::redact_setting(k, v))).collect();
+                    serde_json::to_writer(&mut out, &serde_json::json!({
+                        "path": object.path, "derivative": d.name, "method": r.method, "url": redact_url(&r.url), "headers": headers, "read_body": r.read_body,
+                    }))?;
+                    writeln!(out)?;
+                }
+                Ok(r) => writeln!(out, "{:?} {} [{}]", r.method, redact_url(&r.url), d.name).map(|_| ())?,
+                Err(e) => {
+                    failed = true;
+                    writeln!(out, "ERROR {} [{}]: {e}", object.path, d.name)?;
+                }
+            }
+        }
+    }
+    out.flush()?;
+    task.await??;
+    Ok(if failed { Exit::SomeFailed } else { Exit::Success })
+}
+
+/// The progress bar: pairs done, rate, warm and failed counts.
+struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    fn new(mode: ProgressMode) -> Self {
+        let show = match mode {
+            ProgressMode::Always => true,
+            ProgressMode::Never => false,
+            ProgressMode::Auto => std::io::stderr().is_terminal(),
+        };
+        let bar = show.then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {elapsed_precise} {pos} pairs ({per_sec}) {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(250));
+            bar
+        });
+        Progress { bar }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn record(&mut self, _record: &Record, stats: &Stats) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+            if stats.pairs % 16 == 1 {
+                bar.set_message(format!(
+                    "warm {} · failed {} · pending {}",
+                    stats.count(Outcome::Warm),
+                    stats.count(Outcome::Failed),
+                    stats.count(Outcome::Pending)
+                ));
+            }
+        }
+    }
 }

@@ -1,0 +1,152 @@
+//! A loopback lab for `prewarm demo` and the end-to-end tests: sample
+//! videos made with ffmpeg, a real origin (`rclone serve http`) and a real
+//! cache in front of it (nginx with `proxy_cache`, reporting
+//! `X-Cache-Status`). Every process is stopped when its handle drops.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// A free loopback port (bound and released; good enough on loopback).
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Find a program on PATH or in the usual sbin directories.
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn wait_for_port(port: u16, child: &mut Child, what: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("{what} exited before listening ({status})");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    bail!("{what} did not listen on 127.0.0.1:{port} within 15s")
+}
+
+/// A child process killed and reaped on drop.
+pub struct Service {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    pub port: u16,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `rclone serve http DIR` on a free loopback port: a real origin with
+/// Range and HEAD support.
+pub fn start_origin(rclone: &Path, dir: &Path) -> Result<Service> {
+    let port = free_port()?;
+    let mut child = Command::new(rclone)
+        .args(["serve", "http"])
+        .arg(dir)
+        .arg(format!("--addr=127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {} serve http", rclone.display()))?;
+    wait_for_port(port, &mut child, "rclone serve http")?;
+    Ok(Service { child, url: format!("http://127.0.0.1:{port}"), port })
+}
+
+/// nginx with `proxy_cache` in front of `upstream`, its files under `dir`.
+/// The cache key is the full request URI, so each derivative URL is its own
+/// entry; `X-Cache-Status` tells MISS from HIT.
+pub fn start_cache(dir: &Path, upstream: &str) -> Result<Service> {
+    let nginx = find_program("nginx").context("nginx not found: install it with `apt-get install nginx-light`")?;
+    let port = free_port()?;
+    for sub in ["cache", "tmp", "logs"] {
+        std::fs::create_dir_all(dir.join(sub))?;
+    }
+    let d = dir.display();
+    let conf = format!(
+        r#"daemon off;
+master_process off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/logs/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log {d}/logs/access.log;
+    client_body_temp_path {d}/tmp/body;
+    proxy_temp_path {d}/tmp/proxy;
+    fastcgi_temp_path {d}/tmp/fastcgi;
+    uwsgi_temp_path {d}/tmp/uwsgi;
+    scgi_temp_path {d}/tmp/scgi;
+    proxy_cache_path {d}/cache levels=1:2 keys_zone=prewarm:10m max_size=2g inactive=1h use_temp_path=off;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass {upstream};
+            proxy_http_version 1.1;
+            proxy_cache prewarm;
+            proxy_cache_key $scheme$proxy_host$request_uri;
+            proxy_cache_valid 200 206 1h;
+            proxy_cache_lock on;
+            add_header X-Cache-Status $upstream_cache_status always;
+        }}
+    }}
+}}
+"#
+    );
+    let conf_path = dir.join("nginx.conf");
+    std::fs::write(&conf_path, conf)?;
+    let mut child = Command::new(&nginx)
+        .arg("-c")
+        .arg(&conf_path)
+        .arg("-p")
+        .arg(dir)
+        .arg("-e")
+        .arg(dir.join("logs/error.log"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", nginx.display()))?;
+    wait_for_port(port, &mut child, "nginx")?;
+    Ok(Service { child, url: format!("http://127.0.0.1:{port}"), port })
+}
+
+/// Make a short test-pattern video with ffmpeg (H.264 when available).
+pub fn make_sample_video(path: &Path, seconds: u32, size: &str) -> Result<()> {
+    let ffmpeg = find_program("ffmpeg").context("ffmpeg not found: install it with `apt-get install ffmpeg`")?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let run = |codec: &[&str]| -> Result<bool> {
+        let status = Command::new(&ffmpeg)
+            .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+            .arg(format!("testsrc=duration={seconds}:size={size}:rate=25"))
+            .args(codec)
+            .arg(path)
+            .stdin(Stdio::null())
+            .status()?;
+        Ok(status.success())
+    };
+    if run(&["-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "ultrafast"])? || run(&["-c:v", "mpeg4"])? {
+        return Ok(());
+    }
+    bail!("ffmpeg could not make {}", path.display())
+}

@@ -1,0 +1,114 @@
+//! Reports of a run, one file per format, each rendering a [`Summary`]:
+//! the summary JSON itself (the exact, mergeable record of a run), text for
+//! the terminal, Markdown, a self-contained HTML page, and Prometheus
+//! metrics (textfile or Pushgateway).
+
+pub mod html;
+pub mod markdown;
+pub mod text;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::WarmArgs;
+use crate::stats::{Stats, StatsSummary};
+
+/// Version of the summary JSON layout; bumped on incompatible changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The run's parameters, secrets redacted.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct RunInfo {
+    pub started_at: String,
+    pub finished_at: String,
+    pub elapsed_s: f64,
+    pub plugin: String,
+    pub plugin_version: String,
+    pub base_url: String,
+    pub settings: Vec<(String, String)>,
+    pub derivatives: Vec<String>,
+    pub concurrency: usize,
+    pub source: String,
+    pub shard: Option<String>,
+    pub objects_listed: u64,
+    pub objects_selected: u64,
+    pub resumed_skips: u64,
+    pub interrupted: bool,
+    pub rclone_processes: u64,
+    pub results_file: String,
+}
+
+/// The summary JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Summary {
+    pub schema_version: u32,
+    /// One entry per run (several after `report merge`).
+    pub runs: Vec<RunInfo>,
+    pub stats: StatsSummary,
+}
+
+impl Summary {
+    pub fn new(run: RunInfo, stats: &Stats) -> Self {
+        Summary { schema_version: SCHEMA_VERSION, runs: vec![run], stats: stats.to_summary() }
+    }
+
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read summary {}", path.display()))?;
+        let summary: Summary = serde_json::from_slice(&bytes)
+            .map_err(|e| crate::usage(format!("{}: not a prewarm summary ({e})", path.display())))?;
+        if summary.schema_version != SCHEMA_VERSION {
+            return Err(crate::usage(format!(
+                "{}: summary schema_version {} is not {SCHEMA_VERSION}, the version this prewarm reads",
+                path.display(),
+                summary.schema_version
+            )));
+        }
+        Ok(summary)
+    }
+
+    /// Requests per second over the run (pairs with a response).
+    pub fn elapsed_s(&self) -> f64 {
+        self.runs.iter().map(|r| r.elapsed_s).fold(0.0, f64::max)
+    }
+}
+
+/// Write `bytes` to `path` through a temporary file and a rename, so a
+/// reader never sees half a file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// The report files a run was asked for.
+#[derive(Debug, Default, Clone)]
+pub struct Outputs {
+    pub json: Option<PathBuf>,
+    pub markdown: Option<PathBuf>,
+    pub html: Option<PathBuf>,
+}
+
+impl Outputs {
+    pub fn from_args(args: &WarmArgs) -> Result<Self> {
+        Ok(Outputs { json: args.report.clone(), markdown: args.markdown.clone(), html: args.html.clone() })
+    }
+
+    /// Write every requested file.
+    pub fn write(&self, summary: &Summary) -> Result<()> {
+        let write = |path: &Option<PathBuf>, render: &dyn Fn() -> Result<Vec<u8>>| -> Result<()> {
+            if let Some(path) = path {
+                write_atomically(path, &render()?).with_context(|| format!("cannot write report {}", path.display()))?;
+            }
+            Ok(())
+        };
+        write(&self.json, &|| Ok(serde_json::to_vec_pretty(summary)?))?;
+        write(&self.markdown, &|| Ok(markdown::render(summary).into_bytes()))?;
+        write(&self.html, &|| Ok(html::render(summary).into_bytes()))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,486 @@
+//! Run statistics folded in one pass as records arrive, in fixed memory:
+//! per derivative and size class, TTFB and total-time distributions
+//! (HdrHistogram in microseconds, mergeable exactly) with Welford mean and
+//! standard deviation; counts by outcome, failure kind, HTTP status and cache
+//! state; bytes; size reduction; a bounded list of the slowest pairs.
+//! The serialized form keeps the raw state, so summaries merge exactly.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+use serde::{Deserialize, Serialize};
+
+use crate::record::{Outcome, Record};
+use crate::size::{SizeClass, SizeClasses};
+
+/// How many of the slowest pairs are kept.
+pub const SLOWEST_KEPT: usize = 20;
+
+/// Highest value the histograms track: one hour in microseconds.
+const HIST_MAX: u64 = 3_600_000_000;
+
+/// Mean and variance in one pass (Welford), mergeable (Chan et al.).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Welford {
+    pub count: u64,
+    pub mean: f64,
+    pub m2: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Welford {
+    pub fn add(&mut self, x: f64) {
+        if self.count == 0 {
+            self.min = x;
+            self.max = x;
+        } else {
+            self.min = self.min.min(x);
+            self.max = self.max.max(x);
+        }
+        self.count += 1;
+        let delta = x - self.mean;
+        self.mean += delta / self.count as f64;
+        self.m2 += delta * (x - self.mean);
+    }
+
+    pub fn merge(&mut self, other: &Welford) {
+        if other.count == 0 {
+            return;
+        }
+        if self.count == 0 {
+            *self = *other;
+            return;
+        }
+        let n = (self.count + other.count) as f64;
+        let delta = other.mean - self.mean;
+        self.m2 += other.m2 + delta * delta * self.count as f64 * other.count as f64 / n;
+        self.mean += delta * other.count as f64 / n;
+        self.count += other.count;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+
+    /// Population standard deviation.
+    pub fn stddev(&self) -> f64 {
+        if self.count < 2 { 0.0 } else { (self.m2 / self.count as f64).sqrt() }
+    }
+}
+
+/// A distribution of durations in microseconds.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    hist: Histogram<u64>,
+    welford: Welford,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing { hist: Histogram::new_with_bounds(1, HIST_MAX, 3).expect("valid histogram bounds"), welford: Welford::default() }
+    }
+}
+
+impl Timing {
+    pub fn add_ms(&mut self, ms: f64) {
+        let us = (ms * 1000.0).round().max(1.0) as u64;
+        self.hist.saturating_record(us.min(HIST_MAX));
+        self.welford.add(ms);
+    }
+
+    pub fn merge(&mut self, other: &Timing) {
+        // Same bounds on both sides, so adding cannot fail.
+        let _ = self.hist.add(&other.hist);
+        self.welford.merge(&other.welford);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.welford.count
+    }
+
+    /// The q-quantile in milliseconds (0 when empty).
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.count() == 0 { 0.0 } else { self.hist.value_at_quantile(q) as f64 / 1000.0 }
+    }
+
+    pub fn summary(&self) -> TimingSummary {
+        let w = &self.welford;
+        TimingSummary {
+            count: w.count,
+            mean_ms: w.mean,
+            stddev_ms: w.stddev(),
+            min_ms: if w.count == 0 { 0.0 } else { w.min },
+            max_ms: if w.count == 0 { 0.0 } else { w.max },
+            p50_ms: self.quantile_ms(0.50),
+            p90_ms: self.quantile_ms(0.90),
+            p95_ms: self.quantile_ms(0.95),
+            p99_ms: self.quantile_ms(0.99),
+            welford: *w,
+            histogram: encode_hist(&self.hist),
+        }
+    }
+
+    fn from_summary(s: &TimingSummary) -> Result<Self, String> {
+        Ok(Timing { hist: decode_hist(&s.histogram)?, welford: s.welford })
+    }
+
+    /// Counts per bucket for charts: (upper bound ms, count).
+    pub fn buckets_ms(&self, buckets: usize) -> Vec<(f64, u64)> {
+        if self.count() == 0 {
+            return Vec::new();
+        }
+        let max = self.hist.max().max(1);
+        let step = (max / buckets as u64).max(1);
+        let mut out = Vec::with_capacity(buckets);
+        for v in self.hist.iter_linear(step) {
+            out.push((v.value_iterated_to() as f64 / 1000.0, v.count_since_last_iteration()));
+        }
+        out
+    }
+}
+
+fn encode_hist(h: &Histogram<u64>) -> String {
+    let mut buf = Vec::new();
+    V2Serializer::new().serialize(h, &mut buf).expect("serialize histogram to memory");
+    base64::engine::general_purpose::STANDARD.encode(buf)
+}
+
+fn decode_hist(text: &str) -> Result<Histogram<u64>, String> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| format!("bad histogram encoding: {e}"))?;
+    let h: Histogram<u64> = Deserializer::new().deserialize(&mut std::io::Cursor::new(bytes)).map_err(|e| format!("bad histogram: {e:?}"))?;
+    let mut out = Histogram::new_with_bounds(1, HIST_MAX, 3).expect("valid bounds");
+    out.add(&h).map_err(|e| format!("histogram out of range: {e:?}"))?;
+    Ok(out)
+}
+
+/// A timing as written in the summary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TimingSummary {
+    pub count: u64,
+    pub mean_ms: f64,
+    pub stddev_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    /// Raw state for exact merges.
+    pub welford: Welford,
+    /// HdrHistogram V2, base64, microseconds.
+    pub histogram: String,
+}
+
+/// Size reduction of derivatives against their sources.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Reduction {
+    /// Pairs whose derivative size and source size are known.
+    pub count: u64,
+    pub original_bytes: u64,
+    pub derivative_bytes: u64,
+    /// Percent smaller than the source, per pair.
+    pub percent: Welford,
+}
+
+impl Reduction {
+    fn add(&mut self, original: u64, size: u64) {
+        if original == 0 {
+            return;
+        }
+        self.count += 1;
+        self.original_bytes += original;
+        self.derivative_bytes += size;
+        self.percent.add(100.0 * (1.0 - size as f64 / original as f64));
+    }
+
+    fn merge(&mut self, o: &Reduction) {
+        self.count += o.count;
+        self.original_bytes += o.original_bytes;
+        self.derivative_bytes += o.derivative_bytes;
+        self.percent.merge(&o.percent);
+    }
+
+    /// Overall percent saved, bytes-weighted.
+    pub fn saved_percent(&self) -> f64 {
+        if self.original_bytes == 0 { 0.0 } else { 100.0 * (1.0 - self.derivative_bytes as f64 / self.original_bytes as f64) }
+    }
+}
+
+/// One derivative × size class.
+#[derive(Debug, Clone, Default)]
+pub struct Group {
+    pub count: u64,
+    pub outcomes: BTreeMap<Outcome, u64>,
+    pub ttfb: Timing,
+    pub total: Timing,
+    pub bytes_read: u64,
+    pub reduction: Reduction,
+}
+
+impl Group {
+    fn merge(&mut self, o: &Group) {
+        self.count += o.count;
+        for (k, v) in &o.outcomes {
+            *self.outcomes.entry(*k).or_default() += v;
+        }
+        self.ttfb.merge(&o.ttfb);
+        self.total.merge(&o.total);
+        self.bytes_read += o.bytes_read;
+        self.reduction.merge(&o.reduction);
+    }
+}
+
+/// A slow pair worth naming in the report.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SlowPair {
+    pub path: String,
+    pub derivative: String,
+    pub elapsed_ms: f64,
+    pub outcome: Outcome,
+}
+
+/// Everything counted in a run.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    pub size_classes: SizeClasses,
+    pub pairs: u64,
+    pub outcomes: BTreeMap<Outcome, u64>,
+    pub groups: BTreeMap<(String, SizeClass), Group>,
+    pub failures_by_kind: BTreeMap<String, u64>,
+    pub failures_by_status: BTreeMap<u16, u64>,
+    pub cache: BTreeMap<String, u64>,
+    pub bytes_read: u64,
+    pub size_check_bytes: u64,
+    pub attempts: u64,
+    /// Slowest pairs, slowest first, at most [`SLOWEST_KEPT`].
+    pub slowest: Vec<SlowPair>,
+    /// TTFB of every pair with a response, for the headline figures.
+    pub ttfb_all: Timing,
+}
+
+impl Stats {
+    pub fn new(size_classes: SizeClasses) -> Self {
+        Stats {
+            size_classes,
+            pairs: 0,
+            outcomes: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            failures_by_kind: BTreeMap::new(),
+            failures_by_status: BTreeMap::new(),
+            cache: BTreeMap::new(),
+            bytes_read: 0,
+            size_check_bytes: 0,
+            attempts: 0,
+            slowest: Vec::new(),
+            ttfb_all: Timing::default(),
+        }
+    }
+
+    pub fn count(&self, outcome: Outcome) -> u64 {
+        self.outcomes.get(&outcome).copied().unwrap_or(0)
+    }
+
+    pub fn add(&mut self, r: &Record) {
+        self.pairs += 1;
+        *self.outcomes.entry(r.outcome).or_default() += 1;
+        self.bytes_read += r.bytes_read;
+        self.size_check_bytes += r.size_check_bytes;
+        self.attempts += u64::from(r.attempts);
+        let group = self.groups.entry((r.derivative.clone(), r.size_class)).or_default();
+        group.count += 1;
+        *group.outcomes.entry(r.outcome).or_default() += 1;
+        group.bytes_read += r.bytes_read;
+        if let Some(ttfb) = r.ttfb_ms {
+            group.ttfb.add_ms(ttfb);
+            self.ttfb_all.add_ms(ttfb);
+        }
+        if let Some(total) = r.total_ms {
+            group.total.add_ms(total);
+        }
+        if let (Some(size), Outcome::Warm) = (r.size, r.outcome) {
+            group.reduction.add(r.original_size, size);
+        }
+        if matches!(r.outcome, Outcome::Failed | Outcome::Pending) {
+            *self.failures_by_kind.entry(r.error_kind.clone().unwrap_or_else(|| "unknown".into())).or_default() += 1;
+            if let Some(status) = r.status {
+                *self.failures_by_status.entry(status).or_default() += 1;
+            }
+        }
+        if let Some(cache) = r.cache {
+            let key = serde_json::to_value(cache).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+            *self.cache.entry(key).or_default() += 1;
+        }
+        self.note_slow(SlowPair { path: r.path.clone(), derivative: r.derivative.clone(), elapsed_ms: r.elapsed_ms, outcome: r.outcome });
+    }
+
+    fn note_slow(&mut self, pair: SlowPair) {
+        if self.slowest.len() == SLOWEST_KEPT && self.slowest.last().is_some_and(|s| s.elapsed_ms >= pair.elapsed_ms) {
+            return;
+        }
+        let at = self.slowest.partition_point(|s| s.elapsed_ms >= pair.elapsed_ms);
+        self.slowest.insert(at, pair);
+        self.slowest.truncate(SLOWEST_KEPT);
+    }
+
+    /// Fold another run's statistics into this one, exactly.
+    pub fn merge(&mut self, o: &Stats) {
+        self.pairs += o.pairs;
+        for (k, v) in &o.outcomes {
+            *self.outcomes.entry(*k).or_default() += v;
+        }
+        for (k, g) in &o.groups {
+            self.groups.entry(k.clone()).or_default().merge(g);
+        }
+        for (k, v) in &o.failures_by_kind {
+            *self.failures_by_kind.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.failures_by_status {
+            *self.failures_by_status.entry(*k).or_default() += v;
+        }
+        for (k, v) in &o.cache {
+            *self.cache.entry(k.clone()).or_default() += v;
+        }
+        self.bytes_read += o.bytes_read;
+        self.size_check_bytes += o.size_check_bytes;
+        self.attempts += o.attempts;
+        for s in &o.slowest {
+            self.note_slow(s.clone());
+        }
+        self.ttfb_all.merge(&o.ttfb_all);
+    }
+
+    /// Groups rolled up per derivative (all size classes).
+    pub fn by_derivative(&self) -> BTreeMap<String, Group> {
+        let mut out: BTreeMap<String, Group> = BTreeMap::new();
+        for ((d, _), g) in &self.groups {
+            out.entry(d.clone()).or_default().merge(g);
+        }
+        out
+    }
+
+    /// Groups rolled up per size class (all derivatives).
+    pub fn by_class(&self) -> BTreeMap<SizeClass, Group> {
+        let mut out: BTreeMap<SizeClass, Group> = BTreeMap::new();
+        for ((_, c), g) in &self.groups {
+            out.entry(*c).or_default().merge(g);
+        }
+        out
+    }
+
+    /// The serializable form.
+    pub fn to_summary(&self) -> StatsSummary {
+        let group = |g: &Group| GroupSummary {
+            count: g.count,
+            outcomes: g.outcomes.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
+            ttfb: g.ttfb.summary(),
+            total: g.total.summary(),
+            bytes_read: g.bytes_read,
+            reduction: g.reduction.clone(),
+        };
+        let mut groups = Vec::new();
+        for ((d, c), g) in &self.groups {
+            groups.push(GroupEntry { derivative: d.clone(), size_class: *c, stats: group(g) });
+        }
+        StatsSummary {
+            size_classes: self.size_classes,
+            pairs: self.pairs,
+            outcomes: Outcome::ALL.iter().map(|o| (o.as_str().to_string(), self.count(*o))).collect(),
+            per_derivative: self.by_derivative().iter().map(|(k, g)| (k.clone(), group(g))).collect(),
+            per_size_class: self.by_class().iter().map(|(k, g)| (k.as_str().to_string(), group(g))).collect(),
+            groups,
+            failures_by_kind: self.failures_by_kind.clone(),
+            failures_by_status: self.failures_by_status.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            cache: self.cache.clone(),
+            bytes_read: self.bytes_read,
+            size_check_bytes: self.size_check_bytes,
+            attempts: self.attempts,
+            slowest: self.slowest.clone(),
+            ttfb: self.ttfb_all.summary(),
+        }
+    }
+
+    /// Rebuild from the serializable form.
+    pub fn from_summary(s: &StatsSummary) -> Result<Self, String> {
+        let mut stats = Stats::new(s.size_classes);
+        stats.pairs = s.pairs;
+        for o in Outcome::ALL {
+            if let Some(v) = s.outcomes.get(o.as_str()).filter(|v| **v > 0) {
+                stats.outcomes.insert(o, *v);
+            }
+        }
+        for e in &s.groups {
+            let g = &e.stats;
+            let mut outcomes = BTreeMap::new();
+            for o in Outcome::ALL {
+                if let Some(v) = g.outcomes.get(o.as_str()) {
+                    outcomes.insert(o, *v);
+                }
+            }
+            stats.groups.insert(
+                (e.derivative.clone(), e.size_class),
+                Group {
+                    count: g.count,
+                    outcomes,
+                    ttfb: Timing::from_summary(&g.ttfb)?,
+                    total: Timing::from_summary(&g.total)?,
+                    bytes_read: g.bytes_read,
+                    reduction: g.reduction.clone(),
+                },
+            );
+        }
+        stats.failures_by_kind = s.failures_by_kind.clone();
+        for (k, v) in &s.failures_by_status {
+            stats.failures_by_status.insert(k.parse().map_err(|_| format!("bad status `{k}`"))?, *v);
+        }
+        stats.cache = s.cache.clone();
+        stats.bytes_read = s.bytes_read;
+        stats.size_check_bytes = s.size_check_bytes;
+        stats.attempts = s.attempts;
+        stats.slowest = s.slowest.clone();
+        stats.ttfb_all = Timing::from_summary(&s.ttfb)?;
+        Ok(stats)
+    }
+}
+
+/// A group as written in the summary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupSummary {
+    pub count: u64,
+    pub outcomes: BTreeMap<String, u64>,
+    pub ttfb: TimingSummary,
+    pub total: TimingSummary,
+    pub bytes_read: u64,
+    pub reduction: Reduction,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupEntry {
+    pub derivative: String,
+    pub size_class: SizeClass,
+    #[serde(flatten)]
+    pub stats: GroupSummary,
+}
+
+/// The statistics part of the summary JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatsSummary {
+    pub size_classes: SizeClasses,
+    pub pairs: u64,
+    pub outcomes: BTreeMap<String, u64>,
+    /// Rolled up per derivative (derived; not used for merging).
+    pub per_derivative: BTreeMap<String, GroupSummary>,
+    /// Rolled up per size class (derived; not used for merging).
+    pub per_size_class: BTreeMap<String, GroupSummary>,
+    /// Every derivative × size class: the exact, mergeable state.
+    pub groups: Vec<GroupEntry>,
+    pub failures_by_kind: BTreeMap<String, u64>,
+    pub failures_by_status: BTreeMap<String, u64>,
+    pub cache: BTreeMap<String, u64>,
+    pub bytes_read: u64,
+    pub size_check_bytes: u64,
+    pub attempts: u64,
+    pub slowest: Vec<SlowPair>,
+    /// TTFB of every pair with a response.
+    pub ttfb: TimingSummary,
+}

@@ -1,0 +1,106 @@
+//! Pacing: the `--rate` cap shared by all workers, a run-wide pause when the
+//! CDN answers 429 (so the run slows down instead of burning retries), and
+//! exponential backoff with jitter for retries.
+
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rand::Rng;
+use tokio::time::Instant;
+
+/// Longest single wait prewarm accepts from a server or a plugin.
+pub const MAX_WAIT: Duration = Duration::from_secs(300);
+
+pub struct Pacer {
+    limiter: Option<DefaultDirectRateLimiter>,
+    paused_until: Mutex<Option<Instant>>,
+}
+
+impl Pacer {
+    pub fn new(rate_per_second: Option<u32>) -> Self {
+        let limiter = rate_per_second.and_then(NonZeroU32::new).map(|r| RateLimiter::direct(Quota::per_second(r)));
+        Pacer { limiter, paused_until: Mutex::new(None) }
+    }
+
+    /// Wait until a request may be sent.
+    pub async fn ready(&self) {
+        loop {
+            let until = *self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+            match until {
+                Some(t) if t > Instant::now() => tokio::time::sleep_until(t).await,
+                _ => break,
+            }
+        }
+        if let Some(l) = &self.limiter {
+            l.until_ready().await;
+        }
+    }
+
+    /// The CDN said "too many requests": hold every worker for `wait`.
+    pub fn pause(&self, wait: Duration) {
+        let until = Instant::now() + wait.min(MAX_WAIT);
+        let mut guard = self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none_or(|t| t < until) {
+            *guard = Some(until);
+        }
+    }
+}
+
+/// Backoff before retry number `retry` (1-based): 250 ms doubling, capped at
+/// 30 s, with full jitter between half and all of it; never less than what
+/// the server or plugin asked for.
+pub fn backoff(retry: u32, at_least: Option<Duration>) -> Duration {
+    let base = Duration::from_millis(250).saturating_mul(1u32 << retry.saturating_sub(1).min(7));
+    let capped = base.min(Duration::from_secs(30));
+    let jittered = capped.mul_f64(rand::rng().random_range(0.5..=1.0));
+    jittered.max(at_least.unwrap_or_default()).min(MAX_WAIT)
+}
+
+/// `Retry-After` as a duration: delta-seconds or an HTTP date.
+pub fn retry_after(headers: &[(String, String)]) -> Option<Duration> {
+    let value = headers.iter().find(|(k, _)| k == "retry-after").map(|(_, v)| v.trim())?;
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs).min(MAX_WAIT));
+    }
+    let when = httpdate_parse(value)?;
+    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default().min(MAX_WAIT))
+}
+
+fn httpdate_parse(value: &str) -> Option<std::time::SystemTime> {
+    humantime::parse_rfc3339_weak(value).ok().or_else(|| {
+        // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
+        let parts: Vec<&str> = value.split_whitespace().collect();
+        if parts.len() != 6 {
+            return None;
+        }
+        let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+            .iter()
+            .position(|m| *m == parts[2])?
+            + 1;
+        let text = format!("{}-{month:02}-{:0>2}T{}Z", parts[3], parts[1], parts[4]);
+        humantime::parse_rfc3339(&text).ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_respects_floor() {
+        assert!(backoff(1, None) <= Duration::from_millis(250));
+        assert!(backoff(4, None) >= Duration::from_millis(1000));
+        assert!(backoff(30, None) <= Duration::from_secs(30));
+        assert_eq!(backoff(1, Some(Duration::from_secs(5))), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn parses_retry_after_forms() {
+        let h = |v: &str| vec![("retry-after".to_string(), v.to_string())];
+        assert_eq!(retry_after(&h("3")), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after(&h("Sun, 06 Nov 1994 08:49:37 GMT")), Some(Duration::ZERO));
+        assert_eq!(retry_after(&h("soon")), None);
+    }
+}

@@ -1,0 +1,226 @@
+//! Learning a derivative's size: the plugin's size methods tried in order
+//! (the warm answer's Content-Length, HEAD, `Range: bytes=0-0`, a counted
+//! body), with what each host supports detected once, remembered for the
+//! run, and persisted with an expiry so the next run skips the probing.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::http::{self, Body, Exchange, Timeouts};
+use super::pacing::Pacer;
+use crate::plugin::{SizeMethod, WarmInfo, WarmRequest};
+
+/// Detected capabilities older than this are probed again.
+const CAPS_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// What one host supports for size probes (`None`: not known yet).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HostCaps {
+    pub head: Option<bool>,
+    pub range: Option<bool>,
+    /// When this was detected (Unix seconds).
+    pub checked_unix: u64,
+}
+
+/// Per-host capabilities, shared by all workers.
+pub struct Capabilities {
+    hosts: Mutex<HashMap<String, HostCaps>>,
+    path: Option<PathBuf>,
+    dirty: AtomicBool,
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// `scheme://host:port` of a URL: the unit capabilities are kept for.
+pub fn host_key(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .map(|u| format!("{}://{}:{}", u.scheme(), u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0)))
+        .unwrap_or_default()
+}
+
+impl Capabilities {
+    /// Load the cache file (missing or unreadable: start empty).
+    pub fn load(path: Option<PathBuf>) -> Self {
+        let now = now_unix();
+        let hosts: HashMap<String, HostCaps> = path
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let hosts = hosts.into_iter().filter(|(_, c)| now.saturating_sub(c.checked_unix) < CAPS_TTL.as_secs()).collect();
+        Capabilities { hosts: Mutex::new(hosts), path, dirty: AtomicBool::new(false) }
+    }
+
+    pub fn get(&self, host: &str) -> HostCaps {
+        self.hosts.lock().unwrap_or_else(|p| p.into_inner()).get(host).copied().unwrap_or_default()
+    }
+
+    fn update(&self, host: &str, f: impl FnOnce(&mut HostCaps)) {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        let caps = hosts.entry(host.to_string()).or_default();
+        let before = *caps;
+        f(caps);
+        if *caps != before {
+            caps.checked_unix = now_unix();
+            self.dirty.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Write the cache file if anything was learned (temp file + rename).
+    pub fn save(&self) -> std::io::Result<()> {
+        let Some(path) = &self.path else { return Ok(()) };
+        if !self.dirty.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let json = serde_json::to_vec_pretty(&*self.hosts.lock().unwrap_or_else(|p| p.into_inner()))?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+        std::fs::write(&tmp, json)?;
+        std::fs::rename(tmp, path)
+    }
+}
+
+/// The size found, how, and what it cost.
+#[derive(Debug, Clone, Default)]
+pub struct SizeOutcome {
+    pub size: Option<u64>,
+    pub method: Option<SizeMethod>,
+    /// Body bytes read by size probes (not by the warm request).
+    pub bytes_moved: u64,
+    /// Extra requests sent.
+    pub requests: u32,
+}
+
+/// Everything a size probe needs.
+pub struct Prober<'a> {
+    pub client: &'a reqwest::Client,
+    pub caps: &'a Capabilities,
+    pub pacer: &'a Pacer,
+    pub timeouts: Timeouts,
+}
+
+fn content_range_total(headers: &[(String, String)]) -> Option<u64> {
+    let v = headers.iter().find(|(k, _)| k == "content-range").map(|(_, v)| v)?;
+    v.rsplit_once('/').and_then(|(_, total)| total.trim().parse().ok())
+}
+
+impl Prober<'_> {
+    /// Try `methods` in order until one gives a size.
+    pub async fn resolve(&self, request: &WarmRequest, methods: &[SizeMethod], warm: &Exchange, info: &WarmInfo) -> SizeOutcome {
+        let host = host_key(&request.url);
+        let mut out = SizeOutcome::default();
+        for &method in methods {
+            let size = match method {
+                SizeMethod::WarmContentLength => {
+                    let plain = (200..300).contains(&warm.meta.status) && warm.meta.status != 206;
+                    info.size.or(if plain { warm.content_length } else { None })
+                }
+                SizeMethod::Head => {
+                    if self.caps.get(&host).head == Some(false) {
+                        continue;
+                    }
+                    self.head(request, &host, &mut out).await
+                }
+                SizeMethod::Range => {
+                    if self.caps.get(&host).range == Some(false) {
+                        continue;
+                    }
+                    self.range(request, &host, &mut out).await
+                }
+                SizeMethod::FullBody => {
+                    if warm.meta.body_complete && warm.meta.body_bytes > 0 && warm.meta.status == 200 {
+                        Some(warm.meta.body_bytes)
+                    } else {
+                        self.full(request, &mut out).await
+                    }
+                }
+            };
+            if let Some(size) = size {
+                out.size = Some(size);
+                out.method = Some(method);
+                break;
+            }
+        }
+        out
+    }
+
+    async fn head(&self, request: &WarmRequest, host: &str, out: &mut SizeOutcome) -> Option<u64> {
+        self.pacer.ready().await;
+        out.requests += 1;
+        let ex = http::send_method(self.client, reqwest::Method::HEAD, request, &[], Body::None, 1, self.timeouts).await.ok()?;
+        match ex.meta.status {
+            405 | 501 => {
+                self.caps.update(host, |c| c.head = Some(false));
+                None
+            }
+            200..=299 => {
+                self.caps.update(host, |c| c.head = Some(true));
+                ex.content_length
+            }
+            _ => None,
+        }
+    }
+
+    async fn range(&self, request: &WarmRequest, host: &str, out: &mut SizeOutcome) -> Option<u64> {
+        self.pacer.ready().await;
+        out.requests += 1;
+        let ex = http::send(self.client, request, &[("range", "bytes=0-0")], Body::AtMost(1), 1, self.timeouts).await.ok()?;
+        out.bytes_moved += ex.meta.body_bytes;
+        match ex.meta.status {
+            206 => {
+                self.caps.update(host, |c| c.range = Some(true));
+                content_range_total(&ex.meta.headers)
+            }
+            200 => {
+                self.caps.update(host, |c| c.range = Some(false));
+                None
+            }
+            _ => None,
+        }
+    }
+
+    async fn full(&self, request: &WarmRequest, out: &mut SizeOutcome) -> Option<u64> {
+        self.pacer.ready().await;
+        out.requests += 1;
+        let ex = http::send(self.client, request, &[], Body::Full, 1, self.timeouts).await.ok()?;
+        out.bytes_moved += ex.meta.body_bytes;
+        ((200..300).contains(&ex.meta.status) && ex.meta.body_complete).then_some(ex.meta.body_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_content_range_total() {
+        let h = |v: &str| vec![("content-range".to_string(), v.to_string())];
+        assert_eq!(content_range_total(&h("bytes 0-0/12345")), Some(12345));
+        assert_eq!(content_range_total(&h("bytes 0-0/*")), None);
+    }
+
+    #[test]
+    fn capabilities_persist_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("caps.json");
+        let caps = Capabilities::load(Some(path.clone()));
+        caps.update("http://a:80", |c| c.head = Some(false));
+        caps.save().unwrap();
+        let again = Capabilities::load(Some(path.clone()));
+        assert_eq!(again.get("http://a:80").head, Some(false));
+        // An entry older than the TTL is dropped on load.
+        let mut stale: HashMap<String, HostCaps> = HashMap::new();
+        stale.insert("http://b:80".into(), HostCaps { head: Some(false), range: None, checked_unix: 1 });
+        std::fs::write(&path, serde_json::to_vec(&stale).unwrap()).unwrap();
+        assert_eq!(Capabilities::load(Some(path)).get("http://b:80").head, None);
+    }
+}

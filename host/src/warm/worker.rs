@@ -1,0 +1,254 @@
+//! One worker: owns a plugin instance and warms pairs one at a time. For a
+//! pair it asks the plugin for the request, sends it, hands the answer back
+//! for a verdict and acts on it (poll, follow-up, retry with backoff, stop),
+//! then learns the size. Every pair ends as exactly one [`Record`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::http::{self, Body, Exchange, Timeouts, TransportError};
+use super::pacing::{self, Pacer};
+use super::sizing::{Capabilities, Prober};
+use super::{Job, SharedJob};
+use crate::plugin::{CacheState, Derivative, ObjectRef, PluginInstance, SizeMethod, Verdict, WarmInfo, WarmRequest};
+use crate::record::{Outcome, Record, now_rfc3339};
+use crate::redact::redact_url;
+
+/// Most follow-up requests one pair may take.
+const MAX_FOLLOW_UPS: u32 = 10;
+/// Most 429 answers one pair may absorb; they pause the run rather than
+/// count as retries.
+const MAX_RATE_LIMITED: u32 = 20;
+
+/// What every worker shares.
+pub struct WorkerContext {
+    pub client: reqwest::Client,
+    pub pacer: Pacer,
+    pub caps: Capabilities,
+    pub timeouts: Timeouts,
+    pub retries: u32,
+    pub max_polls: u32,
+    pub derivatives: Vec<Derivative>,
+    pub max_source_bytes: Option<u64>,
+    pub cancel: CancellationToken,
+}
+
+pub struct Worker {
+    ctx: Arc<WorkerContext>,
+    plugin: PluginInstance,
+    /// Size methods per derivative index, asked once.
+    size_methods: Vec<Option<Vec<SizeMethod>>>,
+}
+
+/// The running state of one pair.
+struct PairRun {
+    started: Instant,
+    record: Record,
+    last: Option<Exchange>,
+}
+
+impl PairRun {
+    fn finish(mut self, outcome: Outcome, error: Option<(&str, String)>) -> Record {
+        self.record.outcome = outcome;
+        if let Some((kind, message)) = error {
+            self.record.error_kind = Some(kind.to_string());
+            self.record.error = Some(crate::redact::redact_text(&message));
+        }
+        if let Some(last) = &self.last {
+            self.record.status = Some(last.meta.status);
+            self.record.ttfb_ms = Some(ms(last.ttfb));
+            self.record.total_ms = Some(ms(last.total));
+        }
+        self.record.elapsed_ms = ms(self.started.elapsed());
+        self.record.finished_at = now_rfc3339();
+        self.record
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// The error kind for a status when retries ran out.
+fn exhausted_kind(status: Option<u16>) -> &'static str {
+    match status {
+        Some(429) => "rate_limited",
+        Some(408) => "timeout",
+        Some(s) if s >= 500 => "server_error",
+        Some(s) if (200..300).contains(&s) => "truncated",
+        _ => "unknown",
+    }
+}
+
+impl Worker {
+    pub fn new(ctx: Arc<WorkerContext>, plugin: PluginInstance) -> Self {
+        let n = ctx.derivatives.len();
+        Worker { ctx, plugin, size_methods: vec![None; n] }
+    }
+
+    /// A record for a pair that was never attempted.
+    pub fn skipped(job: &Job, derivative: &str, kind: &str, message: String) -> Record {
+        PairRun { started: Instant::now(), record: blank(job, derivative), last: None }
+            .finish(Outcome::Skipped, Some((kind, message)))
+    }
+
+    /// Warm one pair.
+    pub async fn warm(&mut self, shared: &SharedJob) -> Record {
+        let (job, index) = (&shared.job, shared.derivative);
+        let ctx = self.ctx.clone();
+        let derivative = &ctx.derivatives[index];
+        let object = ObjectRef { path: &job.object.path, size: job.object.size };
+        let mut run = PairRun { started: Instant::now(), record: blank(job, &derivative.name), last: None };
+
+        if let Some(max) = ctx.max_source_bytes.filter(|m| job.object.size > *m) {
+            return run.finish(
+                Outcome::Skipped,
+                Some((
+                    "too_large",
+                    format!(
+                        "source is {} , over the CDN's {} limit (use --ignore-limits to warm anyway)",
+                        crate::size::human(job.object.size),
+                        crate::size::human(max)
+                    ),
+                )),
+            );
+        }
+
+        let mut request = match self.plugin.warm_request(object, derivative) {
+            Ok(r) => r,
+            Err(e) => return run.finish(Outcome::Failed, Some((e.kind(), e.to_string()))),
+        };
+        run.record.url = Some(redact_url(&request.url));
+
+        let (mut retries, mut polls, mut follow_ups, mut rate_limited) = (0u32, 0u32, 0u32, 0u32);
+        let (info, outcome) = loop {
+            if ctx.cancel.is_cancelled() {
+                return run.finish(Outcome::Skipped, Some(("interrupted", "run interrupted before this pair finished".into())));
+            }
+            ctx.pacer.ready().await;
+            run.record.attempts += 1;
+            let body = if request.read_body { Body::Full } else { Body::None };
+            let sent = http::send(&ctx.client, &request, &[], body, run.record.attempts, ctx.timeouts).await;
+            let exchange = match sent {
+                Ok(ex) => ex,
+                Err(TransportError { kind, message }) => {
+                    retries += 1;
+                    if retries > ctx.retries {
+                        let attempts = run.record.attempts;
+                        return run.finish(Outcome::Failed, Some((kind.as_str(), format!("{message} (after {attempts} attempts)"))));
+                    }
+                    // A cancelled wait ends at the loop's cancellation check.
+                    self.wait(pacing::backoff(retries, None)).await;
+                    continue;
+                }
+            };
+            run.record.bytes_read += exchange.meta.body_bytes;
+            let verdict = self.plugin.classify(object, derivative, &exchange.meta);
+            let body_error = exchange.body_error.clone();
+            let status = exchange.meta.status;
+            let retry_after = pacing::retry_after(&exchange.meta.headers);
+            run.last = Some(exchange);
+            let verdict = match verdict {
+                Ok(v) => v,
+                Err(e) => return run.finish(Outcome::Failed, Some((e.kind(), e.to_string()))),
+            };
+            match verdict {
+                Verdict::Warm(info) => break (info, Outcome::Warm),
+                Verdict::Passthrough(info) => break (info, Outcome::Passthrough),
+                Verdict::Failed { kind, message } => return run.finish(Outcome::Failed, Some((kind.as_str(), message))),
+                Verdict::Pending { after_ms } => {
+                    polls += 1;
+                    if polls > ctx.max_polls {
+                        return run.finish(
+                            Outcome::Pending,
+                            Some(("still_pending", format!("still transforming after {} polls", ctx.max_polls))),
+                        );
+                    }
+                    let wait = Duration::from_millis(u64::from(after_ms)).clamp(Duration::from_millis(10), pacing::MAX_WAIT);
+                    self.wait(wait).await;
+                }
+                Verdict::FollowUp(next) => {
+                    follow_ups += 1;
+                    if follow_ups > MAX_FOLLOW_UPS {
+                        return run.finish(Outcome::Failed, Some(("follow_ups", format!("more than {MAX_FOLLOW_UPS} follow-up requests"))));
+                    }
+                    request = next;
+                }
+                Verdict::Retryable { reason, after_ms } => {
+                    let asked = after_ms.map(|m| Duration::from_millis(u64::from(m))).or(retry_after);
+                    if status == 429 {
+                        rate_limited += 1;
+                        let wait = pacing::backoff(rate_limited, asked);
+                        ctx.pacer.pause(wait);
+                        if rate_limited > MAX_RATE_LIMITED {
+                            return run.finish(Outcome::Failed, Some(("rate_limited", format!("{reason}: still rate limited after {rate_limited} waits"))));
+                        }
+                        continue;
+                    }
+                    retries += 1;
+                    if retries > ctx.retries {
+                        let kind = body_error.as_ref().map(|e| e.kind.as_str()).unwrap_or(exhausted_kind(Some(status)));
+                        let reason = body_error.map(|e| format!("{reason}: {}", e.message)).unwrap_or(reason);
+                        let attempts = run.record.attempts;
+                        return run.finish(Outcome::Failed, Some((kind, format!("{reason} (after {attempts} attempts)"))));
+                    }
+                    self.wait(pacing::backoff(retries, asked)).await;
+                }
+            }
+        };
+
+        run.record.cache = Some(info.cache);
+        run.record.cache_status = info.cache_status.clone();
+        self.size(&mut run, index, &request, &info).await;
+        run.finish(outcome, None)
+    }
+
+    async fn size(&mut self, run: &mut PairRun, index: usize, request: &WarmRequest, info: &WarmInfo) {
+        let Some(warm) = &run.last else { return };
+        if self.size_methods[index].is_none() {
+            let methods = self.plugin.size_methods(&self.ctx.derivatives[index]).unwrap_or_default();
+            self.size_methods[index] = Some(methods);
+        }
+        let methods = self.size_methods[index].as_deref().unwrap_or_default();
+        let prober = Prober { client: &self.ctx.client, caps: &self.ctx.caps, pacer: &self.ctx.pacer, timeouts: self.ctx.timeouts };
+        let found = prober.resolve(request, methods, warm, info).await;
+        run.record.size = found.size;
+        run.record.size_method = found.method;
+        run.record.size_check_bytes = found.bytes_moved;
+    }
+
+    /// Sleep unless the run is cancelled; false when cancelled.
+    async fn wait(&self, d: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => true,
+            _ = self.ctx.cancel.cancelled() => false,
+        }
+    }
+}
+
+fn blank(job: &Job, derivative: &str) -> Record {
+    Record {
+        path: job.object.path.clone(),
+        derivative: derivative.to_string(),
+        url: None,
+        outcome: Outcome::Skipped,
+        status: None,
+        attempts: 0,
+        ttfb_ms: None,
+        total_ms: None,
+        elapsed_ms: 0.0,
+        bytes_read: 0,
+        size: None,
+        size_method: None,
+        size_check_bytes: 0,
+        original_size: job.object.size,
+        size_class: job.class,
+        cache: None::<CacheState>,
+        cache_status: None,
+        error_kind: None,
+        error: None,
+        finished_at: String::new(),
+    }
+}

@@ -12,6 +12,7 @@ pub mod commands;
 pub mod lab;
 pub mod listing;
 pub mod logging;
+pub mod memory;
 pub mod plugin;
 pub mod rclone;
 pub mod record;

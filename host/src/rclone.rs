@@ -192,6 +192,14 @@ impl Rclone {
         Ok(())
     }
 
+    /// The daemon's process id, if it is running.
+    pub fn daemon_pid(&self) -> Option<u32> {
+        match self.daemon.get() {
+            Some(Some(d)) => d.child.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|c| c.id()),
+            _ => None,
+        }
+    }
+
     /// Stop the daemon now (it is also stopped when the last clone drops).
     pub fn shutdown(&self) {
         if let Some(Some(d)) = self.daemon.get() {

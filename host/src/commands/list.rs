@@ -36,6 +36,7 @@ struct ListSummary {
     over_threshold: Vec<Object>,
     objects_seen: u64,
     rclone_processes: u64,
+    peak_rss_bytes: Option<u64>,
 }
 
 pub fn run(args: ListArgs) -> Result<Exit> {
@@ -62,6 +63,7 @@ async fn run_async(args: ListArgs) -> Result<Exit> {
         over_threshold: Vec::new(),
         objects_seen: 0,
         rclone_processes: 0,
+        peak_rss_bytes: None,
     };
     if args.json {
         write!(out, "{{\"objects\":[")?;
@@ -93,6 +95,7 @@ async fn run_async(args: ListArgs) -> Result<Exit> {
     let totals = task.await??;
     summary.objects_seen = totals.seen;
     summary.rclone_processes = rclone.as_ref().map_or(0, |r| r.processes_spawned());
+    summary.peak_rss_bytes = crate::memory::peak_rss_bytes();
 
     if args.json {
         write!(out, "],\"summary\":")?;

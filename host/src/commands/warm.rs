@@ -191,6 +191,7 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         interrupted: outcome.interrupted,
         rclone_processes: rclone.as_ref().map_or(0, Rclone::processes_spawned),
         results_file: args.results.display().to_string(),
+        peak_rss_bytes: crate::memory::peak_rss_bytes(),
     };
     let summary = report::Summary::new(info, &outcome.stats);
     reports.write(&summary)?;

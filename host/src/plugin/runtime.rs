@@ -128,11 +128,14 @@ impl PluginRuntime {
         self.engine.precompile_compatibility_hash().hash(&mut engine_hash);
         let key = format!("{}-{:016x}.cwasm", hex::encode(Sha256::digest(bytes)), engine_hash.finish());
         let path = dir.join(key);
-        if path.is_file() {
+        // Read into memory rather than mmap the file: a cache file changed
+        // under a live mapping would fault the whole process.
+        if let Ok(cached) = std::fs::read(&path) {
             // SAFETY: the file was written by `Engine::precompile_component`
             // of an engine with the same compatibility hash (it is in the
-            // name), into prewarm's own cache directory.
-            match unsafe { Component::deserialize_file(&self.engine, &path) } {
+            // name), into prewarm's own cache directory; wasmtime checks its
+            // header and rejects anything else.
+            match unsafe { Component::deserialize(&self.engine, &cached) } {
                 Ok(c) => return Ok(c),
                 Err(e) => tracing::debug!("ignoring unusable cached component {}: {e:#}", path.display()),
             }

@@ -38,6 +38,9 @@ pub struct RunInfo {
     pub interrupted: bool,
     pub rclone_processes: u64,
     pub results_file: String,
+    /// Peak resident memory of the prewarm process.
+    #[serde(default)]
+    pub peak_rss_bytes: Option<u64>,
 }
 
 /// The summary JSON.

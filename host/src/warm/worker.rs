@@ -189,7 +189,11 @@ impl Worker {
                     }
                     retries += 1;
                     if retries > ctx.retries {
-                        let kind = body_error.as_ref().map(|e| e.kind.as_str()).unwrap_or(exhausted_kind(Some(status)));
+                        let kind = match &body_error {
+                            Some(e) if e.kind == http::TransportKind::Timeout => "timeout",
+                            Some(_) => "truncated",
+                            None => exhausted_kind(Some(status)),
+                        };
                         let reason = body_error.map(|e| format!("{reason}: {}", e.message)).unwrap_or(reason);
                         let attempts = run.record.attempts;
                         return run.finish(Outcome::Failed, Some((kind, format!("{reason} (after {attempts} attempts)"))));

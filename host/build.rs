@@ -18,7 +18,16 @@ fn main() {
     let root = manifest_dir.parent().unwrap().to_path_buf();
     let plugins = root.join("plugins");
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
-    for entry in ["Cargo.toml", "Cargo.lock", "sdk", "cloudflare-media", "video-resizer", "akamai-ivm", "template", "testing"] {
+    for entry in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "sdk",
+        "cloudflare-media",
+        "video-resizer",
+        "akamai-ivm",
+        "template",
+        "testing",
+    ] {
         println!("cargo:rerun-if-changed={}", plugins.join(entry).display());
     }
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
@@ -34,7 +43,13 @@ fn main() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&plugins)
-        .args(["build", "--release", "--locked", "--target", "wasm32-wasip2"])
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            "wasm32-wasip2",
+        ])
         .arg("--target-dir")
         .arg(&guest_target);
     // The outer build's flags and wrappers are for the host target (and
@@ -50,7 +65,9 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd.status().expect("could not run cargo to build the plugins");
+    let status = cmd
+        .status()
+        .expect("could not run cargo to build the plugins");
     if !status.success() {
         panic!(
             "building the wasm plugins in {} failed; is the target installed? run `rustup target add wasm32-wasip2`",
@@ -59,11 +76,16 @@ fn main() {
     }
 
     let out_dir = guest_target.join("wasm32-wasip2").join("release");
-    let mut table = String::from("/// The first-party plugins: (name, component bytes).\npub(crate) const BUILTIN_PLUGINS: &[(&str, &[u8])] = &[\n");
+    let mut table = String::from(
+        "/// The first-party plugins: (name, component bytes).\npub(crate) const BUILTIN_PLUGINS: &[(&str, &[u8])] = &[\n",
+    );
     for (name, stem) in BUILTINS {
         let wasm = out_dir.join(format!("{stem}.wasm"));
         assert!(wasm.exists(), "missing plugin artifact {}", wasm.display());
-        table.push_str(&format!("    ({name:?}, include_bytes!({:?})),\n", wasm.display().to_string()));
+        table.push_str(&format!(
+            "    ({name:?}, include_bytes!({:?})),\n",
+            wasm.display().to_string()
+        ));
     }
     table.push_str("];\n");
     table.push_str(&format!(

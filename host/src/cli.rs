@@ -6,7 +6,13 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "prewarm", version, about = "Pre-warm CDN caches for video derivatives", propagate_version = true)]
+#[command(
+    name = "prewarm",
+    version,
+    about = "Pre-warm CDN caches for video derivatives",
+    propagate_version = true,
+    args_override_self = true
+)]
 pub struct Cli {
     /// More logging (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -20,7 +26,7 @@ pub enum Command {
     /// Warm every derivative of every listed object through the CDN.
     Warm(Box<WarmArgs>),
     /// Print the filtered listing with a size summary.
-    List(ListArgs),
+    List(Box<ListArgs>),
     /// List or inspect CDN strategy plugins.
     Plugins(PluginsArgs),
     /// A complete local run: sample videos, a loopback origin and cache, a warm, the report.
@@ -31,7 +37,12 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct SourceArgs {
     /// An rclone remote and path (`s3:bucket/videos`, or a local directory).
-    #[arg(long, value_name = "REMOTE:PATH", conflicts_with = "listing", required_unless_present = "listing")]
+    #[arg(
+        long,
+        value_name = "REMOTE:PATH",
+        conflicts_with = "listing",
+        required_unless_present = "listing"
+    )]
     pub source: Option<String>,
     /// A saved listing (`rclone lsjson` output or JSON lines); `-` for stdin.
     #[arg(long, value_name = "FILE|-")]
@@ -162,7 +173,11 @@ pub struct WarmArgs {
     #[arg(long, value_name = "N")]
     pub rate: Option<u32>,
     /// Results file (JSON lines, one per pair).
-    #[arg(long, value_name = "FILE.jsonl", default_value = "prewarm-results.jsonl")]
+    #[arg(
+        long,
+        value_name = "FILE.jsonl",
+        default_value = "prewarm-results.jsonl"
+    )]
     pub results: PathBuf,
     /// Skip pairs already warm in the results file, and append to it.
     #[arg(long)]

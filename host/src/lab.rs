@@ -68,14 +68,19 @@ pub fn start_origin(rclone: &Path, dir: &Path) -> Result<Service> {
         .spawn()
         .with_context(|| format!("cannot start {} serve http", rclone.display()))?;
     wait_for_port(port, &mut child, "rclone serve http")?;
-    Ok(Service { child, url: format!("http://127.0.0.1:{port}"), port })
+    Ok(Service {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        port,
+    })
 }
 
 /// nginx with `proxy_cache` in front of `upstream`, its files under `dir`.
 /// The cache key is the full request URI, so each derivative URL is its own
 /// entry; `X-Cache-Status` tells MISS from HIT.
 pub fn start_cache(dir: &Path, upstream: &str) -> Result<Service> {
-    let nginx = find_program("nginx").context("nginx not found: install it with `apt-get install nginx-light`")?;
+    let nginx = find_program("nginx")
+        .context("nginx not found: install it with `apt-get install nginx-light`")?;
     let port = free_port()?;
     for sub in ["cache", "tmp", "logs"] {
         std::fs::create_dir_all(dir.join(sub))?;
@@ -126,18 +131,31 @@ http {{
         .spawn()
         .with_context(|| format!("cannot start {}", nginx.display()))?;
     wait_for_port(port, &mut child, "nginx")?;
-    Ok(Service { child, url: format!("http://127.0.0.1:{port}"), port })
+    Ok(Service {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        port,
+    })
 }
 
 /// Make a short test-pattern video with ffmpeg (H.264 when available).
 pub fn make_sample_video(path: &Path, seconds: u32, size: &str) -> Result<()> {
-    let ffmpeg = find_program("ffmpeg").context("ffmpeg not found: install it with `apt-get install ffmpeg`")?;
+    let ffmpeg = find_program("ffmpeg")
+        .context("ffmpeg not found: install it with `apt-get install ffmpeg`")?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let run = |codec: &[&str]| -> Result<bool> {
         let status = Command::new(&ffmpeg)
-            .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+            ])
             .arg(format!("testsrc=duration={seconds}:size={size}:rate=25"))
             .args(codec)
             .arg(path)
@@ -145,7 +163,15 @@ pub fn make_sample_video(path: &Path, seconds: u32, size: &str) -> Result<()> {
             .status()?;
         Ok(status.success())
     };
-    if run(&["-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "ultrafast"])? || run(&["-c:v", "mpeg4"])? {
+    if run(&[
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-preset",
+        "ultrafast",
+    ])? || run(&["-c:v", "mpeg4"])?
+    {
         return Ok(());
     }
     bail!("ffmpeg could not make {}", path.display())

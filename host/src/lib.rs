@@ -55,9 +55,12 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
 
 /// The exit code for an error that ended the run.
 pub fn exit_code_for(err: &anyhow::Error) -> Exit {
-    if err.chain().any(|e| e.is::<UsageError>() || e.is::<plugin::PluginError>() || e.is::<listing::ListingError>()
-        || e.is::<rclone::RcloneError>())
-    {
+    if err.chain().any(|e| {
+        e.is::<UsageError>()
+            || e.is::<plugin::PluginError>()
+            || e.is::<listing::ListingError>()
+            || e.is::<rclone::RcloneError>()
+    }) {
         Exit::Usage
     } else {
         Exit::Other
@@ -68,7 +71,7 @@ pub fn exit_code_for(err: &anyhow::Error) -> Exit {
 pub fn run(cli: cli::Cli) -> anyhow::Result<Exit> {
     match cli.command {
         cli::Command::Plugins(args) => commands::plugins::run(args),
-        cli::Command::List(args) => commands::list::run(args),
+        cli::Command::List(args) => commands::list::run(*args),
         cli::Command::Warm(args) => commands::warm::run(*args),
         cli::Command::Demo(args) => commands::demo::run(args),
     }

@@ -36,11 +36,21 @@ const CHANNEL_DEPTH: usize = 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum ListingError {
     #[error("listing {source_name} line {line}: {message}")]
-    Malformed { source_name: String, line: u64, message: String },
+    Malformed {
+        source_name: String,
+        line: u64,
+        message: String,
+    },
     #[error("cannot read listing {source_name}: {error}")]
-    Read { source_name: String, error: std::io::Error },
+    Read {
+        source_name: String,
+        error: std::io::Error,
+    },
     #[error("{option}: {message}")]
-    BadFilter { option: &'static str, message: String },
+    BadFilter {
+        option: &'static str,
+        message: String,
+    },
     #[error(transparent)]
     Rclone(#[from] RcloneError),
 }
@@ -57,7 +67,8 @@ impl Shard {
     /// count from `N` or `PREWARM_SHARDS`).
     pub fn parse(text: &str) -> Result<Self, String> {
         let env = |name: &str| -> Result<String, String> {
-            std::env::var(name).map_err(|_| format!("--shard {text}: environment variable {name} is not set"))
+            std::env::var(name)
+                .map_err(|_| format!("--shard {text}: environment variable {name} is not set"))
         };
         let (index, count) = match text.split_once('/') {
             Some(("auto", n)) => (env("JOB_COMPLETION_INDEX")?, n.to_string()),
@@ -65,10 +76,18 @@ impl Shard {
             None if text == "auto" => (env("JOB_COMPLETION_INDEX")?, env("PREWARM_SHARDS")?),
             None => return Err(format!("--shard {text}: expected I/N (e.g. 0/4) or auto")),
         };
-        let index: u64 = index.trim().parse().map_err(|_| format!("--shard {text}: shard index `{index}` is not a number"))?;
-        let count: u64 = count.trim().parse().map_err(|_| format!("--shard {text}: shard count `{count}` is not a number"))?;
+        let index: u64 = index
+            .trim()
+            .parse()
+            .map_err(|_| format!("--shard {text}: shard index `{index}` is not a number"))?;
+        let count: u64 = count
+            .trim()
+            .parse()
+            .map_err(|_| format!("--shard {text}: shard count `{count}` is not a number"))?;
         if count == 0 || index >= count {
-            return Err(format!("--shard {text}: index must be below the count, and the count above 0"));
+            return Err(format!(
+                "--shard {text}: index must be below the count, and the count above 0"
+            ));
         }
         Ok(Shard { index, count })
     }
@@ -107,19 +126,31 @@ fn globs(option: &'static str, patterns: &[String]) -> Result<Option<GlobSet>, L
             .literal_separator(true)
             .build()
             .or_else(|_| Glob::new(p))
-            .map_err(|e| ListingError::BadFilter { option, message: format!("`{p}` is not a glob: {e}") })?;
+            .map_err(|e| ListingError::BadFilter {
+                option,
+                message: format!("`{p}` is not a glob: {e}"),
+            })?;
         builder.add(glob);
     }
-    builder.build().map(Some).map_err(|e| ListingError::BadFilter { option, message: e.to_string() })
+    builder
+        .build()
+        .map(Some)
+        .map_err(|e| ListingError::BadFilter {
+            option,
+            message: e.to_string(),
+        })
 }
 
 impl Filters {
     pub fn from_args(args: &SourceArgs) -> Result<Self, ListingError> {
-        let size = |option: &'static str, v: &Option<String>| -> Result<Option<u64>, ListingError> {
-            v.as_deref()
-                .map(|s| parse_size(s).map_err(|message| ListingError::BadFilter { option, message }))
-                .transpose()
-        };
+        let size =
+            |option: &'static str, v: &Option<String>| -> Result<Option<u64>, ListingError> {
+                v.as_deref()
+                    .map(|s| {
+                        parse_size(s).map_err(|message| ListingError::BadFilter { option, message })
+                    })
+                    .transpose()
+            };
         let filters = Filters {
             extensions: args
                 .extensions
@@ -137,7 +168,10 @@ impl Filters {
         if let (Some(min), Some(max)) = (filters.min_size, filters.max_size)
             && min > max
         {
-            return Err(ListingError::BadFilter { option: "--min-size", message: "is above --max-size".into() });
+            return Err(ListingError::BadFilter {
+                option: "--min-size",
+                message: "is above --max-size".into(),
+            });
         }
         Ok(filters)
     }
@@ -151,13 +185,23 @@ impl Filters {
                 return false;
             }
         }
-        if self.min_size.is_some_and(|m| object.size < m) || self.max_size.is_some_and(|m| object.size > m) {
+        if self.min_size.is_some_and(|m| object.size < m)
+            || self.max_size.is_some_and(|m| object.size > m)
+        {
             return false;
         }
-        if self.include.as_ref().is_some_and(|g| !g.is_match(&object.path)) {
+        if self
+            .include
+            .as_ref()
+            .is_some_and(|g| !g.is_match(&object.path))
+        {
             return false;
         }
-        if self.exclude.as_ref().is_some_and(|g| g.is_match(&object.path)) {
+        if self
+            .exclude
+            .as_ref()
+            .is_some_and(|g| g.is_match(&object.path))
+        {
             return false;
         }
         self.shard.is_none_or(|s| s.contains(&object.path))
@@ -176,7 +220,10 @@ pub enum ListingSource {
 }
 
 impl ListingSource {
-    pub fn from_args(args: &SourceArgs, rclone: impl FnOnce() -> Result<Rclone, RcloneError>) -> Result<Self, ListingError> {
+    pub fn from_args(
+        args: &SourceArgs,
+        rclone: impl FnOnce() -> Result<Rclone, RcloneError>,
+    ) -> Result<Self, ListingError> {
         match (&args.source, &args.listing) {
             (_, Some(l)) if l == "-" => Ok(ListingSource::Stdin),
             (_, Some(l)) => {
@@ -189,8 +236,14 @@ impl ListingSource {
                 }
                 Ok(ListingSource::File(path))
             }
-            (Some(remote), None) => Ok(ListingSource::Rclone { rclone: rclone()?, remote: remote.clone() }),
-            (None, None) => Err(ListingError::BadFilter { option: "--source", message: "give --source REMOTE:PATH or --listing FILE|-".into() }),
+            (Some(remote), None) => Ok(ListingSource::Rclone {
+                rclone: rclone()?,
+                remote: remote.clone(),
+            }),
+            (None, None) => Err(ListingError::BadFilter {
+                option: "--source",
+                message: "give --source REMOTE:PATH or --listing FILE|-".into(),
+            }),
         }
     }
 
@@ -221,24 +274,47 @@ pub struct ListingTotals {
 pub fn stream(
     source: ListingSource,
     filters: Filters,
-) -> (mpsc::Receiver<Object>, tokio::task::JoinHandle<Result<ListingTotals, ListingError>>) {
+) -> (
+    mpsc::Receiver<Object>,
+    tokio::task::JoinHandle<Result<ListingTotals, ListingError>>,
+) {
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let task = tokio::spawn(async move {
         let name = source.name();
         match source {
             ListingSource::File(path) => {
-                let file = tokio::fs::File::open(&path)
-                    .await
-                    .map_err(|error| ListingError::Read { source_name: name.clone(), error })?;
-                pump(BufReader::with_capacity(64 * 1024, file), &name, &filters, &tx).await
+                let file =
+                    tokio::fs::File::open(&path)
+                        .await
+                        .map_err(|error| ListingError::Read {
+                            source_name: name.clone(),
+                            error,
+                        })?;
+                pump(
+                    BufReader::with_capacity(64 * 1024, file),
+                    &name,
+                    &filters,
+                    &tx,
+                )
+                .await
             }
-            ListingSource::Stdin => pump(BufReader::new(tokio::io::stdin()), &name, &filters, &tx).await,
+            ListingSource::Stdin => {
+                pump(BufReader::new(tokio::io::stdin()), &name, &filters, &tx).await
+            }
             ListingSource::Rclone { rclone, remote } => {
                 let mut child = rclone.lsjson(&remote)?;
                 let stdout = child.stdout();
-                let pumped = pump(BufReader::with_capacity(64 * 1024, stdout), &name, &filters, &tx).await;
+                let pumped = pump(
+                    BufReader::with_capacity(64 * 1024, stdout),
+                    &name,
+                    &filters,
+                    &tx,
+                )
+                .await;
                 // When the limit stopped us early, rclone's exit is moot.
-                let finished = child.finish(pumped.as_ref().is_ok_and(|t| t.stopped_early)).await;
+                let finished = child
+                    .finish(pumped.as_ref().is_ok_and(|t| t.stopped_early))
+                    .await;
                 let totals = pumped?;
                 finished?;
                 Ok(totals)
@@ -274,7 +350,10 @@ pub fn parse_line(line: &str) -> Result<Option<Object>, String> {
     if entry.path.is_empty() {
         return Err("object with an empty Path".into());
     }
-    Ok(Some(Object { path: entry.path, size: u64::try_from(entry.size).unwrap_or(0) }))
+    Ok(Some(Object {
+        path: entry.path,
+        size: u64::try_from(entry.size).unwrap_or(0),
+    }))
 }
 
 async fn pump<R: AsyncBufRead + Unpin>(
@@ -292,17 +371,26 @@ async fn pump<R: AsyncBufRead + Unpin>(
             .take(MAX_LINE as u64 + 1)
             .read_until(b'\n', &mut buf)
             .await
-            .map_err(|error| ListingError::Read { source_name: name.to_string(), error })?;
+            .map_err(|error| ListingError::Read {
+                source_name: name.to_string(),
+                error,
+            })?;
         if n == 0 {
             return Ok(totals);
         }
         line_no += 1;
-        let malformed = |message: String| ListingError::Malformed { source_name: name.to_string(), line: line_no, message };
+        let malformed = |message: String| ListingError::Malformed {
+            source_name: name.to_string(),
+            line: line_no,
+            message,
+        };
         if buf.len() > MAX_LINE {
             return Err(malformed(format!("line longer than {MAX_LINE} bytes")));
         }
         let text = std::str::from_utf8(&buf).map_err(|_| malformed("not valid UTF-8".into()))?;
-        let Some(object) = parse_line(text).map_err(malformed)? else { continue };
+        let Some(object) = parse_line(text).map_err(malformed)? else {
+            continue;
+        };
         totals.seen += 1;
         if !filters.accepts(&object) {
             continue;
@@ -324,9 +412,18 @@ use tokio::io::AsyncReadExt as _;
 
 /// Size classes from the arguments.
 pub fn size_classes(args: &SourceArgs) -> Result<SizeClasses, ListingError> {
-    let small = parse_size(&args.small_below).map_err(|message| ListingError::BadFilter { option: "--small-below", message })?;
-    let medium = parse_size(&args.medium_below).map_err(|message| ListingError::BadFilter { option: "--medium-below", message })?;
-    SizeClasses::new(small, medium).map_err(|message| ListingError::BadFilter { option: "--small-below", message })
+    let small = parse_size(&args.small_below).map_err(|message| ListingError::BadFilter {
+        option: "--small-below",
+        message,
+    })?;
+    let medium = parse_size(&args.medium_below).map_err(|message| ListingError::BadFilter {
+        option: "--medium-below",
+        message,
+    })?;
+    SizeClasses::new(small, medium).map_err(|message| ListingError::BadFilter {
+        option: "--small-below",
+        message,
+    })
 }
 
 #[cfg(test)]
@@ -338,10 +435,17 @@ mod tests {
         assert_eq!(parse_line("[").unwrap(), None);
         assert_eq!(parse_line("]").unwrap(), None);
         assert_eq!(
-            parse_line(r#"{"Path":"a/b c.mp4","Name":"b c.mp4","Size":12,"IsDir":false},"#).unwrap(),
-            Some(Object { path: "a/b c.mp4".into(), size: 12 })
+            parse_line(r#"{"Path":"a/b c.mp4","Name":"b c.mp4","Size":12,"IsDir":false},"#)
+                .unwrap(),
+            Some(Object {
+                path: "a/b c.mp4".into(),
+                size: 12
+            })
         );
-        assert_eq!(parse_line(r#"{"Path":"dir","Size":-1,"IsDir":true}"#).unwrap(), None);
+        assert_eq!(
+            parse_line(r#"{"Path":"dir","Size":-1,"IsDir":true}"#).unwrap(),
+            None
+        );
         assert!(parse_line(r#"{"Path":"x", "Size": "#).is_err());
     }
 

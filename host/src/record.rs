@@ -30,7 +30,13 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 5] = [Outcome::Warm, Outcome::Pending, Outcome::Passthrough, Outcome::Failed, Outcome::Skipped];
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Warm,
+        Outcome::Pending,
+        Outcome::Passthrough,
+        Outcome::Failed,
+        Outcome::Skipped,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -98,8 +104,16 @@ impl ResultsWriter {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new().create(true).write(true).append(append).truncate(!append).open(path)?;
-        Ok(ResultsWriter { out: BufWriter::with_capacity(64 * 1024, file), path: path.to_path_buf() })
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(path)?;
+        Ok(ResultsWriter {
+            out: BufWriter::with_capacity(64 * 1024, file),
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn write(&mut self, record: &Record) -> std::io::Result<()> {
@@ -143,7 +157,9 @@ struct ResumeLine {
 /// line (left by a crash) so appended lines stay whole.
 pub fn resume(path: &Path) -> std::io::Result<ResumeState> {
     let mut state = ResumeState::default();
-    let Ok(file) = File::open(path) else { return Ok(state) };
+    let Ok(file) = File::open(path) else {
+        return Ok(state);
+    };
     let mut reader = BufReader::new(file);
     let mut line = Vec::new();
     let mut good_end = 0u64;

@@ -20,7 +20,11 @@ pub fn human(bytes: u64) -> String {
         v /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }
 
 /// Size class of a source.
@@ -55,16 +59,26 @@ pub struct SizeClasses {
 
 impl Default for SizeClasses {
     fn default() -> Self {
-        SizeClasses { small_below: 50 << 20, medium_below: 200 << 20 }
+        SizeClasses {
+            small_below: 50 << 20,
+            medium_below: 200 << 20,
+        }
     }
 }
 
 impl SizeClasses {
     pub fn new(small_below: u64, medium_below: u64) -> Result<Self, String> {
         if small_below > medium_below {
-            return Err(format!("size classes: small ({}) must not be above medium ({})", human(small_below), human(medium_below)));
+            return Err(format!(
+                "size classes: small ({}) must not be above medium ({})",
+                human(small_below),
+                human(medium_below)
+            ));
         }
-        Ok(SizeClasses { small_below, medium_below })
+        Ok(SizeClasses {
+            small_below,
+            medium_below,
+        })
     }
 
     pub fn class_of(&self, size: u64) -> SizeClass {

@@ -65,7 +65,11 @@ impl Welford {
 
     /// Population standard deviation.
     pub fn stddev(&self) -> f64 {
-        if self.count < 2 { 0.0 } else { (self.m2 / self.count as f64).sqrt() }
+        if self.count < 2 {
+            0.0
+        } else {
+            (self.m2 / self.count as f64).sqrt()
+        }
     }
 }
 
@@ -78,7 +82,10 @@ pub struct Timing {
 
 impl Default for Timing {
     fn default() -> Self {
-        Timing { hist: Histogram::new_with_bounds(1, HIST_MAX, 3).expect("valid histogram bounds"), welford: Welford::default() }
+        Timing {
+            hist: Histogram::new_with_bounds(1, HIST_MAX, 3).expect("valid histogram bounds"),
+            welford: Welford::default(),
+        }
     }
 }
 
@@ -101,7 +108,11 @@ impl Timing {
 
     /// The q-quantile in milliseconds (0 when empty).
     pub fn quantile_ms(&self, q: f64) -> f64 {
-        if self.count() == 0 { 0.0 } else { self.hist.value_at_quantile(q) as f64 / 1000.0 }
+        if self.count() == 0 {
+            0.0
+        } else {
+            self.hist.value_at_quantile(q) as f64 / 1000.0
+        }
     }
 
     pub fn summary(&self) -> TimingSummary {
@@ -122,7 +133,10 @@ impl Timing {
     }
 
     fn from_summary(s: &TimingSummary) -> Result<Self, String> {
-        Ok(Timing { hist: decode_hist(&s.histogram)?, welford: s.welford })
+        Ok(Timing {
+            hist: decode_hist(&s.histogram)?,
+            welford: s.welford,
+        })
     }
 
     /// Counts per bucket for charts: (upper bound ms, count).
@@ -134,7 +148,10 @@ impl Timing {
         let step = (max / buckets as u64).max(1);
         let mut out = Vec::with_capacity(buckets);
         for v in self.hist.iter_linear(step) {
-            out.push((v.value_iterated_to() as f64 / 1000.0, v.count_since_last_iteration()));
+            out.push((
+                v.value_iterated_to() as f64 / 1000.0,
+                v.count_since_last_iteration(),
+            ));
         }
         out
     }
@@ -142,15 +159,22 @@ impl Timing {
 
 fn encode_hist(h: &Histogram<u64>) -> String {
     let mut buf = Vec::new();
-    V2Serializer::new().serialize(h, &mut buf).expect("serialize histogram to memory");
+    V2Serializer::new()
+        .serialize(h, &mut buf)
+        .expect("serialize histogram to memory");
     base64::engine::general_purpose::STANDARD.encode(buf)
 }
 
 fn decode_hist(text: &str) -> Result<Histogram<u64>, String> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| format!("bad histogram encoding: {e}"))?;
-    let h: Histogram<u64> = Deserializer::new().deserialize(&mut std::io::Cursor::new(bytes)).map_err(|e| format!("bad histogram: {e:?}"))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| format!("bad histogram encoding: {e}"))?;
+    let h: Histogram<u64> = Deserializer::new()
+        .deserialize(&mut std::io::Cursor::new(bytes))
+        .map_err(|e| format!("bad histogram: {e:?}"))?;
     let mut out = Histogram::new_with_bounds(1, HIST_MAX, 3).expect("valid bounds");
-    out.add(&h).map_err(|e| format!("histogram out of range: {e:?}"))?;
+    out.add(&h)
+        .map_err(|e| format!("histogram out of range: {e:?}"))?;
     Ok(out)
 }
 
@@ -191,7 +215,8 @@ impl Reduction {
         self.count += 1;
         self.original_bytes += original;
         self.derivative_bytes += size;
-        self.percent.add(100.0 * (1.0 - size as f64 / original as f64));
+        self.percent
+            .add(100.0 * (1.0 - size as f64 / original as f64));
     }
 
     fn merge(&mut self, o: &Reduction) {
@@ -203,7 +228,11 @@ impl Reduction {
 
     /// Overall percent saved, bytes-weighted.
     pub fn saved_percent(&self) -> f64 {
-        if self.original_bytes == 0 { 0.0 } else { 100.0 * (1.0 - self.derivative_bytes as f64 / self.original_bytes as f64) }
+        if self.original_bytes == 0 {
+            0.0
+        } else {
+            100.0 * (1.0 - self.derivative_bytes as f64 / self.original_bytes as f64)
+        }
     }
 }
 
@@ -287,7 +316,10 @@ impl Stats {
         self.bytes_read += r.bytes_read;
         self.size_check_bytes += r.size_check_bytes;
         self.attempts += u64::from(r.attempts);
-        let group = self.groups.entry((r.derivative.clone(), r.size_class)).or_default();
+        let group = self
+            .groups
+            .entry((r.derivative.clone(), r.size_class))
+            .or_default();
         group.count += 1;
         *group.outcomes.entry(r.outcome).or_default() += 1;
         group.bytes_read += r.bytes_read;
@@ -302,23 +334,41 @@ impl Stats {
             group.reduction.add(r.original_size, size);
         }
         if matches!(r.outcome, Outcome::Failed | Outcome::Pending) {
-            *self.failures_by_kind.entry(r.error_kind.clone().unwrap_or_else(|| "unknown".into())).or_default() += 1;
+            *self
+                .failures_by_kind
+                .entry(r.error_kind.clone().unwrap_or_else(|| "unknown".into()))
+                .or_default() += 1;
             if let Some(status) = r.status {
                 *self.failures_by_status.entry(status).or_default() += 1;
             }
         }
         if let Some(cache) = r.cache {
-            let key = serde_json::to_value(cache).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+            let key = serde_json::to_value(cache)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
             *self.cache.entry(key).or_default() += 1;
         }
-        self.note_slow(SlowPair { path: r.path.clone(), derivative: r.derivative.clone(), elapsed_ms: r.elapsed_ms, outcome: r.outcome });
+        self.note_slow(SlowPair {
+            path: r.path.clone(),
+            derivative: r.derivative.clone(),
+            elapsed_ms: r.elapsed_ms,
+            outcome: r.outcome,
+        });
     }
 
     fn note_slow(&mut self, pair: SlowPair) {
-        if self.slowest.len() == SLOWEST_KEPT && self.slowest.last().is_some_and(|s| s.elapsed_ms >= pair.elapsed_ms) {
+        if self.slowest.len() == SLOWEST_KEPT
+            && self
+                .slowest
+                .last()
+                .is_some_and(|s| s.elapsed_ms >= pair.elapsed_ms)
+        {
             return;
         }
-        let at = self.slowest.partition_point(|s| s.elapsed_ms >= pair.elapsed_ms);
+        let at = self
+            .slowest
+            .partition_point(|s| s.elapsed_ms >= pair.elapsed_ms);
         self.slowest.insert(at, pair);
         self.slowest.truncate(SLOWEST_KEPT);
     }
@@ -372,7 +422,11 @@ impl Stats {
     pub fn to_summary(&self) -> StatsSummary {
         let group = |g: &Group| GroupSummary {
             count: g.count,
-            outcomes: g.outcomes.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
+            outcomes: g
+                .outcomes
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), *v))
+                .collect(),
             ttfb: g.ttfb.summary(),
             total: g.total.summary(),
             bytes_read: g.bytes_read,
@@ -380,17 +434,36 @@ impl Stats {
         };
         let mut groups = Vec::new();
         for ((d, c), g) in &self.groups {
-            groups.push(GroupEntry { derivative: d.clone(), size_class: *c, stats: group(g) });
+            groups.push(GroupEntry {
+                derivative: d.clone(),
+                size_class: *c,
+                stats: group(g),
+            });
         }
         StatsSummary {
             size_classes: self.size_classes,
             pairs: self.pairs,
-            outcomes: Outcome::ALL.iter().map(|o| (o.as_str().to_string(), self.count(*o))).collect(),
-            per_derivative: self.by_derivative().iter().map(|(k, g)| (k.clone(), group(g))).collect(),
-            per_size_class: self.by_class().iter().map(|(k, g)| (k.as_str().to_string(), group(g))).collect(),
+            outcomes: Outcome::ALL
+                .iter()
+                .map(|o| (o.as_str().to_string(), self.count(*o)))
+                .collect(),
+            per_derivative: self
+                .by_derivative()
+                .iter()
+                .map(|(k, g)| (k.clone(), group(g)))
+                .collect(),
+            per_size_class: self
+                .by_class()
+                .iter()
+                .map(|(k, g)| (k.as_str().to_string(), group(g)))
+                .collect(),
             groups,
             failures_by_kind: self.failures_by_kind.clone(),
-            failures_by_status: self.failures_by_status.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            failures_by_status: self
+                .failures_by_status
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
             cache: self.cache.clone(),
             bytes_read: self.bytes_read,
             size_check_bytes: self.size_check_bytes,
@@ -431,7 +504,9 @@ impl Stats {
         }
         stats.failures_by_kind = s.failures_by_kind.clone();
         for (k, v) in &s.failures_by_status {
-            stats.failures_by_status.insert(k.parse().map_err(|_| format!("bad status `{k}`"))?, *v);
+            stats
+                .failures_by_status
+                .insert(k.parse().map_err(|_| format!("bad status `{k}`"))?, *v);
         }
         stats.cache = s.cache.clone();
         stats.bytes_read = s.bytes_read;

@@ -1,1 +1,122 @@
-//! resume
+//! Kill -9 mid-run, then `--resume`: the union of results covers every pair,
+//! and pairs already warm are not requested again (counted at the server).
+
+use std::collections::HashSet;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use prewarm_e2e::fault_server::FaultServer;
+use prewarm_e2e::{prewarm, read_results, run, write_listing};
+
+#[test]
+fn kill_then_resume_covers_every_pair_once() {
+    let server = FaultServer::start();
+    let home = tempfile::tempdir().unwrap();
+    let objects: Vec<String> = (0..40)
+        .map(|i| format!("slow-ok/batch {}/v{i}.mp4", i % 3))
+        .collect();
+    let entries: Vec<(&str, u64)> = objects.iter().map(|o| (o.as_str(), 10_000)).collect();
+    let listing = home.path().join("listing.json");
+    write_listing(&listing, &entries);
+    let results = home.path().join("results.jsonl");
+    let command = |resume: bool| {
+        let mut c = prewarm(home.path());
+        c.args([
+            "warm",
+            "--plugin",
+            "template",
+            "--base-url",
+            &server.url,
+            "--set",
+            "url={base}/{path}?w={width}",
+        ])
+        .args([
+            "--derivatives",
+            "mobile,tablet",
+            "--concurrency",
+            "2",
+            "--progress",
+            "never",
+            "--listing",
+        ])
+        .arg(&listing)
+        .arg("--results")
+        .arg(&results);
+        if resume {
+            c.arg("--resume");
+        }
+        c
+    };
+
+    let mut child = command(false)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while read_lines(&results) < 10 {
+        assert!(Instant::now() < deadline, "no progress");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "run finished before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let first = read_results(&results);
+    let total_pairs = objects.len() * 2;
+    assert!(
+        first.len() < total_pairs,
+        "the kill came too late to test anything"
+    );
+    let warm_before: HashSet<(String, String)> = first
+        .iter()
+        .filter(|r| r["outcome"] == "warm")
+        .map(|r| {
+            (
+                r["path"].as_str().unwrap().to_string(),
+                r["derivative"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let counts_before = server.counts();
+
+    let out = run(&mut command(true));
+    assert_eq!(out.status.code(), Some(0));
+    let all = read_results(&results);
+    let mut seen: HashSet<(String, String)> = HashSet::new();
+    for r in &all {
+        assert_eq!(r["outcome"], "warm", "{r}");
+        seen.insert((
+            r["path"].as_str().unwrap().to_string(),
+            r["derivative"].as_str().unwrap().to_string(),
+        ));
+    }
+    assert_eq!(seen.len(), total_pairs, "the union covers every pair");
+    assert_eq!(
+        all.len(),
+        total_pairs,
+        "pairs warm before the kill are not recorded again"
+    );
+
+    // Nothing warm before the kill was requested again.
+    let counts_after = server.counts();
+    for (path, derivative) in &warm_before {
+        let w = if derivative == "mobile" { 854 } else { 1280 };
+        let encoded = path.replace(' ', "%20");
+        let key = format!("GET /{encoded}?w={w}");
+        assert_eq!(
+            counts_after.get(&key),
+            counts_before.get(&key),
+            "{key} requested again after resume"
+        );
+    }
+}
+
+fn read_lines(path: &std::path::Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}

@@ -26,8 +26,14 @@ pub struct FaultServer {
 
 impl FaultServer {
     pub fn start() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-        let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let listener = runtime
+            .block_on(TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let counts = Arc::new(Mutex::new(HashMap::new()));
         let shared = counts.clone();
@@ -36,12 +42,21 @@ impl FaultServer {
                 tokio::spawn(serve(stream, shared.clone()));
             }
         });
-        FaultServer { url, counts, _runtime: runtime }
+        FaultServer {
+            url,
+            counts,
+            _runtime: runtime,
+        }
     }
 
     /// Requests seen for `method` and `target` (path and query).
     pub fn count(&self, method: &str, target: &str) -> u32 {
-        self.counts.lock().unwrap().get(&format!("{method} {target}")).copied().unwrap_or(0)
+        self.counts
+            .lock()
+            .unwrap()
+            .get(&format!("{method} {target}"))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// All counters: "METHOD target" → requests.
@@ -51,7 +66,13 @@ impl FaultServer {
 
     /// Total requests with `method`.
     pub fn total(&self, method: &str) -> u32 {
-        self.counts.lock().unwrap().iter().filter(|(k, _)| k.starts_with(&format!("{method} "))).map(|(_, v)| v).sum()
+        self.counts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.starts_with(&format!("{method} ")))
+            .map(|(_, v)| v)
+            .sum()
     }
 }
 
@@ -70,21 +91,37 @@ async fn serve(mut stream: TcpStream, counts: Arc<Mutex<HashMap<String, u32>>>) 
     let head = String::from_utf8_lossy(&buf).to_string();
     let mut lines = head.lines();
     let mut first = lines.next().unwrap_or("").split_whitespace();
-    let (method, target) = (first.next().unwrap_or("").to_string(), first.next().unwrap_or("").to_string());
-    let range = lines.find_map(|l| l.to_ascii_lowercase().strip_prefix("range:").map(|v| v.trim().to_string()));
+    let (method, target) = (
+        first.next().unwrap_or("").to_string(),
+        first.next().unwrap_or("").to_string(),
+    );
+    let range = lines.find_map(|l| {
+        l.to_ascii_lowercase()
+            .strip_prefix("range:")
+            .map(|v| v.trim().to_string())
+    });
     let n = {
         let mut c = counts.lock().unwrap();
         let e = c.entry(format!("{method} {target}")).or_default();
         *e += 1;
         *e
     };
-    let scenario = target.trim_start_matches('/').split(['/', '?']).next().unwrap_or("").to_string();
+    let scenario = target
+        .trim_start_matches('/')
+        .split(['/', '?'])
+        .next()
+        .unwrap_or("")
+        .to_string();
     let body = vec![b'v'; BODY_LEN];
     let head_only = method == "HEAD";
     let full = |extra: &str| {
-        format!("HTTP/1.1 200 OK\r\nContent-Length: {BODY_LEN}\r\nX-Cache: MISS\r\nConnection: close\r\n{extra}\r\n")
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {BODY_LEN}\r\nX-Cache: MISS\r\nConnection: close\r\n{extra}\r\n"
+        )
     };
-    let simple = |status: &str, extra: &str| format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n{extra}\r\n");
+    let simple = |status: &str, extra: &str| {
+        format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n{extra}\r\n")
+    };
     let _ = match scenario.as_str() {
         "slow-ok" => {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -115,14 +152,40 @@ async fn serve(mut stream: TcpStream, counts: Arc<Mutex<HashMap<String, u32>>>) 
             }
             Ok(())
         }
-        "fail-then-ok" if n == 1 => send(&mut stream, &simple("500 Internal Server Error", ""), &[]).await,
-        "rate-limited" if n == 1 => send(&mut stream, &simple("429 Too Many Requests", "Retry-After: 1\r\n"), &[]).await,
-        "pending" if n <= 2 => {
-            send(&mut stream, &simple("202 Accepted", "X-Transform-Pending: true\r\nRetry-After: 0\r\n"), &[]).await
+        "fail-then-ok" if n == 1 => {
+            send(&mut stream, &simple("500 Internal Server Error", ""), &[]).await
         }
-        "no-head" | "no-range" if head_only => send(&mut stream, &simple("405 Method Not Allowed", "Allow: GET\r\n"), &[]).await,
+        "rate-limited" if n == 1 => {
+            send(
+                &mut stream,
+                &simple("429 Too Many Requests", "Retry-After: 1\r\n"),
+                &[],
+            )
+            .await
+        }
+        "pending" if n <= 2 => {
+            send(
+                &mut stream,
+                &simple(
+                    "202 Accepted",
+                    "X-Transform-Pending: true\r\nRetry-After: 0\r\n",
+                ),
+                &[],
+            )
+            .await
+        }
+        "no-head" | "no-range" if head_only => {
+            send(
+                &mut stream,
+                &simple("405 Method Not Allowed", "Allow: GET\r\n"),
+                &[],
+            )
+            .await
+        }
         "no-head" if range.is_some() => {
-            let h = format!("HTTP/1.1 206 Partial Content\r\nContent-Length: 1\r\nContent-Range: bytes 0-0/{BODY_LEN}\r\nConnection: close\r\n\r\n");
+            let h = format!(
+                "HTTP/1.1 206 Partial Content\r\nContent-Length: 1\r\nContent-Range: bytes 0-0/{BODY_LEN}\r\nConnection: close\r\n\r\n"
+            );
             send(&mut stream, &h, &body[..1]).await
         }
         "no-head" | "no-range" => {
@@ -130,7 +193,12 @@ async fn serve(mut stream: TcpStream, counts: Arc<Mutex<HashMap<String, u32>>>) 
             let mut chunked = format!("{:x}\r\n", BODY_LEN).into_bytes();
             chunked.extend_from_slice(&body);
             chunked.extend_from_slice(b"\r\n0\r\n\r\n");
-            send(&mut stream, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n", &chunked).await
+            send(
+                &mut stream,
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+                &chunked,
+            )
+            .await
         }
         "truncated" if !head_only => {
             let _ = stream.write_all(full("").as_bytes()).await;

@@ -14,23 +14,34 @@ use serde_json::Value;
 /// command).
 pub fn prewarm_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target profile dir");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile dir");
     let bin = dir.join("prewarm");
-    assert!(bin.is_file(), "{} not built: run `cargo build --release -p prewarm` first (the README's test command does)", bin.display());
+    assert!(
+        bin.is_file(),
+        "{} not built: run `cargo build --release -p prewarm` first (the README's test command does)",
+        bin.display()
+    );
     bin
 }
 
 /// A `prewarm` command with its caches in `home` (no user state touched).
 pub fn prewarm(home: &Path) -> Command {
     let mut cmd = Command::new(prewarm_bin());
-    cmd.env("PREWARM_CACHE_DIR", home.join("cache")).env_remove("RUST_LOG");
+    cmd.env("PREWARM_CACHE_DIR", home.join("cache"))
+        .env_remove("RUST_LOG");
     cmd
 }
 
 /// Run and return the output, echoing stderr when the test fails later.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("run prewarm");
-    eprintln!("--- prewarm stderr ---\n{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!(
+        "--- prewarm stderr ---\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -40,7 +51,10 @@ pub fn write_listing(path: &Path, objects: &[(&str, u64)]) {
     for (i, (p, size)) in objects.iter().enumerate() {
         let name = p.rsplit('/').next().unwrap_or(p);
         let comma = if i + 1 < objects.len() { "," } else { "" };
-        text.push_str(&serde_json::json!({ "Path": p, "Name": name, "Size": size, "IsDir": false }).to_string());
+        text.push_str(
+            &serde_json::json!({ "Path": p, "Name": name, "Size": size, "IsDir": false })
+                .to_string(),
+        );
         text.push_str(comma);
         text.push('\n');
     }
@@ -59,7 +73,15 @@ pub fn read_results(path: &Path) -> Vec<Value> {
 
 /// The one record of (path, derivative); panics if there is not exactly one.
 pub fn record<'a>(results: &'a [Value], path: &str, derivative: &str) -> &'a Value {
-    let found: Vec<&Value> = results.iter().filter(|r| r["path"] == path && r["derivative"] == derivative).collect();
-    assert_eq!(found.len(), 1, "expected one record for {path} / {derivative}, found {}", found.len());
+    let found: Vec<&Value> = results
+        .iter()
+        .filter(|r| r["path"] == path && r["derivative"] == derivative)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one record for {path} / {derivative}, found {}",
+        found.len()
+    );
     found[0]
 }

@@ -26,16 +26,30 @@ pub struct PluginInstance {
 impl PluginInstance {
     pub(crate) fn new(shared: Arc<PluginShared>) -> Result<Self, PluginError> {
         let (store, bindings) = Self::fresh(&shared)?;
-        Ok(PluginInstance { shared, store, bindings, config: None, poisoned: false })
+        Ok(PluginInstance {
+            shared,
+            store,
+            bindings,
+            config: None,
+            poisoned: false,
+        })
     }
 
     fn fresh(shared: &PluginShared) -> Result<(Store<StoreState>, bindings::Plugin), PluginError> {
-        let mut store = Store::new(&shared.engine, StoreState::new(shared.name.clone(), &shared.limits));
+        let mut store = Store::new(
+            &shared.engine,
+            StoreState::new(shared.name.clone(), &shared.limits),
+        );
         store.limiter(|s| &mut s.limits);
         // Instantiation runs guest start code: same budget as a call.
-        let bindings = Self::guarded(&mut store, &shared.limits, &shared.name, &shared.info.version, "instantiate", |s| {
-            shared.pre.instantiate(s)
-        })?;
+        let bindings = Self::guarded(
+            &mut store,
+            &shared.limits,
+            &shared.name,
+            &shared.info.version,
+            "instantiate",
+            |s| shared.pre.instantiate(s),
+        )?;
         Ok((store, bindings))
     }
 
@@ -74,9 +88,14 @@ impl PluginInstance {
         }
         let shared = &self.shared;
         let strategy = self.bindings.prewarm_strategy_strategy();
-        let result = Self::guarded(&mut self.store, &shared.limits, &shared.name, &shared.info.version, call, |s| {
-            f(strategy, s)
-        });
+        let result = Self::guarded(
+            &mut self.store,
+            &shared.limits,
+            &shared.name,
+            &shared.info.version,
+            call,
+            |s| f(strategy, s),
+        );
         if result.is_err() {
             self.poisoned = true;
         }
@@ -96,7 +115,11 @@ impl PluginInstance {
     }
 
     /// Validate and apply settings; a refusal names the plugin.
-    pub fn configure(&mut self, base_url: &str, settings: &[(String, String)]) -> Result<(), PluginError> {
+    pub fn configure(
+        &mut self,
+        base_url: &str,
+        settings: &[(String, String)],
+    ) -> Result<(), PluginError> {
         let base = base_url.trim_end_matches('/').to_string();
         let result = self.call("configure", |g, s| g.call_configure(s, &base, settings))?;
         result.map_err(|message| PluginError::Refused {
@@ -108,17 +131,26 @@ impl PluginInstance {
     }
 
     /// The request that warms `derivative` of `object`.
-    pub fn warm_request(&mut self, object: ObjectRef<'_>, derivative: &Derivative) -> Result<WarmRequest, PluginError> {
+    pub fn warm_request(
+        &mut self,
+        object: ObjectRef<'_>,
+        derivative: &Derivative,
+    ) -> Result<WarmRequest, PluginError> {
         let (o, d) = (object.into(), derivative.into());
         let result = self.call("warm-request", |g, s| g.call_warm_request(s, &o, &d))?;
         let name = &self.shared.name;
-        let request = result
-            .map_err(|message| PluginError::Refused { plugin: name.to_string(), message: bindings::one_line(&message) })?;
+        let request = result.map_err(|message| PluginError::Refused {
+            plugin: name.to_string(),
+            message: bindings::one_line(&message),
+        })?;
         bindings::request(name, request)
     }
 
     /// The size methods for `derivative`, most preferred first.
-    pub fn size_methods(&mut self, derivative: &Derivative) -> Result<Vec<SizeMethod>, PluginError> {
+    pub fn size_methods(
+        &mut self,
+        derivative: &Derivative,
+    ) -> Result<Vec<SizeMethod>, PluginError> {
         let d = derivative.into();
         let methods = self.call("size-methods", |g, s| g.call_size_methods(s, &d))?;
         let mut out: Vec<SizeMethod> = Vec::with_capacity(4);
@@ -157,5 +189,7 @@ fn trap_kind(e: &wasmtime::Error) -> TrapKind {
     if text.contains("forcing trap when growing memory") || text.contains("memory limit") {
         return TrapKind::MemoryLimit;
     }
-    TrapKind::Other(bindings::one_line(text.lines().next().unwrap_or("unknown trap")))
+    TrapKind::Other(bindings::one_line(
+        text.lines().next().unwrap_or("unknown trap"),
+    ))
 }

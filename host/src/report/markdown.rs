@@ -10,29 +10,65 @@ use crate::stats::GroupSummary;
 /// A plain-language hint for a failure kind (or outcome).
 pub fn hint(kind: &str) -> &'static str {
     match kind {
-        "not_found" => "The CDN or origin answered 404/410: check --base-url, the plugin's path or prefix settings, and that the object exists at the origin.",
-        "forbidden" => "401/403: check the zone allows transformations (Cloudflare: Media Transformations enabled, origin allowed), tokens and WAF rules.",
-        "rate_limited" => "Still 429 after many waits: lower --concurrency or cap the request rate with --rate.",
-        "timeout" => "No answer in time: large sources take long to transform; raise --timeout/--header-timeout or lower --concurrency.",
-        "connection_error" => "The connection failed or was reset: check the base URL, DNS, TLS and firewalls; run again with --resume.",
-        "server_error" => "5xx after every retry: the CDN or the origin is failing; check the origin's health and the CDN's status page.",
-        "too_large" => "The source is over the CDN's size limit: it is refused or served untransformed; re-encode it below the limit (or pass --ignore-limits).",
-        "transform_error" => "The CDN could not transform the source: check its codec and container are supported.",
-        "still_pending" => "Still transforming after the last poll: raise --max-polls, or run again later with --resume.",
-        "truncated" => "The body ended before its Content-Length: the transfer was cut; run again with --resume.",
-        "plugin" => "The plugin failed (trap, limit or bad output): run with -v for details and report it to the plugin's author.",
-        "plan" => "The plugin refused to build a URL for this pair: check --derivatives and --set against `prewarm plugins inspect`.",
-        "client_error" => "Another 4xx: the CDN refused the request; check the URLs with `prewarm warm --dry-run`.",
-        "interrupted" => "The run was stopped before these pairs finished: run again with --resume.",
-        "follow_ups" => "The plugin asked for too many follow-up requests: report it to the plugin's author.",
-        "passthrough" => "The CDN served the untransformed source (over its limit, or the transform was skipped).",
+        "not_found" => {
+            "The CDN or origin answered 404/410: check --base-url, the plugin's path or prefix settings, and that the object exists at the origin."
+        }
+        "forbidden" => {
+            "401/403: check the zone allows transformations (Cloudflare: Media Transformations enabled, origin allowed), tokens and WAF rules."
+        }
+        "rate_limited" => {
+            "Still 429 after many waits: lower --concurrency or cap the request rate with --rate."
+        }
+        "timeout" => {
+            "No answer in time: large sources take long to transform; raise --timeout/--header-timeout or lower --concurrency."
+        }
+        "connection_error" => {
+            "The connection failed or was reset: check the base URL, DNS, TLS and firewalls; run again with --resume."
+        }
+        "server_error" => {
+            "5xx after every retry: the CDN or the origin is failing; check the origin's health and the CDN's status page."
+        }
+        "too_large" => {
+            "The source is over the CDN's size limit: it is refused or served untransformed; re-encode it below the limit (or pass --ignore-limits)."
+        }
+        "transform_error" => {
+            "The CDN could not transform the source: check its codec and container are supported."
+        }
+        "still_pending" => {
+            "Still transforming after the last poll: raise --max-polls, or run again later with --resume."
+        }
+        "truncated" => {
+            "The body ended before its Content-Length: the transfer was cut; run again with --resume."
+        }
+        "plugin" => {
+            "The plugin failed (trap, limit or bad output): run with -v for details and report it to the plugin's author."
+        }
+        "plan" => {
+            "The plugin refused to build a URL for this pair: check --derivatives and --set against `prewarm plugins inspect`."
+        }
+        "client_error" => {
+            "Another 4xx: the CDN refused the request; check the URLs with `prewarm warm --dry-run`."
+        }
+        "interrupted" => {
+            "The run was stopped before these pairs finished: run again with --resume."
+        }
+        "follow_ups" => {
+            "The plugin asked for too many follow-up requests: report it to the plugin's author."
+        }
+        "passthrough" => {
+            "The CDN served the untransformed source (over its limit, or the transform was skipped)."
+        }
         _ => "See the `error` field of these pairs in the results file.",
     }
 }
 
 fn timing_row(name: &str, g: &GroupSummary) -> String {
     let warm = g.outcomes.get("warm").copied().unwrap_or(0);
-    let saved = if g.reduction.count > 0 { format!("{:.1} %", g.reduction.saved_percent()) } else { "–".into() };
+    let saved = if g.reduction.count > 0 {
+        format!("{:.1} %", g.reduction.saved_percent())
+    } else {
+        "–".into()
+    };
     format!(
         "| {name} | {} | {warm} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} ± {:.1} | {:.1} | {} | {saved} |",
         g.count,
@@ -63,19 +99,33 @@ pub fn render(s: &Summary) -> String {
             out,
             "- **{}** {} via `{}` {} — {} derivatives ({}) — concurrency {} — {:.1} s{}{}",
             escape(&run.source),
-            run.shard.as_deref().map(|sh| format!("(shard {sh})")).unwrap_or_default(),
+            run.shard
+                .as_deref()
+                .map(|sh| format!("(shard {sh})"))
+                .unwrap_or_default(),
             escape(&run.base_url),
             escape(&format!("{} {}", run.plugin, run.plugin_version)),
             run.derivatives.len(),
             run.derivatives.join(", "),
             run.concurrency,
             run.elapsed_s,
-            if run.interrupted { " — **interrupted**" } else { "" },
-            if run.resumed_skips > 0 { format!(" — {} pairs already warm (resume)", run.resumed_skips) } else { String::new() },
+            if run.interrupted {
+                " — **interrupted**"
+            } else {
+                ""
+            },
+            if run.resumed_skips > 0 {
+                format!(" — {} pairs already warm (resume)", run.resumed_skips)
+            } else {
+                String::new()
+            },
         );
     }
     let total = st.pairs.max(1) as f64;
-    let _ = writeln!(out, "\n## Outcomes\n\n| outcome | pairs | share |\n|---|---:|---:|");
+    let _ = writeln!(
+        out,
+        "\n## Outcomes\n\n| outcome | pairs | share |\n|---|---:|---:|"
+    );
     for (k, v) in &st.outcomes {
         let _ = writeln!(out, "| {k} | {v} | {:.1} % |", 100.0 * *v as f64 / total);
     }
@@ -89,16 +139,31 @@ pub fn render(s: &Summary) -> String {
     for (name, g) in &st.per_derivative {
         let _ = writeln!(out, "{}", timing_row(&escape(name), g));
     }
-    let _ = writeln!(out, "\n## Per size class\n\nSmall is below {}, medium below {}.\n\n{TIMING_HEADER}", human(st.size_classes.small_below), human(st.size_classes.medium_below));
+    let _ = writeln!(
+        out,
+        "\n## Per size class\n\nSmall is below {}, medium below {}.\n\n{TIMING_HEADER}",
+        human(st.size_classes.small_below),
+        human(st.size_classes.medium_below)
+    );
     for (name, g) in &st.per_size_class {
         let _ = writeln!(out, "{}", timing_row(name, g));
     }
     let _ = writeln!(out, "\n## Per derivative and size class\n\n{TIMING_HEADER}");
     for e in &st.groups {
-        let _ = writeln!(out, "{}", timing_row(&format!("{} / {}", escape(&e.derivative), e.size_class.as_str()), &e.stats));
+        let _ = writeln!(
+            out,
+            "{}",
+            timing_row(
+                &format!("{} / {}", escape(&e.derivative), e.size_class.as_str()),
+                &e.stats
+            )
+        );
     }
 
-    let _ = writeln!(out, "\n## Size reduction\n\n| derivative | pairs sized | sources | derivatives | saved | mean saved per pair |\n|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "\n## Size reduction\n\n| derivative | pairs sized | sources | derivatives | saved | mean saved per pair |\n|---|---:|---:|---:|---:|---:|"
+    );
     for (name, g) in &st.per_derivative {
         let r = &g.reduction;
         let _ = writeln!(
@@ -124,17 +189,35 @@ pub fn render(s: &Summary) -> String {
             let _ = writeln!(out, "| {} | {n} | {} |", escape(kind), hint(kind));
         }
         if passthrough > 0 {
-            let _ = writeln!(out, "| passthrough | {passthrough} | {} |", hint("passthrough"));
+            let _ = writeln!(
+                out,
+                "| passthrough | {passthrough} | {} |",
+                hint("passthrough")
+            );
         }
         if !st.failures_by_status.is_empty() {
-            let by_status: Vec<String> = st.failures_by_status.iter().map(|(k, v)| format!("HTTP {k}: {v}")).collect();
+            let by_status: Vec<String> = st
+                .failures_by_status
+                .iter()
+                .map(|(k, v)| format!("HTTP {k}: {v}"))
+                .collect();
             let _ = writeln!(out, "\nBy last HTTP status: {}.", by_status.join(", "));
         }
     }
 
-    let _ = writeln!(out, "\n## Slowest pairs\n\n| path | derivative | outcome | elapsed ms |\n|---|---|---|---:|");
+    let _ = writeln!(
+        out,
+        "\n## Slowest pairs\n\n| path | derivative | outcome | elapsed ms |\n|---|---|---|---:|"
+    );
     for p in &st.slowest {
-        let _ = writeln!(out, "| {} | {} | {} | {:.1} |", escape(&p.path), escape(&p.derivative), p.outcome.as_str(), p.elapsed_ms);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.1} |",
+            escape(&p.path),
+            escape(&p.derivative),
+            p.outcome.as_str(),
+            p.elapsed_ms
+        );
     }
     let _ = writeln!(
         out,

@@ -54,13 +54,19 @@ pub struct Summary {
 
 impl Summary {
     pub fn new(run: RunInfo, stats: &Stats) -> Self {
-        Summary { schema_version: SCHEMA_VERSION, runs: vec![run], stats: stats.to_summary() }
+        Summary {
+            schema_version: SCHEMA_VERSION,
+            runs: vec![run],
+            stats: stats.to_summary(),
+        }
     }
 
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read summary {}", path.display()))?;
-        let summary: Summary = serde_json::from_slice(&bytes)
-            .map_err(|e| crate::usage(format!("{}: not a prewarm summary ({e})", path.display())))?;
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read summary {}", path.display()))?;
+        let summary: Summary = serde_json::from_slice(&bytes).map_err(|e| {
+            crate::usage(format!("{}: not a prewarm summary ({e})", path.display()))
+        })?;
         if summary.schema_version != SCHEMA_VERSION {
             return Err(crate::usage(format!(
                 "{}: summary schema_version {} is not {SCHEMA_VERSION}, the version this prewarm reads",
@@ -80,7 +86,10 @@ impl Summary {
 /// Write `bytes` to `path` through a temporary file and a rename, so a
 /// reader never sees half a file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     std::io::Write::write_all(&mut tmp, bytes)?;
@@ -98,19 +107,26 @@ pub struct Outputs {
 
 impl Outputs {
     pub fn from_args(args: &WarmArgs) -> Result<Self> {
-        Ok(Outputs { json: args.report.clone(), markdown: args.markdown.clone(), html: args.html.clone() })
+        Ok(Outputs {
+            json: args.report.clone(),
+            markdown: args.markdown.clone(),
+            html: args.html.clone(),
+        })
     }
 
     /// Write every requested file.
     pub fn write(&self, summary: &Summary) -> Result<()> {
         let write = |path: &Option<PathBuf>, render: &dyn Fn() -> Result<Vec<u8>>| -> Result<()> {
             if let Some(path) = path {
-                write_atomically(path, &render()?).with_context(|| format!("cannot write report {}", path.display()))?;
+                write_atomically(path, &render()?)
+                    .with_context(|| format!("cannot write report {}", path.display()))?;
             }
             Ok(())
         };
         write(&self.json, &|| Ok(serde_json::to_vec_pretty(summary)?))?;
-        write(&self.markdown, &|| Ok(markdown::render(summary).into_bytes()))?;
+        write(&self.markdown, &|| {
+            Ok(markdown::render(summary).into_bytes())
+        })?;
         write(&self.html, &|| Ok(html::render(summary).into_bytes()))?;
         Ok(())
     }

@@ -98,8 +98,10 @@ pub async fn run(
         instance.configure(&plan.base_url, &plan.settings)?;
         instances.push(instance);
     }
-    let mut writer = ResultsWriter::open(&plan.results, plan.already_warm.is_some())
-        .map_err(|e| anyhow::anyhow!("cannot write results file {}: {e}", plan.results.display()))?;
+    let mut writer =
+        ResultsWriter::open(&plan.results, plan.already_warm.is_some()).map_err(|e| {
+            anyhow::anyhow!("cannot write results file {}: {e}", plan.results.display())
+        })?;
 
     let ctx = Arc::new(WorkerContext {
         client: http::client(plan.concurrency, plan.timeouts.headers)?,
@@ -114,8 +116,16 @@ pub async fn run(
     });
 
     let depth = (plan.concurrency * 2).clamp(16, 1024);
-    let queues: Arc<[(async_channel::Sender<SharedJob>, async_channel::Receiver<SharedJob>); 3]> =
-        Arc::new([async_channel::bounded(depth), async_channel::bounded(depth), async_channel::bounded(depth)]);
+    let queues: Arc<
+        [(
+            async_channel::Sender<SharedJob>,
+            async_channel::Receiver<SharedJob>,
+        ); 3],
+    > = Arc::new([
+        async_channel::bounded(depth),
+        async_channel::bounded(depth),
+        async_channel::bounded(depth),
+    ]);
     let (results_tx, mut results_rx) = mpsc::channel::<Record>(depth);
 
     let mut workers = tokio::task::JoinSet::new();
@@ -135,11 +145,20 @@ pub async fn run(
     drop(results_tx);
 
     let (objects, listing_task) = listing::stream(source, filters);
-    let dispatcher = tokio::spawn(dispatch(objects, queues.clone(), plan.size_classes, plan.derivatives.len(), plan.derivatives.iter().map(|d| d.name.clone()).collect(), plan.already_warm, cancel.clone()));
+    let dispatcher = tokio::spawn(dispatch(
+        objects,
+        queues.clone(),
+        plan.size_classes,
+        plan.derivatives.iter().map(|d| d.name.clone()).collect(),
+        plan.already_warm,
+        cancel.clone(),
+    ));
 
     let mut stats = Stats::new(plan.size_classes);
     while let Some(record) = results_rx.recv().await {
-        writer.write(&record).map_err(|e| anyhow::anyhow!("cannot write results file {}: {e}", writer.path().display()))?;
+        writer.write(&record).map_err(|e| {
+            anyhow::anyhow!("cannot write results file {}: {e}", writer.path().display())
+        })?;
         stats.add(&record);
         observer.record(&record, &stats);
     }
@@ -148,12 +167,26 @@ pub async fn run(
     let (listing, listing_error) = match listing_task.await {
         Ok(Ok(totals)) => (totals, None),
         Ok(Err(e)) => (ListingTotals::default(), Some(e)),
-        Err(e) => (ListingTotals::default(), Some(ListingError::Malformed { source_name: "listing".into(), line: 0, message: e.to_string() })),
+        Err(e) => (
+            ListingTotals::default(),
+            Some(ListingError::Malformed {
+                source_name: "listing".into(),
+                line: 0,
+                message: e.to_string(),
+            }),
+        ),
     };
     if let Err(e) = ctx.caps.save() {
         tracing::warn!("could not save size capabilities: {e}");
     }
-    Ok(RunOutcome { stats, listing, resumed_skips, listing_error, interrupted: cancel.is_cancelled(), elapsed: started.elapsed() })
+    Ok(RunOutcome {
+        stats,
+        listing,
+        resumed_skips,
+        listing_error,
+        interrupted: cancel.is_cancelled(),
+        elapsed: started.elapsed(),
+    })
 }
 
 /// Which class each worker prefers: the reserved counts first, the rest
@@ -171,7 +204,14 @@ fn worker_preferences(concurrency: usize, reserved: [usize; 3]) -> Vec<Option<us
 /// Take the next pair: from the preferred class when it has one waiting,
 /// else from whichever class has work; `None` when every queue is closed
 /// and empty.
-async fn next_job(queues: &[(async_channel::Sender<SharedJob>, async_channel::Receiver<SharedJob>); 3], preference: Option<usize>, n: usize) -> Option<SharedJob> {
+async fn next_job(
+    queues: &[(
+        async_channel::Sender<SharedJob>,
+        async_channel::Receiver<SharedJob>,
+    ); 3],
+    preference: Option<usize>,
+    n: usize,
+) -> Option<SharedJob> {
     let first = preference.unwrap_or(n % 3);
     let order = [first, (first + 1) % 3, (first + 2) % 3];
     for &i in &order {
@@ -191,9 +231,13 @@ async fn next_job(queues: &[(async_channel::Sender<SharedJob>, async_channel::Re
 
 async fn dispatch(
     mut objects: mpsc::Receiver<Object>,
-    queues: Arc<[(async_channel::Sender<SharedJob>, async_channel::Receiver<SharedJob>); 3]>,
+    queues: Arc<
+        [(
+            async_channel::Sender<SharedJob>,
+            async_channel::Receiver<SharedJob>,
+        ); 3],
+    >,
     classes: SizeClasses,
-    derivative_count: usize,
     derivative_names: Vec<String>,
     already_warm: Option<std::collections::HashSet<u64>>,
     cancel: CancellationToken,
@@ -206,8 +250,11 @@ async fn dispatch(
         };
         let class = classes.class_of(object.size);
         let job = Arc::new(Job { object, class });
-        for derivative in 0..derivative_count {
-            if already_warm.as_ref().is_some_and(|w| w.contains(&pair_key(&job.object.path, &derivative_names[derivative]))) {
+        for (derivative, name) in derivative_names.iter().enumerate() {
+            if already_warm
+                .as_ref()
+                .is_some_and(|w| w.contains(&pair_key(&job.object.path, name)))
+            {
                 resumed += 1;
                 continue;
             }

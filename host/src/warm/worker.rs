@@ -12,7 +12,9 @@ use super::http::{self, Body, Exchange, Timeouts, TransportError};
 use super::pacing::{self, Pacer};
 use super::sizing::{Capabilities, Prober};
 use super::{Job, SharedJob};
-use crate::plugin::{CacheState, Derivative, ObjectRef, PluginInstance, SizeMethod, Verdict, WarmInfo, WarmRequest};
+use crate::plugin::{
+    CacheState, Derivative, ObjectRef, PluginInstance, SizeMethod, Verdict, WarmInfo, WarmRequest,
+};
 use crate::record::{Outcome, Record, now_rfc3339};
 use crate::redact::redact_url;
 
@@ -85,13 +87,21 @@ fn exhausted_kind(status: Option<u16>) -> &'static str {
 impl Worker {
     pub fn new(ctx: Arc<WorkerContext>, plugin: PluginInstance) -> Self {
         let n = ctx.derivatives.len();
-        Worker { ctx, plugin, size_methods: vec![None; n] }
+        Worker {
+            ctx,
+            plugin,
+            size_methods: vec![None; n],
+        }
     }
 
     /// A record for a pair that was never attempted.
     pub fn skipped(job: &Job, derivative: &str, kind: &str, message: String) -> Record {
-        PairRun { started: Instant::now(), record: blank(job, derivative), last: None }
-            .finish(Outcome::Skipped, Some((kind, message)))
+        PairRun {
+            started: Instant::now(),
+            record: blank(job, derivative),
+            last: None,
+        }
+        .finish(Outcome::Skipped, Some((kind, message)))
     }
 
     /// Warm one pair.
@@ -99,8 +109,15 @@ impl Worker {
         let (job, index) = (&shared.job, shared.derivative);
         let ctx = self.ctx.clone();
         let derivative = &ctx.derivatives[index];
-        let object = ObjectRef { path: &job.object.path, size: job.object.size };
-        let mut run = PairRun { started: Instant::now(), record: blank(job, &derivative.name), last: None };
+        let object = ObjectRef {
+            path: &job.object.path,
+            size: job.object.size,
+        };
+        let mut run = PairRun {
+            started: Instant::now(),
+            record: blank(job, &derivative.name),
+            last: None,
+        };
 
         if let Some(max) = ctx.max_source_bytes.filter(|m| job.object.size > *m) {
             return run.finish(
@@ -125,19 +142,43 @@ impl Worker {
         let (mut retries, mut polls, mut follow_ups, mut rate_limited) = (0u32, 0u32, 0u32, 0u32);
         let (info, outcome) = loop {
             if ctx.cancel.is_cancelled() {
-                return run.finish(Outcome::Skipped, Some(("interrupted", "run interrupted before this pair finished".into())));
+                return run.finish(
+                    Outcome::Skipped,
+                    Some((
+                        "interrupted",
+                        "run interrupted before this pair finished".into(),
+                    )),
+                );
             }
             ctx.pacer.ready().await;
             run.record.attempts += 1;
-            let body = if request.read_body { Body::Full } else { Body::None };
-            let sent = http::send(&ctx.client, &request, &[], body, run.record.attempts, ctx.timeouts).await;
+            let body = if request.read_body {
+                Body::Full
+            } else {
+                Body::None
+            };
+            let sent = http::send(
+                &ctx.client,
+                &request,
+                &[],
+                body,
+                run.record.attempts,
+                ctx.timeouts,
+            )
+            .await;
             let exchange = match sent {
                 Ok(ex) => ex,
                 Err(TransportError { kind, message }) => {
                     retries += 1;
                     if retries > ctx.retries {
                         let attempts = run.record.attempts;
-                        return run.finish(Outcome::Failed, Some((kind.as_str(), format!("{message} (after {attempts} attempts)"))));
+                        return run.finish(
+                            Outcome::Failed,
+                            Some((
+                                kind.as_str(),
+                                format!("{message} (after {attempts} attempts)"),
+                            )),
+                        );
                     }
                     // A cancelled wait ends at the loop's cancellation check.
                     self.wait(pacing::backoff(retries, None)).await;
@@ -157,33 +198,55 @@ impl Worker {
             match verdict {
                 Verdict::Warm(info) => break (info, Outcome::Warm),
                 Verdict::Passthrough(info) => break (info, Outcome::Passthrough),
-                Verdict::Failed { kind, message } => return run.finish(Outcome::Failed, Some((kind.as_str(), message))),
+                Verdict::Failed { kind, message } => {
+                    return run.finish(Outcome::Failed, Some((kind.as_str(), message)));
+                }
                 Verdict::Pending { after_ms } => {
                     polls += 1;
                     if polls > ctx.max_polls {
                         return run.finish(
                             Outcome::Pending,
-                            Some(("still_pending", format!("still transforming after {} polls", ctx.max_polls))),
+                            Some((
+                                "still_pending",
+                                format!("still transforming after {} polls", ctx.max_polls),
+                            )),
                         );
                     }
-                    let wait = Duration::from_millis(u64::from(after_ms)).clamp(Duration::from_millis(10), pacing::MAX_WAIT);
+                    let wait = Duration::from_millis(u64::from(after_ms))
+                        .clamp(Duration::from_millis(10), pacing::MAX_WAIT);
                     self.wait(wait).await;
                 }
                 Verdict::FollowUp(next) => {
                     follow_ups += 1;
                     if follow_ups > MAX_FOLLOW_UPS {
-                        return run.finish(Outcome::Failed, Some(("follow_ups", format!("more than {MAX_FOLLOW_UPS} follow-up requests"))));
+                        return run.finish(
+                            Outcome::Failed,
+                            Some((
+                                "follow_ups",
+                                format!("more than {MAX_FOLLOW_UPS} follow-up requests"),
+                            )),
+                        );
                     }
                     request = next;
                 }
                 Verdict::Retryable { reason, after_ms } => {
-                    let asked = after_ms.map(|m| Duration::from_millis(u64::from(m))).or(retry_after);
+                    let asked = after_ms
+                        .map(|m| Duration::from_millis(u64::from(m)))
+                        .or(retry_after);
                     if status == 429 {
                         rate_limited += 1;
                         let wait = pacing::backoff(rate_limited, asked);
                         ctx.pacer.pause(wait);
                         if rate_limited > MAX_RATE_LIMITED {
-                            return run.finish(Outcome::Failed, Some(("rate_limited", format!("{reason}: still rate limited after {rate_limited} waits"))));
+                            return run.finish(
+                                Outcome::Failed,
+                                Some((
+                                    "rate_limited",
+                                    format!(
+                                        "{reason}: still rate limited after {rate_limited} waits"
+                                    ),
+                                )),
+                            );
                         }
                         continue;
                     }
@@ -194,9 +257,14 @@ impl Worker {
                             Some(_) => "truncated",
                             None => exhausted_kind(Some(status)),
                         };
-                        let reason = body_error.map(|e| format!("{reason}: {}", e.message)).unwrap_or(reason);
+                        let reason = body_error
+                            .map(|e| format!("{reason}: {}", e.message))
+                            .unwrap_or(reason);
                         let attempts = run.record.attempts;
-                        return run.finish(Outcome::Failed, Some((kind, format!("{reason} (after {attempts} attempts)"))));
+                        return run.finish(
+                            Outcome::Failed,
+                            Some((kind, format!("{reason} (after {attempts} attempts)"))),
+                        );
                     }
                     self.wait(pacing::backoff(retries, asked)).await;
                 }
@@ -209,14 +277,28 @@ impl Worker {
         run.finish(outcome, None)
     }
 
-    async fn size(&mut self, run: &mut PairRun, index: usize, request: &WarmRequest, info: &WarmInfo) {
+    async fn size(
+        &mut self,
+        run: &mut PairRun,
+        index: usize,
+        request: &WarmRequest,
+        info: &WarmInfo,
+    ) {
         let Some(warm) = &run.last else { return };
         if self.size_methods[index].is_none() {
-            let methods = self.plugin.size_methods(&self.ctx.derivatives[index]).unwrap_or_default();
+            let methods = self
+                .plugin
+                .size_methods(&self.ctx.derivatives[index])
+                .unwrap_or_default();
             self.size_methods[index] = Some(methods);
         }
         let methods = self.size_methods[index].as_deref().unwrap_or_default();
-        let prober = Prober { client: &self.ctx.client, caps: &self.ctx.caps, pacer: &self.ctx.pacer, timeouts: self.ctx.timeouts };
+        let prober = Prober {
+            client: &self.ctx.client,
+            caps: &self.ctx.caps,
+            pacer: &self.ctx.pacer,
+            timeouts: self.ctx.timeouts,
+        };
         let found = prober.resolve(request, methods, warm, info).await;
         run.record.size = found.size;
         run.record.size_method = found.method;

@@ -26,21 +26,42 @@ impl Strategy for AkamaiIvm {
             version: env!("CARGO_PKG_VERSION").into(),
             description: "Akamai Image & Video Manager (?imwidth=W or ?impolicy=NAME)".into(),
             settings: vec![
-                setting("url-format", "imwidth (width of the derivative) or impolicy (derivative name as policy)", Some("imwidth")),
-                setting("poll-ms", "Wait before asking again while IVM transforms offline", Some("5000")),
-                setting("debug-pragma", "Send Akamai's debug Pragma so X-Cache tells hits from misses (true/false)", Some("true")),
+                setting(
+                    "url-format",
+                    "imwidth (width of the derivative) or impolicy (derivative name as policy)",
+                    Some("imwidth"),
+                ),
+                setting(
+                    "poll-ms",
+                    "Wait before asking again while IVM transforms offline",
+                    Some("5000"),
+                ),
+                setting(
+                    "debug-pragma",
+                    "Send Akamai's debug Pragma so X-Cache tells hits from misses (true/false)",
+                    Some("true"),
+                ),
             ],
             default_derivatives: standard_derivatives(),
-            limits: Limits { max_source_bytes: Some(MAX_SOURCE_BYTES) },
+            limits: Limits {
+                max_source_bytes: Some(MAX_SOURCE_BYTES),
+            },
         }
     }
 
     fn configure(base_url: &str, s: &Settings) -> Result<Self, String> {
         let by_policy = s.choice("url-format", &["imwidth", "impolicy"])? == Some("impolicy");
         let poll = s.get("poll-ms").unwrap_or("5000");
-        let poll_ms = poll.parse().map_err(|_| format!("setting `poll-ms`: `{poll}` is not a number of milliseconds"))?;
+        let poll_ms = poll
+            .parse()
+            .map_err(|_| format!("setting `poll-ms`: `{poll}` is not a number of milliseconds"))?;
         let debug_pragma = s.choice("debug-pragma", &["true", "false"])? != Some("false");
-        Ok(Self { base: base_url.to_string(), by_policy, poll_ms, debug_pragma })
+        Ok(Self {
+            base: base_url.to_string(),
+            by_policy,
+            poll_ms,
+            debug_pragma,
+        })
     }
 
     fn warm_request(&self, object: &Object, d: &Derivative) -> Result<Request, String> {
@@ -48,12 +69,16 @@ impl Strategy for AkamaiIvm {
         let url = if self.by_policy {
             with_query(&url, "impolicy", &d.name)
         } else {
-            let w = d.width.ok_or_else(|| format!("derivative `{}` has no width for imwidth", d.name))?;
+            let w = d
+                .width
+                .ok_or_else(|| format!("derivative `{}` has no width for imwidth", d.name))?;
             with_query(&url, "imwidth", &w.to_string())
         };
         let mut request = get(url);
         if self.debug_pragma {
-            request.headers.push(("Pragma".into(), "akamai-x-cache-on".into()));
+            request
+                .headers
+                .push(("Pragma".into(), "akamai-x-cache-on".into()));
         }
         Ok(request)
     }

@@ -27,7 +27,10 @@ impl CloudflareMedia {
         for (key, value) in dims {
             if let Some(v) = value {
                 if !(10..=2000).contains(&v) {
-                    return Err(format!("derivative `{}`: {key} {v} is outside Cloudflare's 10-2000", d.name));
+                    return Err(format!(
+                        "derivative `{}`: {key} {v} is outside Cloudflare's 10-2000",
+                        d.name
+                    ));
                 }
                 opts.push(format!("{key}={v}"));
             }
@@ -53,15 +56,24 @@ impl Strategy for CloudflareMedia {
         PluginInfo {
             name: "cloudflare-media".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Cloudflare Media Transformations (/cdn-cgi/media/<options>/<source>)".into(),
+            description: "Cloudflare Media Transformations (/cdn-cgi/media/<options>/<source>)"
+                .into(),
             settings: vec![
-                setting("source-prefix", "Path prepended to each object path on the zone, e.g. `videos`", Some("")),
+                setting(
+                    "source-prefix",
+                    "Path prepended to each object path on the zone, e.g. `videos`",
+                    Some(""),
+                ),
                 setting(
                     "origin",
                     "Absolute origin URL; when set the source is <origin>/<path> instead of a path on the zone",
                     None,
                 ),
-                setting("fit", "Resize mode: contain, scale-down or cover", Some("contain")),
+                setting(
+                    "fit",
+                    "Resize mode: contain, scale-down or cover",
+                    Some("contain"),
+                ),
                 setting(
                     "options",
                     "Extra transformation options for every derivative, e.g. `audio=false,duration=10s`",
@@ -69,19 +81,36 @@ impl Strategy for CloudflareMedia {
                 ),
             ],
             default_derivatives: standard_derivatives(),
-            limits: Limits { max_source_bytes: Some(MAX_SOURCE_BYTES) },
+            limits: Limits {
+                max_source_bytes: Some(MAX_SOURCE_BYTES),
+            },
         }
     }
 
     fn configure(base_url: &str, s: &Settings) -> Result<Self, String> {
-        let fit = s.choice("fit", &["contain", "scale-down", "cover"])?.unwrap_or("contain").to_string();
+        let fit = s
+            .choice("fit", &["contain", "scale-down", "cover"])?
+            .unwrap_or("contain")
+            .to_string();
         let origin = match s.get("origin").filter(|o| !o.is_empty()) {
-            Some(o) if o.starts_with("http://") || o.starts_with("https://") => Some(o.trim_end_matches('/').into()),
-            Some(o) => return Err(format!("setting `origin`: `{o}` is not an absolute http(s) URL")),
+            Some(o) if o.starts_with("http://") || o.starts_with("https://") => {
+                Some(o.trim_end_matches('/').into())
+            }
+            Some(o) => {
+                return Err(format!(
+                    "setting `origin`: `{o}` is not an absolute http(s) URL"
+                ));
+            }
             None => None,
         };
         let mut extra = Vec::new();
-        for opt in s.get("options").unwrap_or("").split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        for opt in s
+            .get("options")
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+        {
             if !opt.contains('=') {
                 return Err(format!("setting `options`: `{opt}` is not `key=value`"));
             }
@@ -89,7 +118,11 @@ impl Strategy for CloudflareMedia {
         }
         Ok(Self {
             base: base_url.to_string(),
-            source_prefix: s.get("source-prefix").unwrap_or("").trim_matches('/').to_string(),
+            source_prefix: s
+                .get("source-prefix")
+                .unwrap_or("")
+                .trim_matches('/')
+                .to_string(),
             origin,
             fit,
             extra,
@@ -103,13 +136,24 @@ impl Strategy for CloudflareMedia {
             (None, true) => path,
             (None, false) => format!("{}/{path}", encode_path(&self.source_prefix)),
         };
-        Ok(get(format!("{}/cdn-cgi/media/{}/{source}", self.base, self.options(d)?)))
+        Ok(get(format!(
+            "{}/cdn-cgi/media/{}/{source}",
+            self.base,
+            self.options(d)?
+        )))
     }
 
     fn classify(&self, object: &Object, _d: &Derivative, r: &ResponseMeta) -> Verdict {
         if let Some(err) = r.header("cf-resized").filter(|v| v.contains("err=")) {
-            let kind = if object.size > MAX_SOURCE_BYTES { FailureKind::TooLarge } else { FailureKind::TransformError };
-            return Verdict::Failed(Failure { kind, message: format!("Cloudflare could not transform: cf-resized {err}") });
+            let kind = if object.size > MAX_SOURCE_BYTES {
+                FailureKind::TooLarge
+            } else {
+                FailureKind::TransformError
+            };
+            return Verdict::Failed(Failure {
+                kind,
+                message: format!("Cloudflare could not transform: cf-resized {err}"),
+            });
         }
         match standard_verdict(object, r) {
             Verdict::Warm(_) => {

@@ -24,8 +24,8 @@ use std::cell::RefCell;
 pub use wit::exports::prewarm::strategy::strategy::Guest as __Guest;
 pub use wit::prewarm::strategy::log::Level;
 pub use wit::prewarm::strategy::types::{
-    CacheState, Derivative, FailureKind, Failure, HttpMethod, Limits, Object, PluginInfo, Request,
-    ResponseMeta, Retry, SettingInfo, SizeMethod, Verdict, WarmInfo, BodyPolicy,
+    BodyPolicy, CacheState, Derivative, Failure, FailureKind, HttpMethod, Limits, Object,
+    PluginInfo, Request, ResponseMeta, Retry, SettingInfo, SizeMethod, Verdict, WarmInfo,
 };
 
 /// A CDN strategy. One value is built by [`Strategy::configure`] and then
@@ -43,12 +43,22 @@ pub trait Strategy: Sized + 'static {
 
     /// Size methods, most preferred first.
     fn size_methods(&self, _derivative: &Derivative) -> Vec<SizeMethod> {
-        vec![SizeMethod::WarmContentLength, SizeMethod::Head, SizeMethod::Range, SizeMethod::FullBody]
+        vec![
+            SizeMethod::WarmContentLength,
+            SizeMethod::Head,
+            SizeMethod::Range,
+            SizeMethod::FullBody,
+        ]
     }
 
     /// Read one answer. The default reads plain HTTP status codes and the
     /// standard cache headers; see [`standard_verdict`].
-    fn classify(&self, object: &Object, _derivative: &Derivative, response: &ResponseMeta) -> Verdict {
+    fn classify(
+        &self,
+        object: &Object,
+        _derivative: &Derivative,
+        response: &ResponseMeta,
+    ) -> Verdict {
         standard_verdict(object, response)
     }
 }
@@ -68,7 +78,11 @@ impl Settings {
                 let known: Vec<&str> = declared.iter().map(|s| s.key.as_str()).collect();
                 return Err(format!(
                     "unknown setting `{key}` (known: {})",
-                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
                 ));
             }
         }
@@ -80,12 +94,18 @@ impl Settings {
                 with_defaults.push((s.key.clone(), default.clone()));
             }
         }
-        Ok(Self { pairs: with_defaults })
+        Ok(Self {
+            pairs: with_defaults,
+        })
     }
 
     /// The value of `key` (the user's, else the declared default).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The value of `key`, which must be one of `allowed`.
@@ -96,30 +116,53 @@ impl Settings {
                 .iter()
                 .find(|a| a.eq_ignore_ascii_case(v))
                 .map(|a| Some(*a))
-                .ok_or_else(|| format!("setting `{key}`: `{v}` is not one of {}", allowed.join(", "))),
+                .ok_or_else(|| {
+                    format!(
+                        "setting `{key}`: `{v}` is not one of {}",
+                        allowed.join(", ")
+                    )
+                }),
         }
     }
 }
 
 /// A declared setting.
 pub fn setting(key: &str, description: &str, default: Option<&str>) -> SettingInfo {
-    SettingInfo { key: key.into(), description: description.into(), default_value: default.map(Into::into) }
+    SettingInfo {
+        key: key.into(),
+        description: description.into(),
+        default_value: default.map(Into::into),
+    }
 }
 
 /// A derivative with a width and height and no extra options.
 pub fn derivative(name: &str, width: u32, height: u32) -> Derivative {
-    Derivative { name: name.into(), width: Some(width), height: Some(height), options: Vec::new() }
+    Derivative {
+        name: name.into(),
+        width: Some(width),
+        height: Some(height),
+        options: Vec::new(),
+    }
 }
 
 /// The video-resizer breakpoints: desktop 1920×1080, tablet 1280×720,
 /// mobile 854×640.
 pub fn standard_derivatives() -> Vec<Derivative> {
-    vec![derivative("desktop", 1920, 1080), derivative("tablet", 1280, 720), derivative("mobile", 854, 640)]
+    vec![
+        derivative("desktop", 1920, 1080),
+        derivative("tablet", 1280, 720),
+        derivative("mobile", 854, 640),
+    ]
 }
 
 /// A GET that reads the whole body: what warms a CDN cache.
 pub fn get(url: String) -> Request {
-    Request { url, method: HttpMethod::Get, headers: Vec::new(), body: BodyPolicy::ReadFull }
+    Request {
+        url,
+        method: HttpMethod::Get,
+        headers: Vec::new(),
+        body: BodyPolicy::ReadFull,
+    }
 }
 
 /// Characters kept as they are in a path segment: RFC 3986 unreserved and
@@ -145,8 +188,11 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'@');
 
 /// Characters kept in a query value: unreserved only.
-const QUERY_VALUE: &percent_encoding::AsciiSet =
-    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Percent-encode an object path segment by segment, keeping the `/`s and
 /// the directory part. Leading slashes are dropped.
@@ -177,12 +223,16 @@ pub fn with_query(url: &str, key: &str, value: &str) -> String {
 impl ResponseMeta {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The Content-Length, if present and numeric.
     pub fn content_length(&self) -> Option<u64> {
-        self.header("content-length").and_then(|v| v.trim().parse().ok())
+        self.header("content-length")
+            .and_then(|v| v.trim().parse().ok())
     }
 
     /// `Retry-After` in milliseconds (delta-seconds form).
@@ -203,12 +253,31 @@ pub fn cache_state_of(value: &str) -> CacheState {
         return CacheState::Hit;
     }
     if v.contains("fwd=") {
-        return if v.contains("fwd=bypass") { CacheState::Bypass } else { CacheState::Miss };
+        return if v.contains("fwd=bypass") {
+            CacheState::Bypass
+        } else {
+            CacheState::Miss
+        };
     }
-    let tokens: Vec<&str> =
-        v.split([',', ' ', '\t']).map(str::trim).filter(|t| !t.is_empty()).collect();
-    let is = |names: &[&str]| tokens.iter().any(|t| names.iter().any(|n| t.starts_with(n)));
-    if is(&["hit", "tcp_hit", "tcp_mem_hit", "tcp_refresh_hit", "revalidated", "updating", "stale"]) {
+    let tokens: Vec<&str> = v
+        .split([',', ' ', '\t'])
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
+    let is = |names: &[&str]| {
+        tokens
+            .iter()
+            .any(|t| names.iter().any(|n| t.starts_with(n)))
+    };
+    if is(&[
+        "hit",
+        "tcp_hit",
+        "tcp_mem_hit",
+        "tcp_refresh_hit",
+        "revalidated",
+        "updating",
+        "stale",
+    ]) {
         CacheState::Hit
     } else if is(&["miss", "expired", "tcp_miss", "tcp_refresh_miss"]) {
         CacheState::Miss
@@ -223,10 +292,18 @@ pub fn cache_state_of(value: &str) -> CacheState {
 pub fn cache_info(response: &ResponseMeta, names: &[&str], size: Option<u64>) -> WarmInfo {
     for name in names {
         if let Some(v) = response.header(name) {
-            return WarmInfo { cache: cache_state_of(v), cache_status: Some(v.to_string()), size };
+            return WarmInfo {
+                cache: cache_state_of(v),
+                cache_status: Some(v.to_string()),
+                size,
+            };
         }
     }
-    WarmInfo { cache: CacheState::Unknown, cache_status: None, size }
+    WarmInfo {
+        cache: CacheState::Unknown,
+        cache_status: None,
+        size,
+    }
 }
 
 /// The usual reading of an HTTP answer: 2xx warm (size from Content-Length,
@@ -237,11 +314,19 @@ pub fn standard_verdict(_object: &Object, response: &ResponseMeta) -> Verdict {
     let status = response.status;
     if (200..300).contains(&status) {
         if !response.body_complete {
-            return Verdict::Retryable(Retry { reason: "body ended before Content-Length".into(), after_ms: None });
+            return Verdict::Retryable(Retry {
+                reason: "body ended before Content-Length".into(),
+                after_ms: None,
+            });
         }
         let info = cache_info(
             response,
-            &["cf-cache-status", "cache-status", "x-cache-status", "x-cache"],
+            &[
+                "cf-cache-status",
+                "cache-status",
+                "x-cache-status",
+                "x-cache",
+            ],
             response.content_length(),
         );
         return Verdict::Warm(info);
@@ -252,7 +337,12 @@ pub fn standard_verdict(_object: &Object, response: &ResponseMeta) -> Verdict {
 /// The verdict for a non-2xx answer, by status code.
 pub fn failure_verdict(response: &ResponseMeta) -> Verdict {
     let status = response.status;
-    let fail = |kind, what: &str| Verdict::Failed(Failure { kind, message: format!("HTTP {status}: {what}") });
+    let fail = |kind, what: &str| {
+        Verdict::Failed(Failure {
+            kind,
+            message: format!("HTTP {status}: {what}"),
+        })
+    };
     match status {
         408 | 425 | 429 | 500..=599 => Verdict::Retryable(Retry {
             reason: format!("HTTP {status}"),
@@ -294,14 +384,20 @@ pub mod __private {
         T::info()
     }
 
-    pub fn configure<T: Strategy>(base_url: String, settings: Vec<(String, String)>) -> Result<(), String> {
+    pub fn configure<T: Strategy>(
+        base_url: String,
+        settings: Vec<(String, String)>,
+    ) -> Result<(), String> {
         let settings = Settings::new(settings, &T::info().settings)?;
         let strategy = T::configure(base_url.trim_end_matches('/'), &settings)?;
         STATE.with(|s| *s.borrow_mut() = Some(Box::new(strategy)));
         Ok(())
     }
 
-    pub fn warm_request<T: Strategy>(object: Object, derivative: Derivative) -> Result<Request, String> {
+    pub fn warm_request<T: Strategy>(
+        object: Object,
+        derivative: Derivative,
+    ) -> Result<Request, String> {
         with::<T, _>(|t| t.warm_request(&object, &derivative))?
     }
 
@@ -309,9 +405,16 @@ pub mod __private {
         with::<T, _>(|t| t.size_methods(&derivative)).unwrap_or_default()
     }
 
-    pub fn classify<T: Strategy>(object: Object, derivative: Derivative, response: ResponseMeta) -> Verdict {
+    pub fn classify<T: Strategy>(
+        object: Object,
+        derivative: Derivative,
+        response: ResponseMeta,
+    ) -> Verdict {
         with::<T, _>(|t| t.classify(&object, &derivative, &response)).unwrap_or_else(|message| {
-            Verdict::Failed(Failure { kind: FailureKind::Other, message })
+            Verdict::Failed(Failure {
+                kind: FailureKind::Other,
+                message,
+            })
         })
     }
 }

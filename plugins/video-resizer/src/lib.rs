@@ -25,11 +25,21 @@ impl Strategy for VideoResizer {
             version: env!("CARGO_PKG_VERSION").into(),
             description: "The video-resizer Worker (?derivative=NAME or ?imwidth=W)".into(),
             settings: vec![
-                setting("url-format", "How derivatives are named in the URL: derivative or imwidth", Some("derivative")),
-                setting("poll-ms", "Wait between polls of a pending transform, when the Worker gives none", Some("2000")),
+                setting(
+                    "url-format",
+                    "How derivatives are named in the URL: derivative or imwidth",
+                    Some("derivative"),
+                ),
+                setting(
+                    "poll-ms",
+                    "Wait between polls of a pending transform, when the Worker gives none",
+                    Some("2000"),
+                ),
             ],
             default_derivatives: standard_derivatives(),
-            limits: Limits { max_source_bytes: None },
+            limits: Limits {
+                max_source_bytes: None,
+            },
         }
     }
 
@@ -39,8 +49,14 @@ impl Strategy for VideoResizer {
             _ => UrlFormat::Derivative,
         };
         let poll = s.get("poll-ms").unwrap_or("2000");
-        let poll_ms = poll.parse().map_err(|_| format!("setting `poll-ms`: `{poll}` is not a number of milliseconds"))?;
-        Ok(Self { base: base_url.to_string(), format, poll_ms })
+        let poll_ms = poll
+            .parse()
+            .map_err(|_| format!("setting `poll-ms`: `{poll}` is not a number of milliseconds"))?;
+        Ok(Self {
+            base: base_url.to_string(),
+            format,
+            poll_ms,
+        })
     }
 
     fn warm_request(&self, object: &Object, d: &Derivative) -> Result<Request, String> {
@@ -48,25 +64,39 @@ impl Strategy for VideoResizer {
         Ok(get(match self.format {
             UrlFormat::Derivative => with_query(&url, "derivative", &d.name),
             UrlFormat::Imwidth => {
-                let w = d.width.ok_or_else(|| format!("derivative `{}` has no width for imwidth", d.name))?;
+                let w = d
+                    .width
+                    .ok_or_else(|| format!("derivative `{}` has no width for imwidth", d.name))?;
                 with_query(&url, "imwidth", &w.to_string())
             }
         }))
     }
 
     fn classify(&self, object: &Object, _d: &Derivative, r: &ResponseMeta) -> Verdict {
-        if r.status == 202 || r.header("x-transform-pending").is_some_and(|v| v != "false" && v != "0") {
+        if r.status == 202
+            || r.header("x-transform-pending")
+                .is_some_and(|v| v != "false" && v != "0")
+        {
             return Verdict::Pending(r.retry_after_ms().unwrap_or(self.poll_ms));
         }
         match standard_verdict(object, r) {
             Verdict::Warm(_) => {
                 let mut info = cache_info(r, &["cf-cache-status", "x-cache"], r.content_length());
                 if let Some(source) = r.header("x-transform-source") {
-                    info.cache_status = Some(format!("{} ({source})", info.cache_status.unwrap_or_default()));
+                    info.cache_status = Some(format!(
+                        "{} ({source})",
+                        info.cache_status.unwrap_or_default()
+                    ));
                 }
-                let passthrough = r.header("x-transform-source").is_some_and(|s| s.eq_ignore_ascii_case("passthrough"))
+                let passthrough = r
+                    .header("x-transform-source")
+                    .is_some_and(|s| s.eq_ignore_ascii_case("passthrough"))
                     || (object.size > 0 && r.content_length() == Some(object.size));
-                if passthrough { Verdict::Passthrough(info) } else { Verdict::Warm(info) }
+                if passthrough {
+                    Verdict::Passthrough(info)
+                } else {
+                    Verdict::Warm(info)
+                }
             }
             other => other,
         }

@@ -29,8 +29,52 @@ pub enum Command {
     List(Box<ListArgs>),
     /// List or inspect CDN strategy plugins.
     Plugins(PluginsArgs),
+    /// Merge summaries from shards, or render a summary again.
+    Report(ReportArgs),
     /// A complete local run: sample videos, a loopback origin and cache, a warm, the report.
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(subcommand)]
+    pub command: ReportCommand,
+}
+
+/// Where to render a summary.
+#[derive(Debug, Clone, Args)]
+pub struct RenderTargets {
+    /// Markdown report.
+    #[arg(long, value_name = "FILE.md")]
+    pub markdown: Option<PathBuf>,
+    /// HTML report with charts.
+    #[arg(long, value_name = "FILE.html")]
+    pub html: Option<PathBuf>,
+    /// Prometheus textfile.
+    #[arg(long, value_name = "FILE.prom")]
+    pub metrics_textfile: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Combine summaries (e.g. one per shard) exactly: counts add, histograms merge.
+    Merge {
+        /// Summary JSON files from `prewarm warm --report`.
+        #[arg(required = true, num_args = 1..)]
+        inputs: Vec<PathBuf>,
+        /// Where to write the merged summary.
+        #[arg(short, long, value_name = "OUT.json")]
+        output: PathBuf,
+        #[command(flatten)]
+        render: RenderTargets,
+    },
+    /// Render a summary as Markdown, HTML or a Prometheus textfile.
+    Render {
+        /// A summary JSON file.
+        input: PathBuf,
+        #[command(flatten)]
+        render: RenderTargets,
+    },
 }
 
 /// Where the objects come from, and which of them to take.

@@ -74,5 +74,6 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Exit> {
         cli::Command::List(args) => commands::list::run(*args),
         cli::Command::Warm(args) => commands::warm::run(*args),
         cli::Command::Demo(args) => commands::demo::run(args),
+        cli::Command::Report(args) => commands::report::run(args),
     }
 }

@@ -228,7 +228,8 @@ impl ListingSource {
             (_, Some(l)) if l == "-" => Ok(ListingSource::Stdin),
             (_, Some(l)) => {
                 let path = PathBuf::from(l);
-                if !path.is_file() {
+                // Pipes (`--listing <(rclone lsjson ...)`) count as files.
+                if !path.exists() || path.is_dir() {
                     return Err(ListingError::Read {
                         source_name: l.clone(),
                         error: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),

@@ -559,3 +559,199 @@ pub struct StatsSummary {
     /// TTFB of every pair with a response.
     pub ttfb: TimingSummary,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::CacheState;
+
+    fn record(path: String, derivative: &str, ttfb_ms: f64, outcome: Outcome, size: u64) -> Record {
+        Record {
+            path,
+            derivative: derivative.into(),
+            url: None,
+            outcome,
+            status: Some(if outcome == Outcome::Failed { 503 } else { 200 }),
+            attempts: 1,
+            ttfb_ms: Some(ttfb_ms),
+            total_ms: Some(ttfb_ms * 2.0),
+            elapsed_ms: ttfb_ms * 2.0,
+            bytes_read: size,
+            size: Some(size),
+            size_method: None,
+            size_check_bytes: 0,
+            original_size: 4 * size,
+            size_class: SizeClasses::default().class_of(4 * size),
+            cache: Some(CacheState::Miss),
+            cache_status: None,
+            error_kind: (outcome == Outcome::Failed).then(|| "server_error".into()),
+            error: None,
+            finished_at: String::new(),
+        }
+    }
+
+    /// Deterministic pseudo-random samples (xorshift).
+    fn samples(n: usize, seed: u64) -> Vec<f64> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % 5_000_000) as f64 / 1000.0 + 0.001
+            })
+            .collect()
+    }
+
+    fn exact_quantile(sorted: &[f64], q: f64) -> f64 {
+        let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+        sorted[rank - 1]
+    }
+
+    fn check_against_exact(values: &[f64]) {
+        let mut t = Timing::default();
+        for v in values {
+            t.add_ms(*v);
+        }
+        let s = t.summary();
+        assert_eq!(s.count, values.len() as u64);
+        if values.is_empty() {
+            assert_eq!(
+                (s.p50_ms, s.p99_ms, s.mean_ms, s.stddev_ms, s.max_ms),
+                (0.0, 0.0, 0.0, 0.0, 0.0)
+            );
+            return;
+        }
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        for (q, got) in [
+            (0.5, s.p50_ms),
+            (0.9, s.p90_ms),
+            (0.95, s.p95_ms),
+            (0.99, s.p99_ms),
+            (1.0, s.max_ms),
+        ] {
+            let want = exact_quantile(&sorted, q);
+            // Three significant digits, microsecond resolution.
+            assert!(
+                (got - want).abs() <= want * 0.001 + 0.001,
+                "q{q}: got {got}, exact {want}"
+            );
+        }
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+        assert!(
+            (s.mean_ms - mean).abs() <= 1e-9 * mean.max(1.0),
+            "mean {} vs {mean}",
+            s.mean_ms
+        );
+        assert!(
+            (s.stddev_ms - var.sqrt()).abs() <= 1e-6 * var.sqrt().max(1.0),
+            "sd {} vs {}",
+            s.stddev_ms,
+            var.sqrt()
+        );
+        assert_eq!(s.min_ms, sorted[0]);
+    }
+
+    #[test]
+    fn percentiles_and_moments_match_exact_values() {
+        check_against_exact(&samples(10_000, 0x9e37_79b9_7f4a_7c15));
+        check_against_exact(&(1..=5000).map(|i| i as f64 * 0.37).collect::<Vec<_>>());
+        check_against_exact(&[42.5]);
+        check_against_exact(&[]);
+    }
+
+    fn stats_of(records: &[Record]) -> Stats {
+        let mut s = Stats::new(SizeClasses::default());
+        for r in records {
+            s.add(r);
+        }
+        s
+    }
+
+    fn dataset(n: usize, seed: u64) -> Vec<Record> {
+        let derivatives = ["desktop", "tablet", "mobile"];
+        samples(n, seed)
+            .into_iter()
+            .enumerate()
+            .map(|(i, ms)| {
+                let outcome = if i % 17 == 0 {
+                    Outcome::Failed
+                } else {
+                    Outcome::Warm
+                };
+                record(
+                    format!("v/{seed}/{i}.mp4"),
+                    derivatives[i % 3],
+                    ms,
+                    outcome,
+                    (i as u64 % 100) * (1 << 20) + 1,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn merged_summaries_equal_the_summary_of_the_union() {
+        let (a, b) = (dataset(3000, 7), dataset(2000, 11));
+        let union: Vec<Record> = a.iter().chain(b.iter()).cloned().collect();
+        // Through the serialized form, as `report merge` does.
+        let mut merged = Stats::from_summary(&stats_of(&a).to_summary()).unwrap();
+        merged.merge(&Stats::from_summary(&stats_of(&b).to_summary()).unwrap());
+        let (m, u) = (merged.to_summary(), stats_of(&union).to_summary());
+
+        assert_eq!(m.pairs, u.pairs);
+        assert_eq!(m.outcomes, u.outcomes);
+        assert_eq!(m.failures_by_kind, u.failures_by_kind);
+        assert_eq!(m.failures_by_status, u.failures_by_status);
+        assert_eq!(m.cache, u.cache);
+        assert_eq!(m.bytes_read, u.bytes_read);
+        assert_eq!(m.slowest, u.slowest);
+        assert_eq!(m.groups.len(), u.groups.len());
+        for (gm, gu) in m.groups.iter().zip(&u.groups) {
+            assert_eq!(
+                (&gm.derivative, gm.size_class, gm.stats.count),
+                (&gu.derivative, gu.size_class, gu.stats.count)
+            );
+            // Histograms merge exactly.
+            assert_eq!(gm.stats.ttfb.histogram, gu.stats.ttfb.histogram);
+            assert_eq!(gm.stats.total.histogram, gu.stats.total.histogram);
+            assert_eq!(gm.stats.ttfb.p99_ms, gu.stats.ttfb.p99_ms);
+            assert!(
+                (gm.stats.ttfb.mean_ms - gu.stats.ttfb.mean_ms).abs()
+                    < 1e-9 * gu.stats.ttfb.mean_ms
+            );
+            assert!(
+                (gm.stats.ttfb.stddev_ms - gu.stats.ttfb.stddev_ms).abs()
+                    < 1e-6 * gu.stats.ttfb.stddev_ms
+            );
+            assert_eq!(
+                gm.stats.reduction.original_bytes,
+                gu.stats.reduction.original_bytes
+            );
+            assert_eq!(
+                gm.stats.reduction.derivative_bytes,
+                gu.stats.reduction.derivative_bytes
+            );
+        }
+        assert_eq!(m.ttfb.histogram, u.ttfb.histogram);
+    }
+
+    #[test]
+    fn size_reduction_is_folded_in_the_same_pass() {
+        let s = stats_of(&[
+            record("a".into(), "mobile", 1.0, Outcome::Warm, 25),
+            record("b".into(), "mobile", 1.0, Outcome::Warm, 50),
+        ]);
+        let g = &s.by_derivative()["mobile"];
+        assert_eq!(g.reduction.count, 2);
+        assert_eq!(
+            (g.reduction.original_bytes, g.reduction.derivative_bytes),
+            (300, 75)
+        );
+        assert!((g.reduction.saved_percent() - 75.0).abs() < 1e-9);
+        assert!((g.reduction.percent.mean - 75.0).abs() < 1e-9);
+    }
+}

@@ -3,4 +3,5 @@
 pub mod demo;
 pub mod list;
 pub mod plugins;
+pub mod report;
 pub mod warm;

@@ -263,6 +263,7 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
     };
     let summary = report::Summary::new(info, &outcome.stats);
     reports.write(&summary)?;
+    let pushed = reports.push(&summary).await;
     if let Some(r) = &rclone {
         r.shutdown();
     }
@@ -274,6 +275,7 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
     } else {
         eprint!("{}", report::text::render(&summary));
     }
+    pushed?;
     if let Some(e) = outcome.listing_error {
         return Err(anyhow::Error::new(e).context(
             "the listing ended early; the pairs listed before the error were warmed and recorded",

@@ -5,6 +5,7 @@
 
 pub mod html;
 pub mod markdown;
+pub mod prometheus;
 pub mod text;
 
 use std::path::{Path, PathBuf};
@@ -103,15 +104,46 @@ pub struct Outputs {
     pub json: Option<PathBuf>,
     pub markdown: Option<PathBuf>,
     pub html: Option<PathBuf>,
+    pub metrics_textfile: Option<PathBuf>,
+    pub pushgateway: Option<String>,
+    /// The Pushgateway `instance` label.
+    pub instance: String,
 }
 
 impl Outputs {
     pub fn from_args(args: &WarmArgs) -> Result<Self> {
+        if let Some(url) = &args.pushgateway {
+            let shown = crate::redact::redact_url(url);
+            let parsed = reqwest::Url::parse(url)
+                .map_err(|e| crate::usage(format!("--pushgateway `{shown}`: not a URL ({e})")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(crate::usage(format!(
+                    "--pushgateway `{shown}`: must be an http(s) URL"
+                )));
+            }
+        }
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "prewarm".into());
         Ok(Outputs {
             json: args.report.clone(),
             markdown: args.markdown.clone(),
             html: args.html.clone(),
+            metrics_textfile: args.metrics_textfile.clone(),
+            pushgateway: args.pushgateway.clone(),
+            instance: match &args.shard {
+                Some(shard) => format!("{host}-shard-{}", shard.replace('/', "-of-")),
+                None => host,
+            },
         })
+    }
+
+    /// Push to the Pushgateway, if one was given.
+    pub async fn push(&self, summary: &Summary) -> Result<()> {
+        match &self.pushgateway {
+            Some(url) => prometheus::push(url, &self.instance, summary).await,
+            None => Ok(()),
+        }
     }
 
     /// Write every requested file.
@@ -128,6 +160,13 @@ impl Outputs {
             Ok(markdown::render(summary).into_bytes())
         })?;
         write(&self.html, &|| Ok(html::render(summary).into_bytes()))?;
+        let previous = self
+            .metrics_textfile
+            .as_deref()
+            .and_then(prometheus::previous_success);
+        write(&self.metrics_textfile, &|| {
+            Ok(prometheus::render(summary, previous))
+        })?;
         Ok(())
     }
 }

@@ -29,6 +29,9 @@ pub(crate) const MAX_MESSAGE: usize = 1024;
 
 /// Cut a plugin's message to a readable single line.
 pub(crate) fn one_line(message: &str) -> String {
+    if message.len() <= MAX_MESSAGE && !message.chars().any(char::is_control) {
+        return message.to_string();
+    }
     let mut line: String = message
         .chars()
         .take(MAX_MESSAGE)
@@ -71,16 +74,22 @@ impl From<domain::ObjectRef<'_>> for wit::Object {
     }
 }
 
-impl From<&domain::ResponseMeta> for wit::ResponseMeta {
-    fn from(r: &domain::ResponseMeta) -> Self {
-        wit::ResponseMeta {
-            url: r.url.clone(),
-            status: r.status,
-            headers: r.headers.clone(),
-            body_bytes: r.body_bytes,
-            body_complete: r.body_complete,
-            attempt: r.attempt,
-        }
+/// The response as the plugin sees it: only the headers it asked for
+/// (all when `wanted` is empty).
+pub(crate) fn response_meta(r: &domain::ResponseMeta, wanted: &[String]) -> wit::ResponseMeta {
+    let headers = r
+        .headers
+        .iter()
+        .filter(|(k, _)| wanted.is_empty() || wanted.iter().any(|w| w == k))
+        .cloned()
+        .collect();
+    wit::ResponseMeta {
+        url: r.url.clone(),
+        status: r.status,
+        headers,
+        body_bytes: r.body_bytes,
+        body_complete: r.body_complete,
+        attempt: r.attempt,
     }
 }
 

@@ -21,6 +21,8 @@ pub struct PluginInstance {
     config: Option<(String, Vec<(String, String)>)>,
     /// Set after a trap: the instance must not be entered again.
     poisoned: bool,
+    /// The headers `classify` reads (empty: all), asked after `configure`.
+    wanted_headers: Vec<String>,
 }
 
 impl PluginInstance {
@@ -32,6 +34,7 @@ impl PluginInstance {
             bindings,
             config: None,
             poisoned: false,
+            wanted_headers: Vec::new(),
         })
     }
 
@@ -127,6 +130,10 @@ impl PluginInstance {
             message: bindings::one_line(&message),
         })?;
         self.config = Some((base, settings.to_vec()));
+        let mut wanted = self.call("response-headers", |g, s| g.call_response_headers(s))?;
+        wanted.truncate(256);
+        wanted.iter_mut().for_each(|h| h.make_ascii_lowercase());
+        self.wanted_headers = wanted;
         Ok(())
     }
 
@@ -169,7 +176,8 @@ impl PluginInstance {
         derivative: &Derivative,
         response: &ResponseMeta,
     ) -> Result<Verdict, PluginError> {
-        let (o, d, r) = (object.into(), derivative.into(), response.into());
+        let (o, d) = (object.into(), derivative.into());
+        let r = bindings::response_meta(response, &self.wanted_headers);
         let verdict = self.call("classify", |g, s| g.call_classify(s, &o, &d, &r))?;
         bindings::verdict(&self.shared.name, verdict)
     }

@@ -64,6 +64,10 @@ impl Strategy for AkamaiIvm {
         })
     }
 
+    fn response_headers(&self) -> Vec<String> {
+        standard_headers()
+    }
+
     fn warm_request(&self, object: &Object, d: &Derivative) -> Result<Request, String> {
         let url = format!("{}/{}", self.base, encode_path(&object.path));
         let url = if self.by_policy {
@@ -84,9 +88,8 @@ impl Strategy for AkamaiIvm {
     }
 
     fn classify(&self, object: &Object, _d: &Derivative, r: &ResponseMeta) -> Verdict {
-        match standard_verdict(object, r) {
-            Verdict::Warm(_) => {
-                let info = cache_info(r, &["x-cache", "cache-status"], r.content_length());
+        match standard_verdict_with(object, r, &["x-cache", "cache-status"]) {
+            Verdict::Warm(info) => {
                 let pristine = object.size > 0 && r.content_length() == Some(object.size);
                 match (pristine, object.size > MAX_SOURCE_BYTES) {
                     (true, true) => Verdict::Passthrough(info),

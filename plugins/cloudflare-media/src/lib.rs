@@ -20,11 +20,17 @@ struct CloudflareMedia {
 }
 
 impl CloudflareMedia {
-    fn options(&self, d: &Derivative) -> Result<String, String> {
-        let mut opts = Vec::new();
+    /// `width=W,height=H,fit=F,...` written straight into `out`.
+    fn push_options(&self, out: &mut String, d: &Derivative) -> Result<(), String> {
+        use std::fmt::Write;
         let has = |key: &str| d.options.iter().any(|(k, _)| k == key);
-        let dims = [("width", d.width), ("height", d.height)];
-        for (key, value) in dims {
+        let start = out.len();
+        let sep = |out: &mut String| {
+            if out.len() > start {
+                out.push(',');
+            }
+        };
+        for (key, value) in [("width", d.width), ("height", d.height)] {
             if let Some(v) = value {
                 if !(10..=2000).contains(&v) {
                     return Err(format!(
@@ -32,22 +38,26 @@ impl CloudflareMedia {
                         d.name
                     ));
                 }
-                opts.push(format!("{key}={v}"));
+                sep(out);
+                let _ = write!(out, "{key}={v}");
             }
         }
         if !has("fit") {
-            opts.push(format!("fit={}", self.fit));
+            sep(out);
+            out.push_str("fit=");
+            out.push_str(&self.fit);
         }
         for (k, v) in &d.options {
-            opts.push(format!("{k}={v}"));
+            sep(out);
+            let _ = write!(out, "{k}={v}");
         }
         for e in &self.extra {
-            let key = e.split('=').next().unwrap_or("");
-            if !has(key) {
-                opts.push(e.clone());
+            if !has(e.split('=').next().unwrap_or("")) {
+                sep(out);
+                out.push_str(e);
             }
         }
-        Ok(opts.join(","))
+        Ok(())
     }
 }
 
@@ -129,18 +139,31 @@ impl Strategy for CloudflareMedia {
         })
     }
 
+    fn response_headers(&self) -> Vec<String> {
+        let mut h = standard_headers();
+        h.push("cf-resized".into());
+        h
+    }
+
     fn warm_request(&self, object: &Object, d: &Derivative) -> Result<Request, String> {
-        let path = encode_path(&object.path);
-        let source = match (&self.origin, self.source_prefix.is_empty()) {
-            (Some(origin), _) => format!("{origin}/{path}"),
-            (None, true) => path,
-            (None, false) => format!("{}/{path}", encode_path(&self.source_prefix)),
-        };
-        Ok(get(format!(
-            "{}/cdn-cgi/media/{}/{source}",
-            self.base,
-            self.options(d)?
-        )))
+        let mut url = String::with_capacity(self.base.len() + object.path.len() + 64);
+        url.push_str(&self.base);
+        url.push_str("/cdn-cgi/media/");
+        self.push_options(&mut url, d)?;
+        url.push('/');
+        match &self.origin {
+            Some(origin) => {
+                url.push_str(origin);
+                url.push('/');
+            }
+            None if !self.source_prefix.is_empty() => {
+                push_encoded_path(&mut url, &self.source_prefix);
+                url.push('/');
+            }
+            None => {}
+        }
+        push_encoded_path(&mut url, &object.path);
+        Ok(get(url))
     }
 
     fn classify(&self, object: &Object, _d: &Derivative, r: &ResponseMeta) -> Verdict {
@@ -155,9 +178,8 @@ impl Strategy for CloudflareMedia {
                 message: format!("Cloudflare could not transform: cf-resized {err}"),
             });
         }
-        match standard_verdict(object, r) {
-            Verdict::Warm(_) => {
-                let info = cache_info(r, &["cf-cache-status"], r.content_length());
+        match standard_verdict_with(object, r, &["cf-cache-status"]) {
+            Verdict::Warm(info) => {
                 if object.size > 0 && r.content_length() == Some(object.size) {
                     Verdict::Passthrough(info)
                 } else {

@@ -41,6 +41,12 @@ pub trait Strategy: Sized + 'static {
     /// The request that makes the CDN transform and cache `derivative`.
     fn warm_request(&self, object: &Object, derivative: &Derivative) -> Result<Request, String>;
 
+    /// Response headers `classify` reads, lowercase; the host passes only
+    /// these. Empty (the default) passes every header.
+    fn response_headers(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Size methods, most preferred first.
     fn size_methods(&self, _derivative: &Derivative) -> Vec<SizeMethod> {
         vec![
@@ -197,11 +203,19 @@ const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUM
 /// Percent-encode an object path segment by segment, keeping the `/`s and
 /// the directory part. Leading slashes are dropped.
 pub fn encode_path(path: &str) -> String {
-    path.trim_start_matches('/')
-        .split('/')
-        .map(|seg| percent_encoding::utf8_percent_encode(seg, SEGMENT).to_string())
-        .collect::<Vec<_>>()
-        .join("/")
+    let mut out = String::with_capacity(path.len() + 8);
+    push_encoded_path(&mut out, path);
+    out
+}
+
+/// [`encode_path`] appending to `out`, without a temporary string.
+pub fn push_encoded_path(out: &mut String, path: &str) {
+    for (i, seg) in path.trim_start_matches('/').split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        out.extend(percent_encoding::utf8_percent_encode(seg, SEGMENT));
+    }
 }
 
 /// Percent-encode a query parameter value.
@@ -246,28 +260,33 @@ impl ResponseMeta {
 /// Fastly/Akamai/nginx style `x-cache` (every tier listed; any HIT counts),
 /// RFC 9211 `cache-status` (`hit` parameter, or `fwd=`).
 pub fn cache_state_of(value: &str) -> CacheState {
-    let v = value.to_ascii_lowercase();
+    let has = |needle: &str| {
+        value
+            .as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    };
     // RFC 9211: `name; hit` or `name; fwd=miss; stored`, possibly several
     // caches separated by commas.
-    if v.contains("; hit") || v.contains(";hit") {
-        return CacheState::Hit;
+    if value.contains(';') {
+        if has("; hit") || has(";hit") {
+            return CacheState::Hit;
+        }
+        if has("fwd=") {
+            return if has("fwd=bypass") {
+                CacheState::Bypass
+            } else {
+                CacheState::Miss
+            };
+        }
     }
-    if v.contains("fwd=") {
-        return if v.contains("fwd=bypass") {
-            CacheState::Bypass
-        } else {
-            CacheState::Miss
-        };
-    }
-    let tokens: Vec<&str> = v
-        .split([',', ' ', '\t'])
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .collect();
+    let tokens = || value.split([',', ' ', '\t']).filter(|t| !t.is_empty());
     let is = |names: &[&str]| {
-        tokens
-            .iter()
-            .any(|t| names.iter().any(|n| t.starts_with(n)))
+        tokens().any(|t| {
+            names.iter().any(|n| {
+                t.len() >= n.len() && t.as_bytes()[..n.len()].eq_ignore_ascii_case(n.as_bytes())
+            })
+        })
     };
     if is(&[
         "hit",
@@ -310,7 +329,26 @@ pub fn cache_info(response: &ResponseMeta, names: &[&str], size: Option<u64>) ->
 /// cache from the common headers), a truncated body retryable, 408/429/5xx
 /// retryable, 404/410 not found, 401/403 forbidden, 413 too large, other
 /// 4xx client errors, anything else other.
-pub fn standard_verdict(_object: &Object, response: &ResponseMeta) -> Verdict {
+pub fn standard_verdict(object: &Object, response: &ResponseMeta) -> Verdict {
+    standard_verdict_with(
+        object,
+        response,
+        &[
+            "cf-cache-status",
+            "cache-status",
+            "x-cache-status",
+            "x-cache",
+        ],
+    )
+}
+
+/// [`standard_verdict`], reading the cache state from the first of
+/// `cache_headers` the response carries.
+pub fn standard_verdict_with(
+    _object: &Object,
+    response: &ResponseMeta,
+    cache_headers: &[&str],
+) -> Verdict {
     let status = response.status;
     if (200..300).contains(&status) {
         if !response.body_complete {
@@ -319,17 +357,11 @@ pub fn standard_verdict(_object: &Object, response: &ResponseMeta) -> Verdict {
                 after_ms: None,
             });
         }
-        let info = cache_info(
+        return Verdict::Warm(cache_info(
             response,
-            &[
-                "cf-cache-status",
-                "cache-status",
-                "x-cache-status",
-                "x-cache",
-            ],
+            cache_headers,
             response.content_length(),
-        );
-        return Verdict::Warm(info);
+        ));
     }
     failure_verdict(response)
 }
@@ -355,6 +387,21 @@ pub fn failure_verdict(response: &ResponseMeta) -> Verdict {
         300..=399 => fail(FailureKind::Other, "unexpected redirect"),
         _ => fail(FailureKind::Other, "unexpected status"),
     }
+}
+
+/// The headers [`standard_verdict`] reads, to start a
+/// [`Strategy::response_headers`] list from.
+pub fn standard_headers() -> Vec<String> {
+    [
+        "content-length",
+        "retry-after",
+        "cf-cache-status",
+        "cache-status",
+        "x-cache-status",
+        "x-cache",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// Send a log line to the host's logs.
@@ -401,6 +448,10 @@ pub mod __private {
         with::<T, _>(|t| t.warm_request(&object, &derivative))?
     }
 
+    pub fn response_headers<T: Strategy>() -> Vec<String> {
+        with::<T, _>(|t| t.response_headers()).unwrap_or_default()
+    }
+
     pub fn size_methods<T: Strategy>(derivative: Derivative) -> Vec<SizeMethod> {
         with::<T, _>(|t| t.size_methods(&derivative)).unwrap_or_default()
     }
@@ -433,6 +484,9 @@ macro_rules! register_strategy {
             }
             fn warm_request(object: $crate::Object, derivative: $crate::Derivative) -> Result<$crate::Request, String> {
                 $crate::__private::warm_request::<$t>(object, derivative)
+            }
+            fn response_headers() -> Vec<String> {
+                $crate::__private::response_headers::<$t>()
             }
             fn size_methods(derivative: $crate::Derivative) -> Vec<$crate::SizeMethod> {
                 $crate::__private::size_methods::<$t>(derivative)

@@ -205,6 +205,12 @@ impl Strategy for Configured {
         })
     }
 
+    fn response_headers(&self) -> Vec<String> {
+        let mut h = standard_headers();
+        h.extend(self.t.cache_headers.iter().map(|c| c.to_ascii_lowercase()));
+        h
+    }
+
     fn warm_request(&self, object: &Object, d: &Derivative) -> Result<Request, String> {
         let mut request = get(self.t.url.render(&self.base, object, d)?);
         for (name, value) in &self.t.headers {
@@ -223,13 +229,8 @@ impl Strategy for Configured {
         if self.t.pending_status.contains(&r.status) {
             return Verdict::Pending(r.retry_after_ms().unwrap_or(1000));
         }
-        match standard_verdict(object, r) {
-            Verdict::Warm(_) => {
-                let names: Vec<&str> = self.t.cache_headers.iter().map(String::as_str).collect();
-                Verdict::Warm(cache_info(r, &names, r.content_length()))
-            }
-            other => other,
-        }
+        let names: Vec<&str> = self.t.cache_headers.iter().map(String::as_str).collect();
+        standard_verdict_with(object, r, &names)
     }
 }
 

@@ -59,6 +59,12 @@ impl Strategy for VideoResizer {
         })
     }
 
+    fn response_headers(&self) -> Vec<String> {
+        let mut h = standard_headers();
+        h.extend(["x-transform-pending".into(), "x-transform-source".into()]);
+        h
+    }
+
     fn warm_request(&self, object: &Object, d: &Derivative) -> Result<Request, String> {
         let url = format!("{}/{}", self.base, encode_path(&object.path));
         Ok(get(match self.format {
@@ -79,9 +85,9 @@ impl Strategy for VideoResizer {
         {
             return Verdict::Pending(r.retry_after_ms().unwrap_or(self.poll_ms));
         }
-        match standard_verdict(object, r) {
-            Verdict::Warm(_) => {
-                let mut info = cache_info(r, &["cf-cache-status", "x-cache"], r.content_length());
+        match standard_verdict_with(object, r, &["cf-cache-status", "x-cache"]) {
+            Verdict::Warm(info) => {
+                let mut info = info;
                 if let Some(source) = r.header("x-transform-source") {
                     info.cache_status = Some(format!(
                         "{} ({source})",

@@ -27,6 +27,7 @@ fn main() {
         "akamai-ivm",
         "template",
         "testing",
+        "examples",
     ] {
         println!("cargo:rerun-if-changed={}", plugins.join(entry).display());
     }
@@ -70,7 +71,7 @@ fn main() {
         .expect("could not run cargo to build the plugins");
     if !status.success() {
         panic!(
-            "building the wasm plugins in {} failed; is the target installed? run `rustup target add wasm32-wasip2`",
+            "building the wasm plugins in {} failed (cargo's error is above); if the wasm32-wasip2 target is missing, run `rustup target add wasm32-wasip2`",
             plugins.display()
         );
     }

@@ -496,3 +496,63 @@ fn builtins_describe_themselves() {
     let cf = runtime.load("cloudflare-media").unwrap();
     assert_eq!(cf.info().max_source_bytes, Some(100_000_000));
 }
+
+#[test]
+fn the_authoring_guide_example_loads_by_path() {
+    let wasm = std::path::Path::new(prewarm::plugin::GUEST_ARTIFACT_DIR).join("minimal.wasm");
+    let runtime = PluginRuntime::new(RuntimeOptions::default()).unwrap();
+    let plugin = runtime.load(wasm.to_str().unwrap()).unwrap();
+    assert_eq!(plugin.info().name, "minimal");
+    let mut i = plugin.instantiate().unwrap();
+    i.configure("https://cdn.example.com/", &[]).unwrap();
+    assert_eq!(
+        url(&mut i, "a b/c.mp4"),
+        "https://cdn.example.com/854/a%20b/c.mp4"
+    );
+
+    let home = tempfile::tempdir().unwrap();
+    let out = prewarm_e2e::run(
+        prewarm_e2e::prewarm(home.path())
+            .args(["plugins", "inspect"])
+            .arg(&wasm),
+    );
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("minimal 0.1.0") && text.contains("mobile") && text.contains("854x640"),
+        "{text}"
+    );
+}
+
+#[test]
+fn plugins_list_and_inspect_through_the_binary() {
+    let home = tempfile::tempdir().unwrap();
+    let out = prewarm_e2e::run(prewarm_e2e::prewarm(home.path()).args(["plugins", "list"]));
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "cloudflare-media",
+        "video-resizer",
+        "akamai-ivm",
+        "template",
+    ] {
+        assert!(text.contains(name), "{name} missing: {text}");
+    }
+    let out = prewarm_e2e::run(prewarm_e2e::prewarm(home.path()).args([
+        "plugins",
+        "inspect",
+        "cloudflare-media",
+    ]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("source-prefix")
+            && text.contains("origin")
+            && text.contains("[default: contain]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("max source size")
+            && text.contains("warm-content-length > head > range > full-body"),
+        "{text}"
+    );
+}

@@ -2,7 +2,7 @@
 //! and pairs already warm are not requested again (counted at the server).
 
 use std::collections::HashSet;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use prewarm_e2e::fault_server::FaultServer;
@@ -119,4 +119,77 @@ fn read_lines(path: &std::path::Path) -> usize {
     std::fs::read_to_string(path)
         .map(|t| t.lines().count())
         .unwrap_or(0)
+}
+
+#[test]
+fn ctrl_c_records_the_pairs_in_flight_and_writes_the_reports() {
+    let server = FaultServer::start();
+    let home = tempfile::tempdir().unwrap();
+    let objects: Vec<String> = (0..200).map(|i| format!("slow-ok/v{i}.mp4")).collect();
+    let entries: Vec<(&str, u64)> = objects.iter().map(|o| (o.as_str(), 10_000)).collect();
+    let listing = home.path().join("listing.json");
+    write_listing(&listing, &entries);
+    let results = home.path().join("results.jsonl");
+    let report = home.path().join("summary.json");
+    let mut child = prewarm(home.path())
+        .args([
+            "warm",
+            "--plugin",
+            "template",
+            "--base-url",
+            &server.url,
+            "--concurrency",
+            "4",
+            "--progress",
+            "never",
+            "--listing",
+        ])
+        .arg(&listing)
+        .arg("--results")
+        .arg(&results)
+        .arg("--report")
+        .arg(&report)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while read_lines(&results) < 12 {
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "an interrupted run is not a success"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+
+    let all = read_results(&results);
+    assert!(all.len() < objects.len() * 3, "interrupted too late");
+    let keys: HashSet<(String, String)> = all
+        .iter()
+        .map(|r| (r["path"].to_string(), r["derivative"].to_string()))
+        .collect();
+    assert_eq!(keys.len(), all.len(), "a pair recorded twice");
+    assert!(
+        all.iter().all(|r| r["outcome"] == "warm"
+            || (r["outcome"] == "skipped" && r["error_kind"] == "interrupted")),
+        "{all:?}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(summary["runs"][0]["interrupted"], true);
+    assert_eq!(summary["stats"]["pairs"], all.len());
+    // Every GET that reached the server belongs to a recorded pair.
+    assert!(
+        server.total("GET") as usize <= all.len() + 4,
+        "requests without a record"
+    );
 }

@@ -225,7 +225,7 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
     };
 
     let cancel = CancellationToken::new();
-    let signals = tokio::spawn(watch_ctrl_c(cancel.clone()));
+    let signals = tokio::spawn(watch_ctrl_c(cancel.clone(), rclone.clone()));
     let mut progress = Progress::new(args.progress);
     let started_at = crate::record::now_rfc3339();
     let outcome = warm::run(plan, source, filters, cancel, &mut progress).await;
@@ -296,13 +296,17 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
     })
 }
 
-async fn watch_ctrl_c(cancel: CancellationToken) {
+async fn watch_ctrl_c(cancel: CancellationToken, rclone: Option<Rclone>) {
     if tokio::signal::ctrl_c().await.is_ok() {
         eprintln!(
             "\nprewarm: interrupted; finishing the pairs in flight (Ctrl-C again to quit now)"
         );
         cancel.cancel();
         if tokio::signal::ctrl_c().await.is_ok() {
+            // Exiting skips destructors: stop rclone's daemon first.
+            if let Some(r) = &rclone {
+                r.shutdown();
+            }
             std::process::exit(130);
         }
     }

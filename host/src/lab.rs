@@ -176,3 +176,35 @@ pub fn make_sample_video(path: &Path, seconds: u32, size: &str) -> Result<()> {
     }
     bail!("ffmpeg could not make {}", path.display())
 }
+
+/// Re-encode `src` scaled to `width` (keeping the aspect ratio) into `dst`:
+/// a stand-in for the derivative a CDN would make.
+pub fn make_rendition(src: &Path, dst: &Path, width: u32) -> Result<()> {
+    let ffmpeg = find_program("ffmpeg")
+        .context("ffmpeg not found: install it with `apt-get install ffmpeg`")?;
+    if let Some(dir) = dst.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let status = Command::new(&ffmpeg)
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(src)
+        .args([
+            "-vf",
+            &format!("scale={width}:-2"),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-crf",
+            "30",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .arg(dst)
+        .stdin(Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("ffmpeg could not scale {} to width {width}", src.display());
+    }
+    Ok(())
+}

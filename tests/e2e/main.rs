@@ -4,6 +4,7 @@
 //! kill and resume, and bad input through the real binary.
 
 mod bad_input;
+mod demo;
 mod faults;
 mod listing;
 mod plugins;

@@ -1,7 +1,8 @@
 //! `prewarm demo`: a complete local run. It makes sample videos with
-//! ffmpeg, serves them with `rclone serve http` (the origin), puts nginx
-//! with `proxy_cache` in front (the CDN), warms every derivative with the
-//! `template` plugin, then warms again to show the cache hits.
+//! ffmpeg, and for each a rendition per derivative width (standing in for
+//! the CDN's transforms), serves them with `rclone serve http` (the origin),
+//! puts nginx with `proxy_cache` in front (the CDN), warms every derivative
+//! with the `template` plugin, then warms again to show the cache hits.
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -9,13 +10,15 @@ use clap::Parser;
 use crate::cli::{Cli, Command, DemoArgs};
 use crate::{Exit, lab};
 
-const SAMPLES: &[(&str, u32, &str)] = &[
-    ("intro.mp4", 2, "640x360"),
-    ("trailers/launch trailer.mp4", 3, "1280x720"),
-    ("trailers/teaser.mov", 2, "854x480"),
-    ("series/s01/épisode 1.mp4", 2, "640x360"),
-    ("series/s01/episode #2.mp4", 2, "640x360"),
+const SAMPLES: &[(&str, u32)] = &[
+    ("intro.mp4", 2),
+    ("trailers/launch trailer.mp4", 2),
+    ("series/s01/épisode 1.mp4", 1),
+    ("series/s01/episode #2.mp4", 1),
 ];
+
+/// The template plugin's default derivatives: desktop, tablet, mobile.
+const WIDTHS: [u32; 3] = [1920, 1280, 854];
 
 pub fn run(args: DemoArgs) -> Result<Exit> {
     let temp;
@@ -27,13 +30,22 @@ pub fn run(args: DemoArgs) -> Result<Exit> {
         }
     };
     let media = dir.join("media");
+    let originals = media.join("originals");
     eprintln!(
-        "prewarm demo: making {} sample videos in {}",
+        "prewarm demo: making {} sample videos and their renditions in {}",
         SAMPLES.len(),
         media.display()
     );
-    for (name, seconds, size) in SAMPLES {
-        lab::make_sample_video(&media.join(name), *seconds, size)?;
+    for (name, seconds) in SAMPLES {
+        let original = originals.join(name);
+        lab::make_sample_video(&original, *seconds, "1920x1080")?;
+        for width in WIDTHS {
+            lab::make_rendition(
+                &original,
+                &media.join(format!("renditions/{width}/{name}")),
+                width,
+            )?;
+        }
     }
     let rclone = lab::find_program("rclone")
         .context("rclone not found: install it with `apt-get install rclone`")?;
@@ -51,7 +63,7 @@ pub fn run(args: DemoArgs) -> Result<Exit> {
             "prewarm".into(),
             "warm".into(),
             "--source".into(),
-            media.display().to_string(),
+            originals.display().to_string(),
             "--extensions".into(),
             "mp4,mov".into(),
             "--plugin".into(),
@@ -59,7 +71,7 @@ pub fn run(args: DemoArgs) -> Result<Exit> {
             "--base-url".into(),
             cache.url.clone(),
             "--set".into(),
-            "url={base}/{path}?imwidth={width}".into(),
+            "url={base}/renditions/{width}/{path}".into(),
             "--set".into(),
             "cache-header=x-cache-status".into(),
             "--concurrency".into(),

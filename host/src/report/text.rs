@@ -48,6 +48,22 @@ pub fn render(s: &Summary) -> String {
         human(st.bytes_read),
         human(st.size_check_bytes)
     );
+    let (sized, original, derived) = st.per_derivative.values().fold((0, 0, 0), |(c, o, d), g| {
+        (
+            c + g.reduction.count,
+            o + g.reduction.original_bytes,
+            d + g.reduction.derivative_bytes,
+        )
+    });
+    if sized > 0 && original > 0 {
+        let _ = writeln!(
+            out,
+            "  sizes: {sized} derivatives total {} for {} of sources ({:.1} % smaller)",
+            human(derived),
+            human(original),
+            100.0 * (1.0 - derived as f64 / original as f64)
+        );
+    }
     if !st.cache.is_empty() {
         let cache: Vec<String> = st.cache.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(out, "  cache: {}", cache.join(" · "));

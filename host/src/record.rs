@@ -116,9 +116,14 @@ impl ResultsWriter {
         })
     }
 
+    /// Append one line (buffered; see [`ResultsWriter::flush`]).
     pub fn write(&mut self, record: &Record) -> std::io::Result<()> {
         serde_json::to_writer(&mut self.out, record)?;
-        self.out.write_all(b"\n")?;
+        self.out.write_all(b"\n")
+    }
+
+    /// Push buffered lines to the file.
+    pub fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
     }
 
@@ -236,6 +241,7 @@ mod tests {
         let mut w = ResultsWriter::open(&path, false).unwrap();
         w.write(&record("a.mp4", Outcome::Warm)).unwrap();
         w.write(&record("b.mp4", Outcome::Failed)).unwrap();
+        w.flush().unwrap();
         drop(w);
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(br#"{"path":"c.mp4","deriv"#).unwrap();

@@ -316,10 +316,22 @@ impl Stats {
         self.bytes_read += r.bytes_read;
         self.size_check_bytes += r.size_check_bytes;
         self.attempts += u64::from(r.attempts);
+        // Look up without allocating (there are only a few groups); the key
+        // is cloned only for a new group.
+        if !self
+            .groups
+            .keys()
+            .any(|(d, c)| *d == r.derivative && *c == r.size_class)
+        {
+            self.groups
+                .insert((r.derivative.clone(), r.size_class), Group::default());
+        }
         let group = self
             .groups
-            .entry((r.derivative.clone(), r.size_class))
-            .or_default();
+            .iter_mut()
+            .find(|((d, c), _)| *d == r.derivative && *c == r.size_class)
+            .map(|(_, g)| g)
+            .expect("group inserted above");
         group.count += 1;
         *group.outcomes.entry(r.outcome).or_default() += 1;
         group.bytes_read += r.bytes_read;
@@ -334,27 +346,38 @@ impl Stats {
             group.reduction.add(r.original_size, size);
         }
         if matches!(r.outcome, Outcome::Failed | Outcome::Pending) {
-            *self
-                .failures_by_kind
-                .entry(r.error_kind.clone().unwrap_or_else(|| "unknown".into()))
-                .or_default() += 1;
+            let kind = r.error_kind.as_deref().unwrap_or("unknown");
+            match self.failures_by_kind.get_mut(kind) {
+                Some(n) => *n += 1,
+                None => {
+                    self.failures_by_kind.insert(kind.to_string(), 1);
+                }
+            }
             if let Some(status) = r.status {
                 *self.failures_by_status.entry(status).or_default() += 1;
             }
         }
         if let Some(cache) = r.cache {
-            let key = serde_json::to_value(cache)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default();
-            *self.cache.entry(key).or_default() += 1;
+            match self.cache.get_mut(cache.as_str()) {
+                Some(n) => *n += 1,
+                None => {
+                    self.cache.insert(cache.as_str().to_string(), 1);
+                }
+            }
         }
-        self.note_slow(SlowPair {
-            path: r.path.clone(),
-            derivative: r.derivative.clone(),
-            elapsed_ms: r.elapsed_ms,
-            outcome: r.outcome,
-        });
+        if self.slowest.len() < SLOWEST_KEPT
+            || self
+                .slowest
+                .last()
+                .is_some_and(|s| s.elapsed_ms < r.elapsed_ms)
+        {
+            self.note_slow(SlowPair {
+                path: r.path.clone(),
+                derivative: r.derivative.clone(),
+                elapsed_ms: r.elapsed_ms,
+                outcome: r.outcome,
+            });
+        }
     }
 
     fn note_slow(&mut self, pair: SlowPair) {

@@ -117,6 +117,17 @@ pub enum CacheState {
     Unknown,
 }
 
+impl CacheState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheState::Hit => "hit",
+            CacheState::Miss => "miss",
+            CacheState::Bypass => "bypass",
+            CacheState::Unknown => "unknown",
+        }
+    }
+}
+
 /// Details of a warm or passthrough answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WarmInfo {

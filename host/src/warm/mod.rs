@@ -155,13 +155,24 @@ pub async fn run(
     ));
 
     let mut stats = Stats::new(plan.size_classes);
+    let results_path = plan.results.display().to_string();
+    let io_error =
+        |e: std::io::Error| anyhow::anyhow!("cannot write results file {results_path}: {e}");
+    let mut unflushed = 0u32;
     while let Some(record) = results_rx.recv().await {
-        writer.write(&record).map_err(|e| {
-            anyhow::anyhow!("cannot write results file {}: {e}", writer.path().display())
-        })?;
+        writer.write(&record).map_err(io_error)?;
+        unflushed += 1;
+        // Flush whenever the recorder has caught up with the workers (and at
+        // least every 64 lines under load): a crash then loses only lines of
+        // pairs that were, in effect, still in flight.
+        if unflushed >= 64 || results_rx.is_empty() {
+            writer.flush().map_err(io_error)?;
+            unflushed = 0;
+        }
         stats.add(&record);
         observer.record(&record, &stats);
     }
+    writer.flush().map_err(io_error)?;
     while workers.join_next().await.is_some() {}
     let resumed_skips = dispatcher.await.unwrap_or(0);
     let (listing, listing_error) = match listing_task.await {

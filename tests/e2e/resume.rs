@@ -131,7 +131,7 @@ fn ctrl_c_records_the_pairs_in_flight_and_writes_the_reports() {
     write_listing(&listing, &entries);
     let results = home.path().join("results.jsonl");
     let report = home.path().join("summary.json");
-    let mut child = prewarm(home.path())
+    let child = prewarm(home.path())
         .args([
             "warm",
             "--plugin",

@@ -44,13 +44,13 @@ pub struct ReportArgs {
 /// Where to render a summary.
 #[derive(Debug, Clone, Args)]
 pub struct RenderTargets {
-    /// Markdown report.
+    /// Markdown performance and error report.
     #[arg(long, value_name = "FILE.md")]
     pub markdown: Option<PathBuf>,
-    /// HTML report with charts.
+    /// Self-contained HTML report with charts.
     #[arg(long, value_name = "FILE.html")]
     pub html: Option<PathBuf>,
-    /// Prometheus textfile.
+    /// Prometheus textfile for node_exporter (written atomically).
     #[arg(long, value_name = "FILE.prom")]
     pub metrics_textfile: Option<PathBuf>,
 }
@@ -244,15 +244,8 @@ pub struct WarmArgs {
     /// Summary JSON (schema in docs/summary-schema.md).
     #[arg(long, value_name = "FILE.json")]
     pub report: Option<PathBuf>,
-    /// Markdown performance and error report.
-    #[arg(long, value_name = "FILE.md")]
-    pub markdown: Option<PathBuf>,
-    /// Self-contained HTML report with charts.
-    #[arg(long, value_name = "FILE.html")]
-    pub html: Option<PathBuf>,
-    /// Prometheus textfile for node_exporter (written atomically).
-    #[arg(long, value_name = "FILE.prom")]
-    pub metrics_textfile: Option<PathBuf>,
+    #[command(flatten)]
+    pub render: RenderTargets,
     /// Prometheus Pushgateway base URL to PUT the metrics to.
     #[arg(long, value_name = "URL")]
     pub pushgateway: Option<String>,

@@ -138,40 +138,38 @@ http {{
     })
 }
 
-/// Make a short test-pattern video with ffmpeg (H.264 when available).
-pub fn make_sample_video(path: &Path, seconds: u32, size: &str) -> Result<()> {
+/// Run ffmpeg quietly with `input` arguments, `codec` arguments and the
+/// output `path` (its directory created); whether it succeeded.
+fn ffmpeg(input: &[&str], codec: &[&str], path: &Path) -> Result<bool> {
     let ffmpeg = find_program("ffmpeg")
         .context("ffmpeg not found: install it with `apt-get install ffmpeg`")?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let run = |codec: &[&str]| -> Result<bool> {
-        let status = Command::new(&ffmpeg)
-            .args([
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-y",
-                "-f",
-                "lavfi",
-                "-i",
-            ])
-            .arg(format!("testsrc=duration={seconds}:size={size}:rate=25"))
-            .args(codec)
-            .arg(path)
-            .stdin(Stdio::null())
-            .status()?;
-        Ok(status.success())
-    };
-    if run(&[
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        "-preset",
-        "ultrafast",
-    ])? || run(&["-c:v", "mpeg4"])?
-    {
+    let status = Command::new(&ffmpeg)
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(input)
+        .args(codec)
+        .arg(path)
+        .stdin(Stdio::null())
+        .status()?;
+    Ok(status.success())
+}
+
+const H264: &[&str] = &[
+    "-c:v",
+    "libx264",
+    "-pix_fmt",
+    "yuv420p",
+    "-preset",
+    "ultrafast",
+];
+
+/// Make a short test-pattern video with ffmpeg (H.264 when available).
+pub fn make_sample_video(path: &Path, seconds: u32, size: &str) -> Result<()> {
+    let source = format!("testsrc=duration={seconds}:size={size}:rate=25");
+    let input = ["-f", "lavfi", "-i", source.as_str()];
+    if ffmpeg(&input, H264, path)? || ffmpeg(&input, &["-c:v", "mpeg4"], path)? {
         return Ok(());
     }
     bail!("ffmpeg could not make {}", path.display())
@@ -180,31 +178,15 @@ pub fn make_sample_video(path: &Path, seconds: u32, size: &str) -> Result<()> {
 /// Re-encode `src` scaled to `width` (keeping the aspect ratio) into `dst`:
 /// a stand-in for the derivative a CDN would make.
 pub fn make_rendition(src: &Path, dst: &Path, width: u32) -> Result<()> {
-    let ffmpeg = find_program("ffmpeg")
-        .context("ffmpeg not found: install it with `apt-get install ffmpeg`")?;
-    if let Some(dir) = dst.parent() {
-        std::fs::create_dir_all(dir)?;
+    let src = src.to_string_lossy();
+    let scale = format!("scale={width}:-2");
+    let codec: Vec<&str> = H264
+        .iter()
+        .copied()
+        .chain(["-crf", "30", "-vf", scale.as_str()])
+        .collect();
+    if ffmpeg(&["-i", &src], &codec, dst)? {
+        return Ok(());
     }
-    let status = Command::new(&ffmpeg)
-        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
-        .arg(src)
-        .args([
-            "-vf",
-            &format!("scale={width}:-2"),
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-crf",
-            "30",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .arg(dst)
-        .stdin(Stdio::null())
-        .status()?;
-    if !status.success() {
-        bail!("ffmpeg could not scale {} to width {width}", src.display());
-    }
-    Ok(())
+    bail!("ffmpeg could not scale {src} to width {width}")
 }

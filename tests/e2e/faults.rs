@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use prewarm_e2e::fault_server::{BODY_LEN, FaultServer};
-use prewarm_e2e::{prewarm, read_results, record, run, write_listing};
+use prewarm_e2e::{read_results, record, run, warm_listing};
 use serde_json::Value;
 
 const DERIVATIVES: &[&str] = &["mobile", "tablet"];
@@ -18,20 +18,9 @@ fn warm(
     objects: &[&str],
     extra: &[&str],
 ) -> (Vec<Value>, Option<i32>) {
-    let listing = home.join("listing.json");
     let entries: Vec<(&str, u64)> = objects.iter().map(|o| (*o, 50_000u64)).collect();
-    write_listing(&listing, &entries);
     let results = home.join("results.jsonl");
-    let out = run(prewarm(home)
-        .args([
-            "warm",
-            "--plugin",
-            "template",
-            "--base-url",
-            &server.url,
-            "--set",
-            "url={base}/{path}?w={width}",
-        ])
+    let out = run(warm_listing(home, &server.url, &entries)
         .args([
             "--derivatives",
             &DERIVATIVES.join(","),
@@ -42,16 +31,8 @@ fn warm(
             "--timeout",
             "2s",
         ])
-        .args([
-            "--concurrency",
-            "4",
-            "--progress",
-            "never",
-            "--capabilities-cache",
-        ])
+        .args(["--concurrency", "4", "--capabilities-cache"])
         .arg(home.join("caps.json"))
-        .arg("--listing")
-        .arg(&listing)
         .arg("--results")
         .arg(&results)
         .args(extra));

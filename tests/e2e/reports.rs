@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use prewarm_e2e::fault_server::FaultServer;
-use prewarm_e2e::{prewarm, run, write_listing};
+use prewarm_e2e::{prewarm, run, warm_listing};
 use serde_json::Value;
 
 fn objects() -> Vec<(String, u64)> {
@@ -21,24 +21,10 @@ fn objects() -> Vec<(String, u64)> {
 }
 
 fn warm(server: &FaultServer, home: &Path, extra: &[&str]) -> Option<i32> {
-    let listing = home.join("listing.json");
     let objs = objects();
     let refs: Vec<(&str, u64)> = objs.iter().map(|(p, s)| (p.as_str(), *s)).collect();
-    write_listing(&listing, &refs);
-    let out = run(prewarm(home)
-        .args([
-            "warm",
-            "--plugin",
-            "template",
-            "--base-url",
-            &server.url,
-            "--set",
-            "url={base}/{path}?w={width}",
-            "--set",
-            "cache-header=x-cache",
-        ])
-        .args(["--progress", "never", "--retries", "0", "--listing"])
-        .arg(&listing)
+    let out = run(warm_listing(home, &server.url, &refs)
+        .args(["--set", "cache-header=x-cache", "--retries", "0"])
         .args(extra));
     out.status.code()
 }

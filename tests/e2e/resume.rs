@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use prewarm_e2e::fault_server::FaultServer;
-use prewarm_e2e::{prewarm, read_results, run, write_listing};
+use prewarm_e2e::{read_results, run, warm_listing};
 
 #[test]
 fn kill_then_resume_covers_every_pair_once() {
@@ -16,31 +16,16 @@ fn kill_then_resume_covers_every_pair_once() {
         .map(|i| format!("slow-ok/batch {}/v{i}.mp4", i % 3))
         .collect();
     let entries: Vec<(&str, u64)> = objects.iter().map(|o| (o.as_str(), 10_000)).collect();
-    let listing = home.path().join("listing.json");
-    write_listing(&listing, &entries);
     let results = home.path().join("results.jsonl");
     let command = |resume: bool| {
-        let mut c = prewarm(home.path());
+        let mut c = warm_listing(home.path(), &server.url, &entries);
         c.args([
-            "warm",
-            "--plugin",
-            "template",
-            "--base-url",
-            &server.url,
-            "--set",
-            "url={base}/{path}?w={width}",
-        ])
-        .args([
             "--derivatives",
             "mobile,tablet",
             "--concurrency",
             "2",
-            "--progress",
-            "never",
-            "--listing",
+            "--results",
         ])
-        .arg(&listing)
-        .arg("--results")
         .arg(&results);
         if resume {
             c.arg("--resume");
@@ -127,24 +112,10 @@ fn ctrl_c_records_the_pairs_in_flight_and_writes_the_reports() {
     let home = tempfile::tempdir().unwrap();
     let objects: Vec<String> = (0..200).map(|i| format!("slow-ok/v{i}.mp4")).collect();
     let entries: Vec<(&str, u64)> = objects.iter().map(|o| (o.as_str(), 10_000)).collect();
-    let listing = home.path().join("listing.json");
-    write_listing(&listing, &entries);
     let results = home.path().join("results.jsonl");
     let report = home.path().join("summary.json");
-    let child = prewarm(home.path())
-        .args([
-            "warm",
-            "--plugin",
-            "template",
-            "--base-url",
-            &server.url,
-            "--concurrency",
-            "4",
-            "--progress",
-            "never",
-            "--listing",
-        ])
-        .arg(&listing)
+    let child = warm_listing(home.path(), &server.url, &entries)
+        .args(["--concurrency", "4"])
         .arg("--results")
         .arg(&results)
         .arg("--report")

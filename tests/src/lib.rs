@@ -85,3 +85,24 @@ pub fn record<'a>(results: &'a [Value], path: &str, derivative: &str) -> &'a Val
     );
     found[0]
 }
+
+/// `prewarm warm` with the `template` plugin (`{base}/{path}?w={width}`)
+/// against `base_url`, over a saved listing of `objects` written in `home`,
+/// without a progress bar. Add the rest of the flags to the command.
+pub fn warm_listing(home: &Path, base_url: &str, objects: &[(&str, u64)]) -> Command {
+    let listing = home.join("listing.json");
+    write_listing(&listing, objects);
+    let mut cmd = prewarm(home);
+    cmd.args([
+        "warm",
+        "--plugin",
+        "template",
+        "--base-url",
+        base_url,
+        "--set",
+        "url={base}/{path}?w={width}",
+    ])
+    .args(["--progress", "never", "--listing"])
+    .arg(listing);
+    cmd
+}

@@ -10,8 +10,8 @@ wasmtime::component::bindgen!({
     world: "plugin",
 });
 
+use self::prewarm::strategy::types as wit;
 pub(crate) use exports::prewarm::strategy::strategy as guest;
-use prewarm::strategy::types as wit;
 
 /// The WIT package version this host speaks.
 pub const WIT_VERSION: &str = "0.1.0";

@@ -127,9 +127,9 @@ impl Outputs {
             .unwrap_or_else(|_| "prewarm".into());
         Ok(Outputs {
             json: args.report.clone(),
-            markdown: args.markdown.clone(),
-            html: args.html.clone(),
-            metrics_textfile: args.metrics_textfile.clone(),
+            markdown: args.render.markdown.clone(),
+            html: args.render.html.clone(),
+            metrics_textfile: args.render.metrics_textfile.clone(),
             pushgateway: args.pushgateway.clone(),
             instance: match &args.shard {
                 Some(shard) => format!("{host}-shard-{}", shard.replace('/', "-of-")),

@@ -44,13 +44,7 @@ fn main() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&plugins)
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "--target",
-            "wasm32-wasip2",
-        ])
+        .args(["build", "--release", "--locked", "--target", "wasm32-wasip2"])
         .arg("--target-dir")
         .arg(&guest_target);
     // The outer build's flags and wrappers are for the host target (and
@@ -66,9 +60,7 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd
-        .status()
-        .expect("could not run cargo to build the plugins");
+    let status = cmd.status().expect("could not run cargo to build the plugins");
     if !status.success() {
         panic!(
             "building the wasm plugins in {} failed (cargo's error is above); if the wasm32-wasip2 target is missing, run `rustup target add wasm32-wasip2`",
@@ -83,10 +75,7 @@ fn main() {
     for (name, stem) in BUILTINS {
         let wasm = out_dir.join(format!("{stem}.wasm"));
         assert!(wasm.exists(), "missing plugin artifact {}", wasm.display());
-        table.push_str(&format!(
-            "    ({name:?}, include_bytes!({:?})),\n",
-            wasm.display().to_string()
-        ));
+        table.push_str(&format!("    ({name:?}, include_bytes!({:?})),\n", wasm.display().to_string()));
     }
     table.push_str("];\n");
     table.push_str(&format!(

@@ -7,16 +7,8 @@ use prewarm::plugin::{Derivative, ObjectRef, PluginRuntime, ResponseMeta, Runtim
 
 fn plugin_calls(c: &mut Criterion) {
     let runtime = PluginRuntime::new(RuntimeOptions::default()).unwrap();
-    let derivative = Derivative {
-        name: "mobile".into(),
-        width: Some(854),
-        height: Some(640),
-        options: vec![],
-    };
-    let object = ObjectRef {
-        path: "videos/2024/launch trailer.mp4",
-        size: 48_000_000,
-    };
+    let derivative = Derivative { name: "mobile".into(), width: Some(854), height: Some(640), options: vec![] };
+    let object = ObjectRef { path: "videos/2024/launch trailer.mp4", size: 48_000_000 };
     let response = ResponseMeta {
         url: "https://cdn.example.com/x".into(),
         status: 200,

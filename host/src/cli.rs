@@ -81,12 +81,7 @@ pub enum ReportCommand {
 #[derive(Debug, Clone, Args)]
 pub struct SourceArgs {
     /// An rclone remote and path (`s3:bucket/videos`, or a local directory).
-    #[arg(
-        long,
-        value_name = "REMOTE:PATH",
-        conflicts_with = "listing",
-        required_unless_present = "listing"
-    )]
+    #[arg(long, value_name = "REMOTE:PATH", conflicts_with = "listing", required_unless_present = "listing")]
     pub source: Option<String>,
     /// A saved listing (`rclone lsjson` output or JSON lines); `-` for stdin.
     #[arg(long, value_name = "FILE|-")]
@@ -217,11 +212,7 @@ pub struct WarmArgs {
     #[arg(long, value_name = "N")]
     pub rate: Option<u32>,
     /// Results file (JSON lines, one per pair).
-    #[arg(
-        long,
-        value_name = "FILE.jsonl",
-        default_value = "prewarm-results.jsonl"
-    )]
+    #[arg(long, value_name = "FILE.jsonl", default_value = "prewarm-results.jsonl")]
     pub results: PathBuf,
     /// Skip pairs already warm in the results file, and append to it.
     #[arg(long)]

@@ -68,19 +68,14 @@ pub fn start_origin(rclone: &Path, dir: &Path) -> Result<Service> {
         .spawn()
         .with_context(|| format!("cannot start {} serve http", rclone.display()))?;
     wait_for_port(port, &mut child, "rclone serve http")?;
-    Ok(Service {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        port,
-    })
+    Ok(Service { child, url: format!("http://127.0.0.1:{port}"), port })
 }
 
 /// nginx with `proxy_cache` in front of `upstream`, its files under `dir`.
 /// The cache key is the full request URI, so each derivative URL is its own
 /// entry; `X-Cache-Status` tells MISS from HIT.
 pub fn start_cache(dir: &Path, upstream: &str) -> Result<Service> {
-    let nginx = find_program("nginx")
-        .context("nginx not found: install it with `apt-get install nginx-light`")?;
+    let nginx = find_program("nginx").context("nginx not found: install it with `apt-get install nginx-light`")?;
     let port = free_port()?;
     for sub in ["cache", "tmp", "logs"] {
         std::fs::create_dir_all(dir.join(sub))?;
@@ -131,18 +126,13 @@ http {{
         .spawn()
         .with_context(|| format!("cannot start {}", nginx.display()))?;
     wait_for_port(port, &mut child, "nginx")?;
-    Ok(Service {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        port,
-    })
+    Ok(Service { child, url: format!("http://127.0.0.1:{port}"), port })
 }
 
 /// Run ffmpeg quietly with `input` arguments, `codec` arguments and the
 /// output `path` (its directory created); whether it succeeded.
 fn ffmpeg(input: &[&str], codec: &[&str], path: &Path) -> Result<bool> {
-    let ffmpeg = find_program("ffmpeg")
-        .context("ffmpeg not found: install it with `apt-get install ffmpeg`")?;
+    let ffmpeg = find_program("ffmpeg").context("ffmpeg not found: install it with `apt-get install ffmpeg`")?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -156,14 +146,7 @@ fn ffmpeg(input: &[&str], codec: &[&str], path: &Path) -> Result<bool> {
     Ok(status.success())
 }
 
-const H264: &[&str] = &[
-    "-c:v",
-    "libx264",
-    "-pix_fmt",
-    "yuv420p",
-    "-preset",
-    "ultrafast",
-];
+const H264: &[&str] = &["-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "ultrafast"];
 
 /// Make a short test-pattern video with ffmpeg (H.264 when available).
 pub fn make_sample_video(path: &Path, seconds: u32, size: &str) -> Result<()> {
@@ -180,11 +163,7 @@ pub fn make_sample_video(path: &Path, seconds: u32, size: &str) -> Result<()> {
 pub fn make_rendition(src: &Path, dst: &Path, width: u32) -> Result<()> {
     let src = src.to_string_lossy();
     let scale = format!("scale={width}:-2");
-    let codec: Vec<&str> = H264
-        .iter()
-        .copied()
-        .chain(["-crf", "30", "-vf", scale.as_str()])
-        .collect();
+    let codec: Vec<&str> = H264.iter().copied().chain(["-crf", "30", "-vf", scale.as_str()]).collect();
     if ffmpeg(&["-i", &src], &codec, dst)? {
         return Ok(());
     }

@@ -36,21 +36,11 @@ const CHANNEL_DEPTH: usize = 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum ListingError {
     #[error("listing {source_name} line {line}: {message}")]
-    Malformed {
-        source_name: String,
-        line: u64,
-        message: String,
-    },
+    Malformed { source_name: String, line: u64, message: String },
     #[error("cannot read listing {source_name}: {error}")]
-    Read {
-        source_name: String,
-        error: std::io::Error,
-    },
+    Read { source_name: String, error: std::io::Error },
     #[error("{option}: {message}")]
-    BadFilter {
-        option: &'static str,
-        message: String,
-    },
+    BadFilter { option: &'static str, message: String },
     #[error(transparent)]
     Rclone(#[from] RcloneError),
 }
@@ -67,8 +57,7 @@ impl Shard {
     /// count from `N` or `PREWARM_SHARDS`).
     pub fn parse(text: &str) -> Result<Self, String> {
         let env = |name: &str| -> Result<String, String> {
-            std::env::var(name)
-                .map_err(|_| format!("--shard {text}: environment variable {name} is not set"))
+            std::env::var(name).map_err(|_| format!("--shard {text}: environment variable {name} is not set"))
         };
         let (index, count) = match text.split_once('/') {
             Some(("auto", n)) => (env("JOB_COMPLETION_INDEX")?, n.to_string()),
@@ -76,18 +65,12 @@ impl Shard {
             None if text == "auto" => (env("JOB_COMPLETION_INDEX")?, env("PREWARM_SHARDS")?),
             None => return Err(format!("--shard {text}: expected I/N (e.g. 0/4) or auto")),
         };
-        let index: u64 = index
-            .trim()
-            .parse()
-            .map_err(|_| format!("--shard {text}: shard index `{index}` is not a number"))?;
-        let count: u64 = count
-            .trim()
-            .parse()
-            .map_err(|_| format!("--shard {text}: shard count `{count}` is not a number"))?;
+        let index: u64 =
+            index.trim().parse().map_err(|_| format!("--shard {text}: shard index `{index}` is not a number"))?;
+        let count: u64 =
+            count.trim().parse().map_err(|_| format!("--shard {text}: shard count `{count}` is not a number"))?;
         if count == 0 || index >= count {
-            return Err(format!(
-                "--shard {text}: index must be below the count, and the count above 0"
-            ));
+            return Err(format!("--shard {text}: index must be below the count, and the count above 0"));
         }
         Ok(Shard { index, count })
     }
@@ -126,31 +109,19 @@ fn globs(option: &'static str, patterns: &[String]) -> Result<Option<GlobSet>, L
             .literal_separator(true)
             .build()
             .or_else(|_| Glob::new(p))
-            .map_err(|e| ListingError::BadFilter {
-                option,
-                message: format!("`{p}` is not a glob: {e}"),
-            })?;
+            .map_err(|e| ListingError::BadFilter { option, message: format!("`{p}` is not a glob: {e}") })?;
         builder.add(glob);
     }
-    builder
-        .build()
-        .map(Some)
-        .map_err(|e| ListingError::BadFilter {
-            option,
-            message: e.to_string(),
-        })
+    builder.build().map(Some).map_err(|e| ListingError::BadFilter { option, message: e.to_string() })
 }
 
 impl Filters {
     pub fn from_args(args: &SourceArgs) -> Result<Self, ListingError> {
-        let size =
-            |option: &'static str, v: &Option<String>| -> Result<Option<u64>, ListingError> {
-                v.as_deref()
-                    .map(|s| {
-                        parse_size(s).map_err(|message| ListingError::BadFilter { option, message })
-                    })
-                    .transpose()
-            };
+        let size = |option: &'static str, v: &Option<String>| -> Result<Option<u64>, ListingError> {
+            v.as_deref()
+                .map(|s| parse_size(s).map_err(|message| ListingError::BadFilter { option, message }))
+                .transpose()
+        };
         let filters = Filters {
             extensions: args
                 .extensions
@@ -168,10 +139,7 @@ impl Filters {
         if let (Some(min), Some(max)) = (filters.min_size, filters.max_size)
             && min > max
         {
-            return Err(ListingError::BadFilter {
-                option: "--min-size",
-                message: "is above --max-size".into(),
-            });
+            return Err(ListingError::BadFilter { option: "--min-size", message: "is above --max-size".into() });
         }
         Ok(filters)
     }
@@ -185,23 +153,13 @@ impl Filters {
                 return false;
             }
         }
-        if self.min_size.is_some_and(|m| object.size < m)
-            || self.max_size.is_some_and(|m| object.size > m)
-        {
+        if self.min_size.is_some_and(|m| object.size < m) || self.max_size.is_some_and(|m| object.size > m) {
             return false;
         }
-        if self
-            .include
-            .as_ref()
-            .is_some_and(|g| !g.is_match(&object.path))
-        {
+        if self.include.as_ref().is_some_and(|g| !g.is_match(&object.path)) {
             return false;
         }
-        if self
-            .exclude
-            .as_ref()
-            .is_some_and(|g| g.is_match(&object.path))
-        {
+        if self.exclude.as_ref().is_some_and(|g| g.is_match(&object.path)) {
             return false;
         }
         self.shard.is_none_or(|s| s.contains(&object.path))
@@ -237,10 +195,7 @@ impl ListingSource {
                 }
                 Ok(ListingSource::File(path))
             }
-            (Some(remote), None) => Ok(ListingSource::Rclone {
-                rclone: rclone()?,
-                remote: remote.clone(),
-            }),
+            (Some(remote), None) => Ok(ListingSource::Rclone { rclone: rclone()?, remote: remote.clone() }),
             (None, None) => Err(ListingError::BadFilter {
                 option: "--source",
                 message: "give --source REMOTE:PATH or --listing FILE|-".into(),
@@ -275,47 +230,24 @@ pub struct ListingTotals {
 pub fn stream(
     source: ListingSource,
     filters: Filters,
-) -> (
-    mpsc::Receiver<Object>,
-    tokio::task::JoinHandle<Result<ListingTotals, ListingError>>,
-) {
+) -> (mpsc::Receiver<Object>, tokio::task::JoinHandle<Result<ListingTotals, ListingError>>) {
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let task = tokio::spawn(async move {
         let name = source.name();
         match source {
             ListingSource::File(path) => {
-                let file =
-                    tokio::fs::File::open(&path)
-                        .await
-                        .map_err(|error| ListingError::Read {
-                            source_name: name.clone(),
-                            error,
-                        })?;
-                pump(
-                    BufReader::with_capacity(64 * 1024, file),
-                    &name,
-                    &filters,
-                    &tx,
-                )
-                .await
+                let file = tokio::fs::File::open(&path)
+                    .await
+                    .map_err(|error| ListingError::Read { source_name: name.clone(), error })?;
+                pump(BufReader::with_capacity(64 * 1024, file), &name, &filters, &tx).await
             }
-            ListingSource::Stdin => {
-                pump(BufReader::new(tokio::io::stdin()), &name, &filters, &tx).await
-            }
+            ListingSource::Stdin => pump(BufReader::new(tokio::io::stdin()), &name, &filters, &tx).await,
             ListingSource::Rclone { rclone, remote } => {
                 let mut child = rclone.lsjson(&remote)?;
                 let stdout = child.stdout();
-                let pumped = pump(
-                    BufReader::with_capacity(64 * 1024, stdout),
-                    &name,
-                    &filters,
-                    &tx,
-                )
-                .await;
+                let pumped = pump(BufReader::with_capacity(64 * 1024, stdout), &name, &filters, &tx).await;
                 // When the limit stopped us early, rclone's exit is moot.
-                let finished = child
-                    .finish(pumped.as_ref().is_ok_and(|t| t.stopped_early))
-                    .await;
+                let finished = child.finish(pumped.as_ref().is_ok_and(|t| t.stopped_early)).await;
                 let totals = pumped?;
                 finished?;
                 Ok(totals)
@@ -335,26 +267,46 @@ struct LsjsonEntry {
     is_dir: bool,
 }
 
-/// Parse one listing line: `[`, `]`, blank, or one object (with or without
-/// the trailing comma rclone writes).
-pub fn parse_line(line: &str) -> Result<Option<Object>, String> {
-    let line = line.trim();
-    let line = line.strip_suffix(',').unwrap_or(line).trim();
-    if line.is_empty() || line == "[" || line == "]" {
-        return Ok(None);
-    }
-    let entry: LsjsonEntry =
-        serde_json::from_str(line).map_err(|e| format!("not an rclone lsjson object ({e})"))?;
+/// What one listing line holds.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// Framing (`[`, `]`), a blank line or a directory.
+    Nothing,
+    /// One object: rclone's own layout, or JSON lines.
+    One(Object),
+    /// A whole array on one line (`jq -c` output), up to the line limit.
+    Many(Vec<Object>),
+}
+
+fn object(entry: LsjsonEntry) -> Result<Option<Object>, String> {
     if entry.is_dir {
         return Ok(None);
     }
     if entry.path.is_empty() {
         return Err("object with an empty Path".into());
     }
-    Ok(Some(Object {
-        path: entry.path,
-        size: u64::try_from(entry.size).unwrap_or(0),
-    }))
+    Ok(Some(Object { path: entry.path, size: u64::try_from(entry.size).unwrap_or(0) }))
+}
+
+/// Parse one listing line: `[`, `]`, blank, one object (with or without
+/// the trailing comma rclone writes), or a compact array of objects.
+pub fn parse_line(line: &str) -> Result<Line, String> {
+    let line = line.trim();
+    let line = line.strip_suffix(',').unwrap_or(line).trim();
+    if line.is_empty() || line == "[" || line == "]" {
+        return Ok(Line::Nothing);
+    }
+    if line.starts_with('[') {
+        let entries: Vec<LsjsonEntry> =
+            serde_json::from_str(line).map_err(|e| format!("not an array of rclone lsjson objects ({e})"))?;
+        let mut objects = Vec::with_capacity(entries.len());
+        for entry in entries {
+            objects.extend(object(entry)?);
+        }
+        return Ok(Line::Many(objects));
+    }
+    let entry: LsjsonEntry = serde_json::from_str(line).map_err(|e| format!("not an rclone lsjson object ({e})"))?;
+    Ok(object(entry)?.map_or(Line::Nothing, Line::One))
 }
 
 async fn pump<R: AsyncBufRead + Unpin>(
@@ -372,39 +324,37 @@ async fn pump<R: AsyncBufRead + Unpin>(
             .take(MAX_LINE as u64 + 1)
             .read_until(b'\n', &mut buf)
             .await
-            .map_err(|error| ListingError::Read {
-                source_name: name.to_string(),
-                error,
-            })?;
+            .map_err(|error| ListingError::Read { source_name: name.to_string(), error })?;
         if n == 0 {
             return Ok(totals);
         }
         line_no += 1;
-        let malformed = |message: String| ListingError::Malformed {
-            source_name: name.to_string(),
-            line: line_no,
-            message,
-        };
+        let malformed =
+            |message: String| ListingError::Malformed { source_name: name.to_string(), line: line_no, message };
         if buf.len() > MAX_LINE {
             return Err(malformed(format!("line longer than {MAX_LINE} bytes")));
         }
         let text = std::str::from_utf8(&buf).map_err(|_| malformed("not valid UTF-8".into()))?;
-        let Some(object) = parse_line(text).map_err(malformed)? else {
-            continue;
+        let objects = match parse_line(text).map_err(malformed)? {
+            Line::Nothing => continue,
+            Line::One(o) => vec![o],
+            Line::Many(many) => many,
         };
-        totals.seen += 1;
-        if !filters.accepts(&object) {
-            continue;
-        }
-        if tx.send(object).await.is_err() {
-            // The consumer stopped (Ctrl-C, or it has all it wants).
-            totals.stopped_early = true;
-            return Ok(totals);
-        }
-        totals.selected += 1;
-        if filters.limit.is_some_and(|l| totals.selected >= l) {
-            totals.stopped_early = true;
-            return Ok(totals);
+        for object in objects {
+            totals.seen += 1;
+            if !filters.accepts(&object) {
+                continue;
+            }
+            if tx.send(object).await.is_err() {
+                // The consumer stopped (Ctrl-C, or it has all it wants).
+                totals.stopped_early = true;
+                return Ok(totals);
+            }
+            totals.selected += 1;
+            if filters.limit.is_some_and(|l| totals.selected >= l) {
+                totals.stopped_early = true;
+                return Ok(totals);
+            }
         }
     }
 }
@@ -413,18 +363,11 @@ use tokio::io::AsyncReadExt as _;
 
 /// Size classes from the arguments.
 pub fn size_classes(args: &SourceArgs) -> Result<SizeClasses, ListingError> {
-    let small = parse_size(&args.small_below).map_err(|message| ListingError::BadFilter {
-        option: "--small-below",
-        message,
-    })?;
-    let medium = parse_size(&args.medium_below).map_err(|message| ListingError::BadFilter {
-        option: "--medium-below",
-        message,
-    })?;
-    SizeClasses::new(small, medium).map_err(|message| ListingError::BadFilter {
-        option: "--small-below",
-        message,
-    })
+    let small = parse_size(&args.small_below)
+        .map_err(|message| ListingError::BadFilter { option: "--small-below", message })?;
+    let medium = parse_size(&args.medium_below)
+        .map_err(|message| ListingError::BadFilter { option: "--medium-below", message })?;
+    SizeClasses::new(small, medium).map_err(|message| ListingError::BadFilter { option: "--small-below", message })
 }
 
 #[cfg(test)]
@@ -433,19 +376,16 @@ mod tests {
 
     #[test]
     fn parses_rclone_framing() {
-        assert_eq!(parse_line("[").unwrap(), None);
-        assert_eq!(parse_line("]").unwrap(), None);
+        assert_eq!(parse_line("[").unwrap(), Line::Nothing);
+        assert_eq!(parse_line("]").unwrap(), Line::Nothing);
         assert_eq!(
-            parse_line(r#"{"Path":"a/b c.mp4","Name":"b c.mp4","Size":12,"IsDir":false},"#)
-                .unwrap(),
-            Some(Object {
-                path: "a/b c.mp4".into(),
-                size: 12
-            })
+            parse_line(r#"{"Path":"a/b c.mp4","Name":"b c.mp4","Size":12,"IsDir":false},"#).unwrap(),
+            Line::One(Object { path: "a/b c.mp4".into(), size: 12 })
         );
+        assert_eq!(parse_line(r#"{"Path":"dir","Size":-1,"IsDir":true}"#).unwrap(), Line::Nothing);
         assert_eq!(
-            parse_line(r#"{"Path":"dir","Size":-1,"IsDir":true}"#).unwrap(),
-            None
+            parse_line(r#"[{"Path":"a","Size":1},{"Path":"d","IsDir":true},{"Path":"b","Size":2}]"#).unwrap(),
+            Line::Many(vec![Object { path: "a".into(), size: 1 }, Object { path: "b".into(), size: 2 }])
         );
         assert!(parse_line(r#"{"Path":"x", "Size": "#).is_err());
     }

@@ -11,10 +11,7 @@ fn main() -> std::process::ExitCode {
         Ok(code) => code.into(),
         Err(err) => {
             let code = prewarm::exit_code_for(&err);
-            eprintln!(
-                "error: {}",
-                prewarm::redact::redact_text(&format!("{err:#}"))
-            );
+            eprintln!("error: {}", prewarm::redact::redact_text(&format!("{err:#}")));
             code.into()
         }
     }

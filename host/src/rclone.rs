@@ -49,17 +49,13 @@ pub struct Rclone {
 
 impl fmt::Debug for Rclone {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Rclone")
-            .field("binary", &self.binary)
-            .field("version", &self.version)
-            .finish_non_exhaustive()
+        f.debug_struct("Rclone").field("binary", &self.binary).field("version", &self.version).finish_non_exhaustive()
     }
 }
 
 fn parse_version(text: &str) -> Option<(String, u32, u32)> {
-    let word = text
-        .split_whitespace()
-        .find(|w| w.starts_with('v') && w[1..].starts_with(|c: char| c.is_ascii_digit()))?;
+    let word =
+        text.split_whitespace().find(|w| w.starts_with('v') && w[1..].starts_with(|c: char| c.is_ascii_digit()))?;
     let mut parts = word[1..].split(['.', '-']);
     let major = parts.next()?.parse().ok()?;
     let minor = parts.next()?.parse().ok()?;
@@ -68,41 +64,22 @@ fn parse_version(text: &str) -> Option<(String, u32, u32)> {
 
 impl Rclone {
     /// Find rclone (`binary`, else `rclone` on PATH) and check its version.
-    pub fn locate(
-        binary: Option<PathBuf>,
-        config: Option<PathBuf>,
-        flags: Vec<String>,
-    ) -> Result<Self, RcloneError> {
+    pub fn locate(binary: Option<PathBuf>, config: Option<PathBuf>, flags: Vec<String>) -> Result<Self, RcloneError> {
         let binary = binary.unwrap_or_else(|| PathBuf::from("rclone"));
         let shown = binary.display().to_string();
-        let output = std::process::Command::new(&binary)
-            .arg("version")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound
-                    || e.kind() == std::io::ErrorKind::PermissionDenied
-                {
-                    RcloneError::Missing {
-                        path: shown.clone(),
-                    }
-                } else {
-                    RcloneError::Spawn(e)
-                }
-            })?;
+        let output = std::process::Command::new(&binary).arg("version").stdin(Stdio::null()).output().map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound || e.kind() == std::io::ErrorKind::PermissionDenied {
+                RcloneError::Missing { path: shown.clone() }
+            } else {
+                RcloneError::Spawn(e)
+            }
+        })?;
         let text = String::from_utf8_lossy(&output.stdout);
-        let Some((version, major, minor)) =
-            parse_version(&text).filter(|_| output.status.success())
-        else {
-            return Err(RcloneError::Missing {
-                path: format!("{shown} does not answer `rclone version`"),
-            });
+        let Some((version, major, minor)) = parse_version(&text).filter(|_| output.status.success()) else {
+            return Err(RcloneError::Missing { path: format!("{shown} does not answer `rclone version`") });
         };
         if (major, minor) < MIN_VERSION {
-            return Err(RcloneError::TooOld {
-                path: shown,
-                found: version,
-            });
+            return Err(RcloneError::TooOld { path: shown, found: version });
         }
         Ok(Rclone {
             binary,
@@ -124,9 +101,7 @@ impl Rclone {
         if let Some(config) = &self.config {
             cmd.arg("--config").arg(config);
         }
-        cmd.args(&self.flags)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
+        cmd.args(&self.flags).stdin(Stdio::null()).kill_on_drop(true);
         self.spawned.fetch_add(1, Ordering::Relaxed);
         cmd
     }
@@ -134,16 +109,10 @@ impl Rclone {
     /// Start the one streaming listing of `remote`.
     pub fn lsjson(&self, remote: &str) -> Result<LsjsonChild, RcloneError> {
         let mut cmd = self.command();
-        cmd.args([
-            "lsjson",
-            "-R",
-            "--files-only",
-            "--no-modtime",
-            "--no-mimetype",
-        ])
-        .arg(remote)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        cmd.args(["lsjson", "-R", "--files-only", "--no-modtime", "--no-mimetype"])
+            .arg(remote)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(RcloneError::Spawn)?;
         let stderr = child.stderr.take().expect("piped stderr");
         // Keep the last few stderr lines only: rclone can be chatty.
@@ -158,11 +127,7 @@ impl Rclone {
             }
             kept
         });
-        Ok(LsjsonChild {
-            child,
-            stderr_task,
-            remote: remote.to_string(),
-        })
+        Ok(LsjsonChild { child, stderr_task, remote: remote.to_string() })
     }
 
     /// The managed daemon, started on first use; `None` when it could not
@@ -173,9 +138,7 @@ impl Rclone {
                 match RcDaemon::start(self).await {
                     Ok(d) => Some(d),
                     Err(e) => {
-                        tracing::warn!(
-                            "rclone rcd unavailable, using one-off rclone processes: {e}"
-                        );
+                        tracing::warn!("rclone rcd unavailable, using one-off rclone processes: {e}");
                         None
                     }
                 }
@@ -191,29 +154,20 @@ impl Rclone {
 
     /// rclone's `core/version` through the daemon.
     pub async fn rc_version(&self) -> Result<String, RcloneError> {
-        let d = self.daemon().await.ok_or_else(|| RcloneError::Failed {
-            operation: "rcd".into(),
-            message: "daemon not running".into(),
-        })?;
+        let d = self
+            .daemon()
+            .await
+            .ok_or_else(|| RcloneError::Failed { operation: "rcd".into(), message: "daemon not running".into() })?;
         let v = d.call("core/version", json!({})).await?;
-        Ok(v.get("version")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string())
+        Ok(v.get("version").and_then(Value::as_str).unwrap_or_default().to_string())
     }
 
     /// Size of one object: `fs` is the remote root (`s3:bucket` or a
     /// directory), `path` the object within it. `None` if it does not exist.
     pub async fn stat(&self, fs: &str, path: &str) -> Result<Option<u64>, RcloneError> {
         if let Some(d) = self.daemon().await {
-            let v = d
-                .call("operations/stat", json!({ "fs": fs, "remote": path }))
-                .await?;
-            return Ok(v
-                .get("item")
-                .and_then(|i| i.get("Size"))
-                .and_then(Value::as_i64)
-                .map(|s| s.max(0) as u64));
+            let v = d.call("operations/stat", json!({ "fs": fs, "remote": path })).await?;
+            return Ok(v.get("item").and_then(|i| i.get("Size")).and_then(Value::as_i64).map(|s| s.max(0) as u64));
         }
         let target = join_remote(fs, path);
         let out = self
@@ -228,28 +182,15 @@ impl Rclone {
             if message.contains("not found") {
                 return Ok(None);
             }
-            return Err(RcloneError::Failed {
-                operation: format!("stat {target}"),
-                message,
-            });
+            return Err(RcloneError::Failed { operation: format!("stat {target}"), message });
         }
-        let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| RcloneError::Failed {
-            operation: format!("stat {target}"),
-            message: e.to_string(),
-        })?;
-        Ok(v.get("Size")
-            .and_then(Value::as_i64)
-            .map(|s| s.max(0) as u64))
+        let v: Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| RcloneError::Failed { operation: format!("stat {target}"), message: e.to_string() })?;
+        Ok(v.get("Size").and_then(Value::as_i64).map(|s| s.max(0) as u64))
     }
 
     /// Copy one file between remotes.
-    pub async fn copy_file(
-        &self,
-        src_fs: &str,
-        src: &str,
-        dst_fs: &str,
-        dst: &str,
-    ) -> Result<(), RcloneError> {
+    pub async fn copy_file(&self, src_fs: &str, src: &str, dst_fs: &str, dst: &str) -> Result<(), RcloneError> {
         if let Some(d) = self.daemon().await {
             d.call(
                 "operations/copyfile",
@@ -259,14 +200,7 @@ impl Rclone {
             return Ok(());
         }
         let (from, to) = (join_remote(src_fs, src), join_remote(dst_fs, dst));
-        let out = self
-            .command()
-            .arg("copyto")
-            .arg(&from)
-            .arg(&to)
-            .output()
-            .await
-            .map_err(RcloneError::Spawn)?;
+        let out = self.command().arg("copyto").arg(&from).arg(&to).output().await.map_err(RcloneError::Spawn)?;
         if !out.status.success() {
             return Err(RcloneError::Failed {
                 operation: format!("copyto {from} {to}"),
@@ -279,12 +213,7 @@ impl Rclone {
     /// The daemon's process id, if it is running.
     pub fn daemon_pid(&self) -> Option<u32> {
         match self.daemon.get() {
-            Some(Some(d)) => d
-                .child
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .as_ref()
-                .map(|c| c.id()),
+            Some(Some(d)) => d.child.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|c| c.id()),
             _ => None,
         }
     }
@@ -298,21 +227,13 @@ impl Rclone {
 }
 
 fn join_remote(fs: &str, path: &str) -> String {
-    if fs.ends_with(':') || fs.ends_with('/') {
-        format!("{fs}{path}")
-    } else {
-        format!("{fs}/{path}")
-    }
+    if fs.ends_with(':') || fs.ends_with('/') { format!("{fs}{path}") } else { format!("{fs}/{path}") }
 }
 
 /// The line of rclone's stderr worth showing: the last ERROR/Failed line,
 /// else the last line.
 fn last_error_line(stderr: &str) -> String {
-    let lines: Vec<&str> = stderr
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
+    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     lines
         .iter()
         .rev()
@@ -326,11 +247,7 @@ fn last_error_line(stderr: &str) -> String {
 fn strip_timestamp(line: &str) -> &str {
     let mut parts = line.splitn(3, ' ');
     match (parts.next(), parts.next(), parts.next()) {
-        (Some(d), Some(t), Some(rest))
-            if d.len() == 10 && d.as_bytes()[4] == b'/' && t.contains(':') =>
-        {
-            rest
-        }
+        (Some(d), Some(t), Some(rest)) if d.len() == 10 && d.as_bytes()[4] == b'/' && t.contains(':') => rest,
         _ => line,
     }
 }
@@ -361,11 +278,7 @@ impl LsjsonChild {
         }
         Err(RcloneError::Failed {
             operation: format!("lsjson {}", self.remote),
-            message: format!(
-                "{} (exit {})",
-                last_error_line(&stderr.join("\n")),
-                status.code().unwrap_or(-1)
-            ),
+            message: format!("{} (exit {})", last_error_line(&stderr.join("\n")), status.code().unwrap_or(-1)),
         })
     }
 }
@@ -382,10 +295,8 @@ struct RcDaemon {
 impl RcDaemon {
     async fn start(rclone: &Rclone) -> Result<Self, RcloneError> {
         use rand::distr::{Alphanumeric, SampleString};
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(RcloneError::Spawn)?
-            .port();
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(RcloneError::Spawn)?.port();
         let user = Alphanumeric.sample_string(&mut rand::rng(), 16);
         let pass = Alphanumeric.sample_string(&mut rand::rng(), 32);
         let mut cmd = std::process::Command::new(&rclone.binary);
@@ -407,10 +318,7 @@ impl RcDaemon {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(300))
             .build()
-            .map_err(|e| RcloneError::Failed {
-                operation: "rcd".into(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| RcloneError::Failed { operation: "rcd".into(), message: e.to_string() })?;
         let daemon = RcDaemon {
             child: std::sync::Mutex::new(Some(child)),
             url: format!("http://127.0.0.1:{port}"),
@@ -431,24 +339,16 @@ impl RcDaemon {
             delay = (delay * 2).min(Duration::from_millis(250));
         }
         daemon.stop();
-        Err(RcloneError::Failed {
-            operation: "rcd".into(),
-            message: "daemon did not become ready".into(),
-        })
+        Err(RcloneError::Failed { operation: "rcd".into(), message: "daemon did not become ready".into() })
     }
 
     fn exited(&self) -> bool {
         let mut guard = self.child.lock().unwrap_or_else(|p| p.into_inner());
-        guard
-            .as_mut()
-            .is_none_or(|c| c.try_wait().ok().flatten().is_some())
+        guard.as_mut().is_none_or(|c| c.try_wait().ok().flatten().is_some())
     }
 
     async fn call(&self, method: &str, params: Value) -> Result<Value, RcloneError> {
-        let failed = |message: String| RcloneError::Failed {
-            operation: method.to_string(),
-            message,
-        };
+        let failed = |message: String| RcloneError::Failed { operation: method.to_string(), message };
         let response = self
             .client
             .post(format!("{}/{method}", self.url))
@@ -458,22 +358,13 @@ impl RcDaemon {
             .await
             .map_err(|e| failed(format!("rc request failed: {}", e.without_url())))?;
         let status = response.status();
-        let body: Value = response
-            .json()
-            .await
-            .map_err(|e| failed(format!("bad rc answer: {}", e.without_url())))?;
+        let body: Value = response.json().await.map_err(|e| failed(format!("bad rc answer: {}", e.without_url())))?;
         if !status.is_success() {
-            let message = body
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown error");
+            let message = body.get("error").and_then(Value::as_str).unwrap_or("unknown error");
             if status == reqwest::StatusCode::NOT_FOUND && method == "operations/stat" {
                 return Ok(json!({ "item": null }));
             }
-            return Err(failed(format!(
-                "{} ({status})",
-                crate::redact::redact_text(message)
-            )));
+            return Err(failed(format!("{} ({status})", crate::redact::redact_text(message))));
         }
         Ok(body)
     }
@@ -499,14 +390,8 @@ mod tests {
 
     #[test]
     fn reads_versions() {
-        assert_eq!(
-            parse_version("rclone v1.60.1-DEV\n- os/version: debian").map(|v| (v.1, v.2)),
-            Some((1, 60))
-        );
-        assert_eq!(
-            parse_version("rclone v1.71.0\n").map(|v| (v.1, v.2)),
-            Some((1, 71))
-        );
+        assert_eq!(parse_version("rclone v1.60.1-DEV\n- os/version: debian").map(|v| (v.1, v.2)), Some((1, 60)));
+        assert_eq!(parse_version("rclone v1.71.0\n").map(|v| (v.1, v.2)), Some((1, 71)));
         assert_eq!(parse_version("garbage"), None);
     }
 }

@@ -30,13 +30,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 5] = [
-        Outcome::Warm,
-        Outcome::Pending,
-        Outcome::Passthrough,
-        Outcome::Failed,
-        Outcome::Skipped,
-    ];
+    pub const ALL: [Outcome; 5] =
+        [Outcome::Warm, Outcome::Pending, Outcome::Passthrough, Outcome::Failed, Outcome::Skipped];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -104,16 +99,8 @@ impl ResultsWriter {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .append(append)
-            .truncate(!append)
-            .open(path)?;
-        Ok(ResultsWriter {
-            out: BufWriter::with_capacity(64 * 1024, file),
-            path: path.to_path_buf(),
-        })
+        let file = OpenOptions::new().create(true).write(true).append(append).truncate(!append).open(path)?;
+        Ok(ResultsWriter { out: BufWriter::with_capacity(64 * 1024, file), path: path.to_path_buf() })
     }
 
     /// Append one line (buffered; see [`ResultsWriter::flush`]).

@@ -27,10 +27,7 @@ pub fn redact_url(url: &str) -> String {
     let mut out = url.to_string();
     if let Some(scheme_end) = out.find("://") {
         let rest_start = scheme_end + 3;
-        let authority_end = out[rest_start..]
-            .find(['/', '?', '#'])
-            .map(|i| rest_start + i)
-            .unwrap_or(out.len());
+        let authority_end = out[rest_start..].find(['/', '?', '#']).map(|i| rest_start + i).unwrap_or(out.len());
         if let Some(at) = out[rest_start..authority_end].rfind('@') {
             out.replace_range(rest_start..rest_start + at, "REDACTED");
         }
@@ -58,33 +55,18 @@ pub fn redact_url(url: &str) -> String {
 /// A setting or header value, hidden when its name says it is a secret.
 pub fn redact_setting(name: &str, value: &str) -> String {
     let n = name.to_ascii_lowercase();
-    let secret = [
-        "token",
-        "secret",
-        "password",
-        "pass",
-        "key",
-        "auth",
-        "cookie",
-        "signature",
-        "credential",
-    ]
-    .iter()
-    .any(|s| n.contains(s));
-    if secret {
-        "REDACTED".into()
-    } else {
-        redact_text(value)
-    }
+    let secret = ["token", "secret", "password", "pass", "key", "auth", "cookie", "signature", "credential"]
+        .iter()
+        .any(|s| n.contains(s));
+    if secret { "REDACTED".into() } else { redact_text(value) }
 }
 
 /// Redact every URL found in free text (error chains, log lines).
 pub fn redact_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(pos) = rest
-        .find("http")
-        .filter(|&p| rest[p..].starts_with("http://") || rest[p..].starts_with("https://"))
+    while let Some(pos) =
+        rest.find("http").filter(|&p| rest[p..].starts_with("http://") || rest[p..].starts_with("https://"))
     {
         out.push_str(&rest[..pos]);
         let end = rest[pos..]
@@ -110,14 +92,7 @@ fn redact_query_params(text: &str) -> String {
             while let Some(pos) = lower[from..].find(&needle) {
                 let start = from + pos + needle.len();
                 let end = text[start..]
-                    .find(|c: char| {
-                        c == '&'
-                            || c == '#'
-                            || c.is_whitespace()
-                            || c == '"'
-                            || c == '\''
-                            || c == ')'
-                    })
+                    .find(|c: char| c == '&' || c == '#' || c.is_whitespace() || c == '"' || c == '\'' || c == ')')
                     .map_or(text.len(), |e| start + e);
                 if &text[start..end] != "REDACTED" {
                     cuts.push((start, end));
@@ -151,17 +126,11 @@ mod tests {
             redact_url("https://user:pw@cdn.example.com/a.mp4?w=1&token=abc#x"),
             "https://REDACTED@cdn.example.com/a.mp4?w=1&token=REDACTED#x"
         );
-        assert_eq!(
-            redact_url("http://cdn/a?imwidth=854"),
-            "http://cdn/a?imwidth=854"
-        );
+        assert_eq!(redact_url("http://cdn/a?imwidth=854"), "http://cdn/a?imwidth=854");
         assert_eq!(
             redact_text("failed: GET https://u:p@h/x?sig=1 (timeout)"),
             "failed: GET https://REDACTED@h/x?sig=REDACTED (timeout)"
         );
-        assert_eq!(
-            redact_text("{base}/{path}?token=abc&w={width}"),
-            "{base}/{path}?token=REDACTED&w={width}"
-        );
+        assert_eq!(redact_text("{base}/{path}?token=abc&w={width}"), "{base}/{path}?token=REDACTED&w={width}");
     }
 }

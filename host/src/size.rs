@@ -20,11 +20,7 @@ pub fn human(bytes: u64) -> String {
         v /= 1024.0;
         unit += 1;
     }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[unit]) }
 }
 
 /// Size class of a source.
@@ -59,10 +55,7 @@ pub struct SizeClasses {
 
 impl Default for SizeClasses {
     fn default() -> Self {
-        SizeClasses {
-            small_below: 50 << 20,
-            medium_below: 200 << 20,
-        }
+        SizeClasses { small_below: 50 << 20, medium_below: 200 << 20 }
     }
 }
 
@@ -75,10 +68,7 @@ impl SizeClasses {
                 human(medium_below)
             ));
         }
-        Ok(SizeClasses {
-            small_below,
-            medium_below,
-        })
+        Ok(SizeClasses { small_below, medium_below })
     }
 
     pub fn class_of(&self, size: u64) -> SizeClass {

@@ -65,11 +65,7 @@ impl Welford {
 
     /// Population standard deviation.
     pub fn stddev(&self) -> f64 {
-        if self.count < 2 {
-            0.0
-        } else {
-            (self.m2 / self.count as f64).sqrt()
-        }
+        if self.count < 2 { 0.0 } else { (self.m2 / self.count as f64).sqrt() }
     }
 }
 
@@ -108,11 +104,7 @@ impl Timing {
 
     /// The q-quantile in milliseconds (0 when empty).
     pub fn quantile_ms(&self, q: f64) -> f64 {
-        if self.count() == 0 {
-            0.0
-        } else {
-            self.hist.value_at_quantile(q) as f64 / 1000.0
-        }
+        if self.count() == 0 { 0.0 } else { self.hist.value_at_quantile(q) as f64 / 1000.0 }
     }
 
     pub fn summary(&self) -> TimingSummary {
@@ -133,10 +125,7 @@ impl Timing {
     }
 
     fn from_summary(s: &TimingSummary) -> Result<Self, String> {
-        Ok(Timing {
-            hist: decode_hist(&s.histogram)?,
-            welford: s.welford,
-        })
+        Ok(Timing { hist: decode_hist(&s.histogram)?, welford: s.welford })
     }
 
     /// Counts per bucket for charts: (upper bound ms, count).
@@ -148,10 +137,7 @@ impl Timing {
         let step = (max / buckets as u64).max(1);
         let mut out = Vec::with_capacity(buckets);
         for v in self.hist.iter_linear(step) {
-            out.push((
-                v.value_iterated_to() as f64 / 1000.0,
-                v.count_since_last_iteration(),
-            ));
+            out.push((v.value_iterated_to() as f64 / 1000.0, v.count_since_last_iteration()));
         }
         out
     }
@@ -159,22 +145,18 @@ impl Timing {
 
 fn encode_hist(h: &Histogram<u64>) -> String {
     let mut buf = Vec::new();
-    V2Serializer::new()
-        .serialize(h, &mut buf)
-        .expect("serialize histogram to memory");
+    V2Serializer::new().serialize(h, &mut buf).expect("serialize histogram to memory");
     base64::engine::general_purpose::STANDARD.encode(buf)
 }
 
 fn decode_hist(text: &str) -> Result<Histogram<u64>, String> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map_err(|e| format!("bad histogram encoding: {e}"))?;
+    let bytes =
+        base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| format!("bad histogram encoding: {e}"))?;
     let h: Histogram<u64> = Deserializer::new()
         .deserialize(&mut std::io::Cursor::new(bytes))
         .map_err(|e| format!("bad histogram: {e:?}"))?;
     let mut out = Histogram::new_with_bounds(1, HIST_MAX, 3).expect("valid bounds");
-    out.add(&h)
-        .map_err(|e| format!("histogram out of range: {e:?}"))?;
+    out.add(&h).map_err(|e| format!("histogram out of range: {e:?}"))?;
     Ok(out)
 }
 
@@ -215,8 +197,7 @@ impl Reduction {
         self.count += 1;
         self.original_bytes += original;
         self.derivative_bytes += size;
-        self.percent
-            .add(100.0 * (1.0 - size as f64 / original as f64));
+        self.percent.add(100.0 * (1.0 - size as f64 / original as f64));
     }
 
     fn merge(&mut self, o: &Reduction) {
@@ -318,13 +299,8 @@ impl Stats {
         self.attempts += u64::from(r.attempts);
         // Look up without allocating (there are only a few groups); the key
         // is cloned only for a new group.
-        if !self
-            .groups
-            .keys()
-            .any(|(d, c)| *d == r.derivative && *c == r.size_class)
-        {
-            self.groups
-                .insert((r.derivative.clone(), r.size_class), Group::default());
+        if !self.groups.keys().any(|(d, c)| *d == r.derivative && *c == r.size_class) {
+            self.groups.insert((r.derivative.clone(), r.size_class), Group::default());
         }
         let group = self
             .groups
@@ -365,12 +341,7 @@ impl Stats {
                 }
             }
         }
-        if self.slowest.len() < SLOWEST_KEPT
-            || self
-                .slowest
-                .last()
-                .is_some_and(|s| s.elapsed_ms < r.elapsed_ms)
-        {
+        if self.slowest.len() < SLOWEST_KEPT || self.slowest.last().is_some_and(|s| s.elapsed_ms < r.elapsed_ms) {
             self.note_slow(SlowPair {
                 path: r.path.clone(),
                 derivative: r.derivative.clone(),
@@ -381,17 +352,10 @@ impl Stats {
     }
 
     fn note_slow(&mut self, pair: SlowPair) {
-        if self.slowest.len() == SLOWEST_KEPT
-            && self
-                .slowest
-                .last()
-                .is_some_and(|s| s.elapsed_ms >= pair.elapsed_ms)
-        {
+        if self.slowest.len() == SLOWEST_KEPT && self.slowest.last().is_some_and(|s| s.elapsed_ms >= pair.elapsed_ms) {
             return;
         }
-        let at = self
-            .slowest
-            .partition_point(|s| s.elapsed_ms >= pair.elapsed_ms);
+        let at = self.slowest.partition_point(|s| s.elapsed_ms >= pair.elapsed_ms);
         self.slowest.insert(at, pair);
         self.slowest.truncate(SLOWEST_KEPT);
     }
@@ -445,11 +409,7 @@ impl Stats {
     pub fn to_summary(&self) -> StatsSummary {
         let group = |g: &Group| GroupSummary {
             count: g.count,
-            outcomes: g
-                .outcomes
-                .iter()
-                .map(|(k, v)| (k.as_str().to_string(), *v))
-                .collect(),
+            outcomes: g.outcomes.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
             ttfb: g.ttfb.summary(),
             total: g.total.summary(),
             bytes_read: g.bytes_read,
@@ -457,36 +417,17 @@ impl Stats {
         };
         let mut groups = Vec::new();
         for ((d, c), g) in &self.groups {
-            groups.push(GroupEntry {
-                derivative: d.clone(),
-                size_class: *c,
-                stats: group(g),
-            });
+            groups.push(GroupEntry { derivative: d.clone(), size_class: *c, stats: group(g) });
         }
         StatsSummary {
             size_classes: self.size_classes,
             pairs: self.pairs,
-            outcomes: Outcome::ALL
-                .iter()
-                .map(|o| (o.as_str().to_string(), self.count(*o)))
-                .collect(),
-            per_derivative: self
-                .by_derivative()
-                .iter()
-                .map(|(k, g)| (k.clone(), group(g)))
-                .collect(),
-            per_size_class: self
-                .by_class()
-                .iter()
-                .map(|(k, g)| (k.as_str().to_string(), group(g)))
-                .collect(),
+            outcomes: Outcome::ALL.iter().map(|o| (o.as_str().to_string(), self.count(*o))).collect(),
+            per_derivative: self.by_derivative().iter().map(|(k, g)| (k.clone(), group(g))).collect(),
+            per_size_class: self.by_class().iter().map(|(k, g)| (k.as_str().to_string(), group(g))).collect(),
             groups,
             failures_by_kind: self.failures_by_kind.clone(),
-            failures_by_status: self
-                .failures_by_status
-                .iter()
-                .map(|(k, v)| (k.to_string(), *v))
-                .collect(),
+            failures_by_status: self.failures_by_status.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             cache: self.cache.clone(),
             bytes_read: self.bytes_read,
             size_check_bytes: self.size_check_bytes,
@@ -527,9 +468,7 @@ impl Stats {
         }
         stats.failures_by_kind = s.failures_by_kind.clone();
         for (k, v) in &s.failures_by_status {
-            stats
-                .failures_by_status
-                .insert(k.parse().map_err(|_| format!("bad status `{k}`"))?, *v);
+            stats.failures_by_status.insert(k.parse().map_err(|_| format!("bad status `{k}`"))?, *v);
         }
         stats.cache = s.cache.clone();
         stats.bytes_read = s.bytes_read;
@@ -639,42 +578,21 @@ mod tests {
         let s = t.summary();
         assert_eq!(s.count, values.len() as u64);
         if values.is_empty() {
-            assert_eq!(
-                (s.p50_ms, s.p99_ms, s.mean_ms, s.stddev_ms, s.max_ms),
-                (0.0, 0.0, 0.0, 0.0, 0.0)
-            );
+            assert_eq!((s.p50_ms, s.p99_ms, s.mean_ms, s.stddev_ms, s.max_ms), (0.0, 0.0, 0.0, 0.0, 0.0));
             return;
         }
         let mut sorted = values.to_vec();
         sorted.sort_by(f64::total_cmp);
-        for (q, got) in [
-            (0.5, s.p50_ms),
-            (0.9, s.p90_ms),
-            (0.95, s.p95_ms),
-            (0.99, s.p99_ms),
-            (1.0, s.max_ms),
-        ] {
+        for (q, got) in [(0.5, s.p50_ms), (0.9, s.p90_ms), (0.95, s.p95_ms), (0.99, s.p99_ms), (1.0, s.max_ms)] {
             let want = exact_quantile(&sorted, q);
             // Three significant digits, microsecond resolution.
-            assert!(
-                (got - want).abs() <= want * 0.001 + 0.001,
-                "q{q}: got {got}, exact {want}"
-            );
+            assert!((got - want).abs() <= want * 0.001 + 0.001, "q{q}: got {got}, exact {want}");
         }
         let n = values.len() as f64;
         let mean = values.iter().sum::<f64>() / n;
         let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
-        assert!(
-            (s.mean_ms - mean).abs() <= 1e-9 * mean.max(1.0),
-            "mean {} vs {mean}",
-            s.mean_ms
-        );
-        assert!(
-            (s.stddev_ms - var.sqrt()).abs() <= 1e-6 * var.sqrt().max(1.0),
-            "sd {} vs {}",
-            s.stddev_ms,
-            var.sqrt()
-        );
+        assert!((s.mean_ms - mean).abs() <= 1e-9 * mean.max(1.0), "mean {} vs {mean}", s.mean_ms);
+        assert!((s.stddev_ms - var.sqrt()).abs() <= 1e-6 * var.sqrt().max(1.0), "sd {} vs {}", s.stddev_ms, var.sqrt());
         assert_eq!(s.min_ms, sorted[0]);
     }
 
@@ -700,18 +618,8 @@ mod tests {
             .into_iter()
             .enumerate()
             .map(|(i, ms)| {
-                let outcome = if i % 17 == 0 {
-                    Outcome::Failed
-                } else {
-                    Outcome::Warm
-                };
-                record(
-                    format!("v/{seed}/{i}.mp4"),
-                    derivatives[i % 3],
-                    ms,
-                    outcome,
-                    (i as u64 % 100) * (1 << 20) + 1,
-                )
+                let outcome = if i % 17 == 0 { Outcome::Failed } else { Outcome::Warm };
+                record(format!("v/{seed}/{i}.mp4"), derivatives[i % 3], ms, outcome, (i as u64 % 100) * (1 << 20) + 1)
             })
             .collect()
     }
@@ -742,22 +650,10 @@ mod tests {
             assert_eq!(gm.stats.ttfb.histogram, gu.stats.ttfb.histogram);
             assert_eq!(gm.stats.total.histogram, gu.stats.total.histogram);
             assert_eq!(gm.stats.ttfb.p99_ms, gu.stats.ttfb.p99_ms);
-            assert!(
-                (gm.stats.ttfb.mean_ms - gu.stats.ttfb.mean_ms).abs()
-                    < 1e-9 * gu.stats.ttfb.mean_ms
-            );
-            assert!(
-                (gm.stats.ttfb.stddev_ms - gu.stats.ttfb.stddev_ms).abs()
-                    < 1e-6 * gu.stats.ttfb.stddev_ms
-            );
-            assert_eq!(
-                gm.stats.reduction.original_bytes,
-                gu.stats.reduction.original_bytes
-            );
-            assert_eq!(
-                gm.stats.reduction.derivative_bytes,
-                gu.stats.reduction.derivative_bytes
-            );
+            assert!((gm.stats.ttfb.mean_ms - gu.stats.ttfb.mean_ms).abs() < 1e-9 * gu.stats.ttfb.mean_ms);
+            assert!((gm.stats.ttfb.stddev_ms - gu.stats.ttfb.stddev_ms).abs() < 1e-6 * gu.stats.ttfb.stddev_ms);
+            assert_eq!(gm.stats.reduction.original_bytes, gu.stats.reduction.original_bytes);
+            assert_eq!(gm.stats.reduction.derivative_bytes, gu.stats.reduction.derivative_bytes);
         }
         assert_eq!(m.ttfb.histogram, u.ttfb.histogram);
     }
@@ -770,10 +666,7 @@ mod tests {
         ]);
         let g = &s.by_derivative()["mobile"];
         assert_eq!(g.reduction.count, 2);
-        assert_eq!(
-            (g.reduction.original_bytes, g.reduction.derivative_bytes),
-            (300, 75)
-        );
+        assert_eq!((g.reduction.original_bytes, g.reduction.derivative_bytes), (300, 75));
         assert!((g.reduction.saved_percent() - 75.0).abs() < 1e-9);
         assert!((g.reduction.percent.mean - 75.0).abs() < 1e-9);
     }

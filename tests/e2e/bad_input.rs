@@ -15,10 +15,7 @@ fn warm(home: &Path, args: &[&str]) -> (Option<i32>, String) {
         .arg("--results")
         .arg(home.join("r.jsonl"))
         .args(args));
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 fn one_line(err: &str) -> bool {
@@ -29,128 +26,31 @@ fn one_line(err: &str) -> bool {
 fn usage_errors_exit_2_with_one_line() {
     let home = tempfile::tempdir().unwrap();
     let cases: &[(&[&str], &str)] = &[
+        (&["--plugin", "no-such-cdn", "--base-url", "http://127.0.0.1:9"], "unknown plugin `no-such-cdn`"),
+        (&["--plugin", "/nonexistent/plugin.wasm", "--base-url", "http://127.0.0.1:9"], "/nonexistent/plugin.wasm"),
         (
-            &[
-                "--plugin",
-                "no-such-cdn",
-                "--base-url",
-                "http://127.0.0.1:9",
-            ],
-            "unknown plugin `no-such-cdn`",
-        ),
-        (
-            &[
-                "--plugin",
-                "/nonexistent/plugin.wasm",
-                "--base-url",
-                "http://127.0.0.1:9",
-            ],
-            "/nonexistent/plugin.wasm",
-        ),
-        (
-            &[
-                "--plugin",
-                "template",
-                "--base-url",
-                "http://127.0.0.1:9",
-                "--set",
-                "colour=red",
-            ],
+            &["--plugin", "template", "--base-url", "http://127.0.0.1:9", "--set", "colour=red"],
             "unknown setting `colour`",
         ),
+        (&["--plugin", "template", "--base-url", "http://127.0.0.1:9", "--set", "novalue"], "--set `novalue`"),
+        (&["--plugin", "cloudflare-media", "--base-url", "http://127.0.0.1:9", "--set", "fit=stretch"], "fit"),
+        (&["--plugin", "template", "--base-url", "not a url"], "--base-url"),
+        (&["--plugin", "template", "--base-url", "ftp://cdn.example.com"], "http:// or https://"),
         (
-            &[
-                "--plugin",
-                "template",
-                "--base-url",
-                "http://127.0.0.1:9",
-                "--set",
-                "novalue",
-            ],
-            "--set `novalue`",
-        ),
-        (
-            &[
-                "--plugin",
-                "cloudflare-media",
-                "--base-url",
-                "http://127.0.0.1:9",
-                "--set",
-                "fit=stretch",
-            ],
-            "fit",
-        ),
-        (
-            &["--plugin", "template", "--base-url", "not a url"],
-            "--base-url",
-        ),
-        (
-            &[
-                "--plugin",
-                "template",
-                "--base-url",
-                "ftp://cdn.example.com",
-            ],
-            "http:// or https://",
-        ),
-        (
-            &[
-                "--plugin",
-                "template",
-                "--base-url",
-                "http://127.0.0.1:9",
-                "--derivatives",
-                "huge",
-            ],
+            &["--plugin", "template", "--base-url", "http://127.0.0.1:9", "--derivatives", "huge"],
             "`huge` is not a derivative",
         ),
-        (
-            &[
-                "--plugin",
-                "template",
-                "--base-url",
-                "http://127.0.0.1:9",
-                "--timeout",
-                "soon",
-            ],
-            "--timeout",
-        ),
-        (
-            &[
-                "--plugin",
-                "template",
-                "--base-url",
-                "http://127.0.0.1:9",
-                "--concurrency",
-                "0",
-            ],
-            "--concurrency",
-        ),
-        (
-            &[
-                "--plugin",
-                "template",
-                "--base-url",
-                "http://127.0.0.1:9",
-                "--shard",
-                "3/2",
-            ],
-            "--shard",
-        ),
+        (&["--plugin", "template", "--base-url", "http://127.0.0.1:9", "--timeout", "soon"], "--timeout"),
+        (&["--plugin", "template", "--base-url", "http://127.0.0.1:9", "--concurrency", "0"], "--concurrency"),
+        (&["--plugin", "template", "--base-url", "http://127.0.0.1:9", "--shard", "3/2"], "--shard"),
     ];
     for (args, needle) in cases {
         let (code, err) = warm(home.path(), args);
         assert_eq!(code, Some(2), "{args:?}: {err}");
-        assert!(
-            err.contains(needle),
-            "{args:?}: expected {needle:?} in {err}"
-        );
+        assert!(err.contains(needle), "{args:?}: expected {needle:?} in {err}");
         assert!(one_line(&err), "{args:?}: not one line: {err}");
     }
-    assert!(
-        !home.path().join("r.jsonl").exists(),
-        "no results file before the first request"
-    );
+    assert!(!home.path().join("r.jsonl").exists(), "no results file before the first request");
 }
 
 #[test]
@@ -159,22 +59,13 @@ fn unreachable_base_url_fails_every_pair_with_exit_3() {
     let port = prewarm::lab::free_port().unwrap();
     let (code, _) = warm(
         home.path(),
-        &[
-            "--plugin",
-            "template",
-            "--base-url",
-            &format!("http://127.0.0.1:{port}"),
-            "--retries",
-            "1",
-        ],
+        &["--plugin", "template", "--base-url", &format!("http://127.0.0.1:{port}"), "--retries", "1"],
     );
     assert_eq!(code, Some(3));
     let results = read_results(&home.path().join("r.jsonl"));
     assert_eq!(results.len(), 6);
     assert!(
-        results.iter().all(|r| r["outcome"] == "failed"
-            && r["error_kind"] == "connection_error"
-            && r["attempts"] == 2),
+        results.iter().all(|r| r["outcome"] == "failed" && r["error_kind"] == "connection_error" && r["attempts"] == 2),
         "{results:?}"
     );
 }
@@ -204,11 +95,7 @@ fn credentials_never_reach_output() {
     assert_eq!(code, Some(3));
     let results = std::fs::read_to_string(home.path().join("r.jsonl")).unwrap();
     let summary = std::fs::read_to_string(&report).unwrap();
-    for (name, text) in [
-        ("stderr", &err),
-        ("results", &results),
-        ("summary", &summary),
-    ] {
+    for (name, text) in [("stderr", &err), ("results", &results), ("summary", &summary)] {
         assert!(!text.contains("hunter2secret"), "password in {name}");
         assert!(!text.contains("tok3nvalue"), "token in {name}");
     }
@@ -233,14 +120,9 @@ fn dry_run_plans_without_sending() {
         ])
         .arg(&listing));
     assert!(out.status.success());
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 3);
-    assert_eq!(
-        lines[0]["url"],
-        "http://127.0.0.1:9/x/a%20b.mp4?derivative=desktop"
-    );
+    assert_eq!(lines[0]["url"], "http://127.0.0.1:9/x/a%20b.mp4?derivative=desktop");
     assert_eq!(lines[0]["method"], "GET");
 }

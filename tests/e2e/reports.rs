@@ -13,9 +13,7 @@ use prewarm_e2e::{prewarm, run, warm_listing};
 use serde_json::Value;
 
 fn objects() -> Vec<(String, u64)> {
-    let mut v: Vec<(String, u64)> = (0..30)
-        .map(|i| (format!("ok/set {}/v{i}.mp4", i % 4), 4000 + i * 10))
-        .collect();
+    let mut v: Vec<(String, u64)> = (0..30).map(|i| (format!("ok/set {}/v{i}.mp4", i % 4), 4000 + i * 10)).collect();
     v.push(("not-found/gone.mp4".into(), 100));
     v
 }
@@ -64,36 +62,19 @@ fn summary_markdown_html_and_textfile_after_a_run() {
     assert_eq!(s["stats"]["per_derivative"]["mobile"]["count"], 31);
     let red = &s["stats"]["per_derivative"]["mobile"]["reduction"];
     assert_eq!(red["count"], 30);
-    assert!(
-        s["stats"]["per_derivative"]["mobile"]["ttfb"]["p95_ms"]
-            .as_f64()
-            .unwrap()
-            > 0.0
-    );
-    assert!(
-        s["stats"]["groups"][0]["ttfb"]["histogram"]
-            .as_str()
-            .unwrap()
-            .len()
-            > 10
-    );
+    assert!(s["stats"]["per_derivative"]["mobile"]["ttfb"]["p95_ms"].as_f64().unwrap() > 0.0);
+    assert!(s["stats"]["groups"][0]["ttfb"]["histogram"].as_str().unwrap().len() > 10);
     assert_eq!(s["runs"][0]["plugin"], "template");
 
     let md = std::fs::read_to_string(h.join("r.md")).unwrap();
-    assert!(
-        md.contains("## Per derivative") && md.contains("| mobile | 31 | 30 |"),
-        "{md}"
-    );
-    assert!(
-        md.contains("| not_found | 3 |") && md.contains("check --base-url"),
-        "{md}"
-    );
+    assert!(md.contains("## Per derivative") && md.contains("| mobile | 31 | 30 |"), "{md}");
+    assert!(md.contains("| not_found | 3 |") && md.contains("check --base-url"), "{md}");
     assert!(md.contains("## Slowest pairs"));
 
     // The textfile parses with a real Prometheus parser.
     let text = std::fs::read_to_string(h.join("m.prom")).unwrap();
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
-        .expect("valid exposition format");
+    let scrape =
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("valid exposition format");
     let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
         let s = scrape
             .samples
@@ -107,35 +88,18 @@ fn summary_markdown_html_and_textfile_after_a_run() {
             _ => panic!("{name} is not a plain value"),
         }
     };
-    assert_eq!(
-        value(
-            "prewarm_pairs_total",
-            &[("derivative", "tablet"), ("outcome", "warm")]
-        ),
-        30.0
-    );
-    assert_eq!(
-        value("prewarm_failures_total", &[("kind", "not_found")]),
-        3.0
-    );
+    assert_eq!(value("prewarm_pairs_total", &[("derivative", "tablet"), ("outcome", "warm")]), 30.0);
+    assert_eq!(value("prewarm_failures_total", &[("kind", "not_found")]), 3.0);
     assert!(
         scrape
             .samples
             .iter()
-            .any(|s| s.metric == "prewarm_ttfb_seconds"
-                && matches!(s.value, prometheus_parse::Value::Summary(_)))
+            .any(|s| s.metric == "prewarm_ttfb_seconds" && matches!(s.value, prometheus_parse::Value::Summary(_)))
     );
     assert!(value("prewarm_last_run_timestamp_seconds", &[]) > 1.7e9);
+    assert!(!text.contains("prewarm_last_success_timestamp_seconds "), "a partial run is not a success");
     assert!(
-        !text.contains("prewarm_last_success_timestamp_seconds "),
-        "a partial run is not a success"
-    );
-    assert!(
-        std::fs::read_dir(h).unwrap().all(|e| !e
-            .unwrap()
-            .file_name()
-            .to_string_lossy()
-            .starts_with(".tmp")),
+        std::fs::read_dir(h).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with(".tmp")),
         "temp file left behind"
     );
 }
@@ -146,26 +110,13 @@ fn html_report_renders_in_headless_chromium() {
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
     let html = h.join("report.html");
-    warm(
-        &server,
-        h,
-        &[
-            "--results",
-            h.join("r.jsonl").to_str().unwrap(),
-            "--html",
-            html.to_str().unwrap(),
-        ],
-    );
+    warm(&server, h, &["--results", h.join("r.jsonl").to_str().unwrap(), "--html", html.to_str().unwrap()]);
     let page = std::fs::read_to_string(&html).unwrap();
     for external in ["<script", "src=", "href=", "url(", "@import"] {
-        assert!(
-            !page.contains(external),
-            "page must be self-contained, found {external}"
-        );
+        assert!(!page.contains(external), "page must be self-contained, found {external}");
     }
 
-    let chromium =
-        prewarm::lab::find_program("chromium").expect("chromium installed by scripts/setup");
+    let chromium = prewarm::lab::find_program("chromium").expect("chromium installed by scripts/setup");
     let common = [
         "--headless",
         "--no-sandbox",
@@ -188,10 +139,7 @@ fn html_report_renders_in_headless_chromium() {
         .unwrap();
     assert!(status.success());
     let png = std::fs::read(&shot).unwrap();
-    assert!(
-        png.len() > 10_000 && png.starts_with(b"\x89PNG"),
-        "screenshot too small to hold the charts"
-    );
+    assert!(png.len() > 10_000 && png.starts_with(b"\x89PNG"), "screenshot too small to hold the charts");
 
     let dom = Command::new(&chromium)
         .args(common)
@@ -202,16 +150,9 @@ fn html_report_renders_in_headless_chromium() {
         .unwrap();
     let dom = String::from_utf8_lossy(&dom.stdout);
     for id in ["chart-outcomes", "chart-ttfb", "chart-reduction"] {
-        assert!(
-            dom.contains(&format!("id=\"{id}\"")),
-            "{id} missing from the rendered DOM"
-        );
+        assert!(dom.contains(&format!("id=\"{id}\"")), "{id} missing from the rendered DOM");
     }
-    assert_eq!(
-        dom.matches("<polyline").count(),
-        3,
-        "one TTFB curve per derivative"
-    );
+    assert_eq!(dom.matches("<polyline").count(), 3, "one TTFB curve per derivative");
     assert!(dom.matches("class=\"bar\"").count() >= 5);
 }
 
@@ -233,9 +174,7 @@ fn pushgateway_gets_a_well_formed_put() {
                 let len: usize = text
                     .lines()
                     .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().parse().unwrap())
+                        l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())
                     })
                     .unwrap_or(0);
                 if req.len() >= end + 4 + len {
@@ -246,42 +185,22 @@ fn pushgateway_gets_a_well_formed_put() {
                 break;
             }
         }
-        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-            .unwrap();
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap();
         String::from_utf8(req).unwrap()
     });
     let code = warm(
         &server,
         home.path(),
-        &[
-            "--results",
-            home.path().join("r.jsonl").to_str().unwrap(),
-            "--pushgateway",
-            &url,
-            "--shard",
-            "0/1",
-        ],
+        &["--results", home.path().join("r.jsonl").to_str().unwrap(), "--pushgateway", &url, "--shard", "0/1"],
     );
     assert_eq!(code, Some(3));
     let req = capture.join().unwrap();
     let (head, body) = req.split_once("\r\n\r\n").unwrap();
     let first = head.lines().next().unwrap();
-    assert!(
-        first.starts_with("PUT /metrics/job/prewarm/instance/") && first.contains("shard-0-of-1"),
-        "{first}"
-    );
-    assert!(
-        head.to_ascii_lowercase()
-            .contains("content-type: text/plain; version=0.0.4"),
-        "{head}"
-    );
+    assert!(first.starts_with("PUT /metrics/job/prewarm/instance/") && first.contains("shard-0-of-1"), "{first}");
+    assert!(head.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"), "{head}");
     let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).unwrap();
-    assert!(
-        scrape
-            .samples
-            .iter()
-            .any(|s| s.metric == "prewarm_pairs_total")
-    );
+    assert!(scrape.samples.iter().any(|s| s.metric == "prewarm_pairs_total"));
 }
 
 #[test]
@@ -295,14 +214,7 @@ fn shard_summaries_merge_into_the_whole() {
         warm(
             &server,
             h,
-            &[
-                "--shard",
-                &shard,
-                "--results",
-                &s(&format!("r{i}.jsonl")),
-                "--report",
-                &s(&format!("s{i}.json")),
-            ],
+            &["--shard", &shard, "--results", &s(&format!("r{i}.jsonl")), "--report", &s(&format!("s{i}.json"))],
         );
     }
     let out = run(prewarm(h).args([
@@ -319,40 +231,22 @@ fn shard_summaries_merge_into_the_whole() {
     ]));
     assert!(out.status.success());
     let parts: Vec<Value> = (0..2)
-        .map(|i| {
-            serde_json::from_slice(&std::fs::read(h.join(format!("s{i}.json"))).unwrap()).unwrap()
-        })
+        .map(|i| serde_json::from_slice(&std::fs::read(h.join(format!("s{i}.json"))).unwrap()).unwrap())
         .collect();
     let all: Value = serde_json::from_slice(&std::fs::read(h.join("all.json")).unwrap()).unwrap();
     // The shards split the objects; together they are the whole listing.
-    let shard_pairs: Vec<u64> = parts
-        .iter()
-        .map(|p| p["stats"]["pairs"].as_u64().unwrap())
-        .collect();
-    assert!(
-        shard_pairs.iter().all(|n| *n > 0 && *n < 93),
-        "{shard_pairs:?}"
-    );
+    let shard_pairs: Vec<u64> = parts.iter().map(|p| p["stats"]["pairs"].as_u64().unwrap()).collect();
+    assert!(shard_pairs.iter().all(|n| *n > 0 && *n < 93), "{shard_pairs:?}");
     assert_eq!(all["stats"]["pairs"], 93);
     assert_eq!(all["stats"]["outcomes"]["warm"], 90);
     assert_eq!(all["stats"]["failures_by_kind"]["not_found"], 3);
     assert_eq!(all["runs"].as_array().unwrap().len(), 2);
     let count = |v: &Value| v["stats"]["ttfb"]["count"].as_u64().unwrap();
     assert_eq!(count(&all), count(&parts[0]) + count(&parts[1]));
-    assert!(
-        std::fs::read_to_string(h.join("all.md"))
-            .unwrap()
-            .contains("shard 0/2")
-    );
+    assert!(std::fs::read_to_string(h.join("all.md")).unwrap().contains("shard 0/2"));
 
     // Rendering a merged summary again gives the same Markdown.
-    let out = run(prewarm(h).args([
-        "report",
-        "render",
-        &s("all.json"),
-        "--markdown",
-        &s("again.md"),
-    ]));
+    let out = run(prewarm(h).args(["report", "render", &s("all.json"), "--markdown", &s("again.md")]));
     assert!(out.status.success());
     assert_eq!(
         std::fs::read_to_string(h.join("again.md")).unwrap(),
@@ -361,14 +255,7 @@ fn shard_summaries_merge_into_the_whole() {
 
     let bad = h.join("bad.json");
     std::fs::write(&bad, "{}").unwrap();
-    let out = run(prewarm(h).args([
-        "report",
-        "merge",
-        &s("s0.json"),
-        bad.to_str().unwrap(),
-        "-o",
-        &s("x.json"),
-    ]));
+    let out = run(prewarm(h).args(["report", "merge", &s("s0.json"), bad.to_str().unwrap(), "-o", &s("x.json")]));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.json"));
 }

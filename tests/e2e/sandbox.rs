@@ -6,50 +6,29 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use prewarm::plugin::{
-    Derivative, Limits, ObjectRef, Plugin, PluginError, PluginRuntime, RuntimeOptions, TrapKind,
-};
+use prewarm::plugin::{Derivative, Limits, ObjectRef, Plugin, PluginError, PluginRuntime, RuntimeOptions, TrapKind};
 
 fn hostile_wasm() -> PathBuf {
     PathBuf::from(prewarm::plugin::GUEST_ARTIFACT_DIR).join("hostile.wasm")
 }
 
 fn load(runtime: &PluginRuntime) -> Plugin {
-    runtime
-        .load(hostile_wasm().to_str().unwrap())
-        .expect("hostile plugin loads")
+    runtime.load(hostile_wasm().to_str().unwrap()).expect("hostile plugin loads")
 }
 
 fn d() -> Derivative {
-    Derivative {
-        name: "mobile".into(),
-        width: Some(854),
-        height: Some(640),
-        options: vec![],
-    }
+    Derivative { name: "mobile".into(), width: Some(854), height: Some(640), options: vec![] }
 }
 
 /// Configure `mode`, call warm-request, return the error and how long it took.
 fn misbehave(plugin: &Plugin, mode: &str) -> (PluginError, Duration) {
     let mut i = plugin.instantiate().unwrap();
-    i.configure("http://127.0.0.1", &[("mode".into(), mode.into())])
-        .unwrap();
+    i.configure("http://127.0.0.1", &[("mode".into(), mode.into())]).unwrap();
     let started = Instant::now();
-    let err = i
-        .warm_request(
-            ObjectRef {
-                path: "a.mp4",
-                size: 1,
-            },
-            &d(),
-        )
-        .expect_err("hostile call must fail");
+    let err = i.warm_request(ObjectRef { path: "a.mp4", size: 1 }, &d()).expect_err("hostile call must fail");
     let took = started.elapsed();
     // The same instance is rebuilt and answers the next call.
-    assert!(
-        i.size_methods(&d()).is_ok(),
-        "instance not rebuilt after {mode}"
-    );
+    assert!(i.size_methods(&d()).is_ok(), "instance not rebuilt after {mode}");
     (err, took)
 }
 
@@ -67,31 +46,17 @@ fn endless_loop_runs_out_of_fuel() {
     let (err, took) = misbehave(&plugin, "loop");
     assert_eq!(trap_kind(&err), TrapKind::OutOfFuel);
     assert_eq!(err.kind(), "plugin");
-    assert!(
-        err.to_string().contains("hostile") && err.to_string().contains("warm-request"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("hostile") && err.to_string().contains("warm-request"), "{err}");
     assert!(took < Duration::from_secs(30), "took {took:?}");
 }
 
 #[test]
 fn endless_loop_hits_the_deadline_when_fuel_is_plentiful() {
-    let limits = Limits {
-        fuel_per_call: u64::MAX / 2,
-        call_deadline: Duration::from_millis(200),
-        ..Limits::default()
-    };
-    let runtime = PluginRuntime::new(RuntimeOptions {
-        limits,
-        cache_dir: None,
-    })
-    .unwrap();
+    let limits = Limits { fuel_per_call: u64::MAX / 2, call_deadline: Duration::from_millis(200), ..Limits::default() };
+    let runtime = PluginRuntime::new(RuntimeOptions { limits, cache_dir: None }).unwrap();
     let (err, took) = misbehave(&load(&runtime), "loop");
     assert_eq!(trap_kind(&err), TrapKind::Deadline);
-    assert!(
-        took >= Duration::from_millis(200) && took < Duration::from_secs(30),
-        "took {took:?}"
-    );
+    assert!(took >= Duration::from_millis(200) && took < Duration::from_secs(30), "took {took:?}");
 }
 
 #[test]
@@ -107,22 +72,12 @@ fn huge_string_return_is_refused() {
     let (err, _) = misbehave(&load(&runtime), "huge-string");
     assert_eq!(trap_kind(&err), TrapKind::MemoryLimit, "{err}");
     // With room for the string, the host still refuses a 100 MB URL.
-    let limits = Limits {
-        memory_bytes: 512 << 20,
-        ..Limits::default()
-    };
-    let roomy = PluginRuntime::new(RuntimeOptions {
-        limits,
-        cache_dir: None,
-    })
-    .unwrap();
+    let limits = Limits { memory_bytes: 512 << 20, ..Limits::default() };
+    let roomy = PluginRuntime::new(RuntimeOptions { limits, cache_dir: None }).unwrap();
     let (err, _) = misbehave(&load(&roomy), "huge-string");
     match err {
         PluginError::BadOutput { message, .. } => assert!(message.contains("URL of"), "{message}"),
-        PluginError::Trap {
-            kind: TrapKind::OutOfFuel,
-            ..
-        } => {}
+        PluginError::Trap { kind: TrapKind::OutOfFuel, .. } => {}
         other => panic!("expected the URL refused, got {other}"),
     }
 }
@@ -143,32 +98,14 @@ fn host_keeps_serving_other_plugins_after_traps() {
     g.configure("http://cdn.example.com", &[]).unwrap();
     for mode in ["loop", "memory", "panic"] {
         misbehave(&hostile, mode);
-        let url = g
-            .warm_request(
-                ObjectRef {
-                    path: "ok.mp4",
-                    size: 1,
-                },
-                &d(),
-            )
-            .unwrap()
-            .url;
+        let url = g.warm_request(ObjectRef { path: "ok.mp4", size: 1 }, &d()).unwrap().url;
         assert_eq!(url, "http://cdn.example.com/ok.mp4?width=854&height=640");
     }
     // A behaving hostile instance works too.
     let mut fine = hostile.instantiate().unwrap();
-    fine.configure("http://x", &[("mode".into(), "ok".into())])
-        .unwrap();
+    fine.configure("http://x", &[("mode".into(), "ok".into())]).unwrap();
     assert_eq!(
-        fine.warm_request(
-            ObjectRef {
-                path: "a b.mp4",
-                size: 1
-            },
-            &d()
-        )
-        .unwrap()
-        .url,
+        fine.warm_request(ObjectRef { path: "a b.mp4", size: 1 }, &d()).unwrap().url,
         "http://127.0.0.1/a%20b.mp4"
     );
 }
@@ -183,44 +120,29 @@ const OTHER_VERSION: &str = r#"
 fn plugin_built_against_another_wit_version_is_refused() {
     let runtime = PluginRuntime::new(RuntimeOptions::default()).unwrap();
     let bytes = wat::parse_str(OTHER_VERSION).unwrap();
-    let err = runtime
-        .load_bytes("old-plugin.wasm", &bytes)
-        .err()
-        .expect("refused");
+    let err = runtime.load_bytes("old-plugin.wasm", &bytes).err().expect("refused");
     assert!(matches!(err, PluginError::VersionMismatch { .. }), "{err}");
     let text = err.to_string();
     assert!(
-        text.contains("9.0.0")
-            && text.contains(prewarm::plugin::WIT_VERSION)
-            && text.contains("rebuild"),
+        text.contains("9.0.0") && text.contains(prewarm::plugin::WIT_VERSION) && text.contains("rebuild"),
         "{text}"
     );
 
     let minor = wat::parse_str(OTHER_VERSION.replace("9.0.0", "0.2.0")).unwrap();
-    assert!(matches!(
-        runtime.load_bytes("next.wasm", &minor),
-        Err(PluginError::VersionMismatch { .. })
-    ));
+    assert!(matches!(runtime.load_bytes("next.wasm", &minor), Err(PluginError::VersionMismatch { .. })));
 }
 
 #[test]
 fn non_plugins_are_refused_clearly() {
     let runtime = PluginRuntime::new(RuntimeOptions::default()).unwrap();
     let none = wat::parse_str("(component)").unwrap();
-    let err = runtime
-        .load_bytes("empty.wasm", &none)
-        .err()
-        .expect("refused");
+    let err = runtime.load_bytes("empty.wasm", &none).err().expect("refused");
     assert!(err.to_string().contains("not a prewarm strategy"), "{err}");
-    let err = runtime
-        .load_bytes("junk.wasm", b"definitely not wasm")
-        .err()
-        .expect("refused");
+    let err = runtime.load_bytes("junk.wasm", b"definitely not wasm").err().expect("refused");
     assert!(err.to_string().contains("junk.wasm"), "{err}");
     let err = runtime.load("no-such-plugin").err().expect("refused");
     assert!(
-        err.to_string().contains("unknown plugin `no-such-plugin`")
-            && err.to_string().contains("cloudflare-media"),
+        err.to_string().contains("unknown plugin `no-such-plugin`") && err.to_string().contains("cloudflare-media"),
         "{err}"
     );
 }
@@ -228,37 +150,22 @@ fn non_plugins_are_refused_clearly() {
 #[test]
 fn compiled_components_are_cached_on_disk() {
     let dir = tempfile::tempdir().unwrap();
-    let options = RuntimeOptions {
-        cache_dir: Some(dir.path().to_path_buf()),
-        ..RuntimeOptions::default()
-    };
+    let options = RuntimeOptions { cache_dir: Some(dir.path().to_path_buf()), ..RuntimeOptions::default() };
     let runtime = PluginRuntime::new(options.clone()).unwrap();
     runtime.load("template").unwrap();
-    let cached: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter_map(Result::ok)
-        .collect();
+    let cached: Vec<_> = std::fs::read_dir(dir.path()).unwrap().filter_map(Result::ok).collect();
     assert_eq!(cached.len(), 1, "one compiled component cached");
     // A second runtime loads from the cache and the plugin works.
-    let again = PluginRuntime::new(options)
-        .unwrap()
-        .load("template")
-        .unwrap();
+    let again = PluginRuntime::new(options).unwrap().load("template").unwrap();
     let mut i = again.instantiate().unwrap();
     i.configure("http://c", &[]).unwrap();
-    assert!(
-        i.warm_request(ObjectRef { path: "x", size: 1 }, &d())
-            .is_ok()
-    );
+    assert!(i.warm_request(ObjectRef { path: "x", size: 1 }, &d()).is_ok());
     // A corrupt cache entry is recompiled, not trusted.
     std::fs::write(cached[0].path(), b"garbage").unwrap();
     assert!(
-        PluginRuntime::new(RuntimeOptions {
-            cache_dir: Some(dir.path().to_path_buf()),
-            ..RuntimeOptions::default()
-        })
-        .unwrap()
-        .load("template")
-        .is_ok()
+        PluginRuntime::new(RuntimeOptions { cache_dir: Some(dir.path().to_path_buf()), ..RuntimeOptions::default() })
+            .unwrap()
+            .load("template")
+            .is_ok()
     );
 }

@@ -9,12 +9,8 @@ use std::path::Path;
 use prewarm::lab;
 use prewarm_e2e::{prewarm, read_results, run};
 
-const VIDEOS: &[&str] = &[
-    "intro.mp4",
-    "trailers/launch trailer.mp4",
-    "trailers/teaser.MOV",
-    "séries/s01/épisode #1.mp4",
-];
+const VIDEOS: &[&str] =
+    &["intro.mp4", "trailers/launch trailer.mp4", "trailers/teaser.MOV", "séries/s01/épisode #1.mp4"];
 
 struct Lab {
     _origin: lab::Service,
@@ -31,25 +27,14 @@ fn lab(root: &Path) -> Lab {
     let rclone = lab::find_program("rclone").expect("rclone installed");
     let origin = lab::start_origin(&rclone, &media).unwrap();
     let cache = lab::start_cache(&root.join("nginx"), &origin.url).unwrap();
-    Lab {
-        _origin: origin,
-        cache,
-        media,
-    }
+    Lab { _origin: origin, cache, media }
 }
 
 fn warm(home: &Path, lab: &Lab, results: &Path, extra: &[&str]) -> std::process::Output {
     run(prewarm(home)
         .args(["warm", "--source"])
         .arg(&lab.media)
-        .args([
-            "--extensions",
-            "mp4,mov",
-            "--plugin",
-            "template",
-            "--base-url",
-            &lab.cache.url,
-        ])
+        .args(["--extensions", "mp4,mov", "--plugin", "template", "--base-url", &lab.cache.url])
         .args([
             "--set",
             "url={base}/{path}?imwidth={width}",
@@ -68,11 +53,7 @@ fn warm(home: &Path, lab: &Lab, results: &Path, extra: &[&str]) -> std::process:
 async fn cache_status(url: &str) -> (u16, String) {
     let r = reqwest::get(url).await.unwrap();
     let status = r.status().as_u16();
-    let cache = r
-        .headers()
-        .get("x-cache-status")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
+    let cache = r.headers().get("x-cache-status").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
     let _ = r.bytes().await.unwrap();
     (status, cache)
 }
@@ -82,41 +63,26 @@ fn every_derivative_ends_up_cached() {
     let home = tempfile::tempdir().unwrap();
     let lab = lab(home.path());
     let results_path = home.path().join("results.jsonl");
-    let out = warm(
-        home.path(),
-        &lab,
-        &results_path,
-        &["--report", home.path().join("s.json").to_str().unwrap()],
-    );
+    let out = warm(home.path(), &lab, &results_path, &["--report", home.path().join("s.json").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "warm failed");
 
     let results = read_results(&results_path);
     assert_eq!(results.len(), VIDEOS.len() * 3, "one record per pair");
     let pairs: HashSet<(String, String)> = results
         .iter()
-        .map(|r| {
-            (
-                r["path"].as_str().unwrap().to_string(),
-                r["derivative"].as_str().unwrap().to_string(),
-            )
-        })
+        .map(|r| (r["path"].as_str().unwrap().to_string(), r["derivative"].as_str().unwrap().to_string()))
         .collect();
     assert_eq!(pairs.len(), results.len(), "a pair recorded twice");
     for v in VIDEOS {
         for d in ["desktop", "tablet", "mobile"] {
-            assert!(
-                pairs.contains(&(v.to_string(), d.to_string())),
-                "missing {v} / {d}"
-            );
+            assert!(pairs.contains(&(v.to_string(), d.to_string())), "missing {v} / {d}");
         }
     }
     for r in &results {
         assert_eq!(r["outcome"], "warm", "{r}");
         assert_eq!(r["status"], 200);
         assert_eq!(r["cache"], "miss", "first request must be a miss: {r}");
-        let size = std::fs::metadata(lab.media.join(r["path"].as_str().unwrap()))
-            .unwrap()
-            .len();
+        let size = std::fs::metadata(lab.media.join(r["path"].as_str().unwrap())).unwrap().len();
         assert_eq!(r["original_size"], size);
         // The origin ignores the query: the "derivative" is the whole file.
         assert_eq!(r["size"], size, "{r}");
@@ -129,12 +95,7 @@ fn every_derivative_ends_up_cached() {
     rt.block_on(async {
         for r in &results {
             let (status, cache) = cache_status(r["url"].as_str().unwrap()).await;
-            assert_eq!(
-                (status, cache.as_str()),
-                (200, "HIT"),
-                "not cached: {}",
-                r["url"]
-            );
+            assert_eq!((status, cache.as_str()), (200, "HIT"), "not cached: {}", r["url"]);
         }
     });
 
@@ -144,10 +105,7 @@ fn every_derivative_ends_up_cached() {
     assert_eq!(out.status.code(), Some(0));
     let second = read_results(&again);
     assert_eq!(second.len(), VIDEOS.len() * 3);
-    assert!(
-        second.iter().all(|r| r["cache"] == "hit"),
-        "second pass not all hits"
-    );
+    assert!(second.iter().all(|r| r["cache"] == "hit"), "second pass not all hits");
 }
 
 #[test]
@@ -156,24 +114,13 @@ fn sizes_by_head_and_range_move_at_most_one_byte() {
     let lab = lab(home.path());
     for (method, max_bytes) in [("head", 0), ("range", 1)] {
         let results_path = home.path().join(format!("{method}.jsonl"));
-        let out = warm(
-            home.path(),
-            &lab,
-            &results_path,
-            &["--set", &format!("size-methods={method}")],
-        );
+        let out = warm(home.path(), &lab, &results_path, &["--set", &format!("size-methods={method}")]);
         assert_eq!(out.status.code(), Some(0));
         for r in read_results(&results_path) {
-            let size = std::fs::metadata(lab.media.join(r["path"].as_str().unwrap()))
-                .unwrap()
-                .len();
+            let size = std::fs::metadata(lab.media.join(r["path"].as_str().unwrap())).unwrap().len();
             assert_eq!(r["size"], size, "{method}: {r}");
             assert_eq!(r["size_method"], method);
-            assert!(
-                r["size_check_bytes"].as_u64().unwrap() <= max_bytes,
-                "{method} moved {}",
-                r["size_check_bytes"]
-            );
+            assert!(r["size_check_bytes"].as_u64().unwrap() <= max_bytes, "{method} moved {}", r["size_check_bytes"]);
         }
     }
 }

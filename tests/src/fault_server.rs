@@ -6,7 +6,7 @@
 //! Scenarios: `ok`, `slow-ok` (100 ms before answering), `reset-once`,
 //! `reset-always`, `slow-headers`, `slow-body`, `fail-then-ok`,
 //! `rate-limited`, `pending`, `no-head`, `no-range`, `truncated`,
-//! `not-found`.
+//! `not-found`, `redirect` (302 to the same target with `&moved=1`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,14 +26,9 @@ pub struct FaultServer {
 
 impl FaultServer {
     pub fn start() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let counts = Arc::new(Mutex::new(HashMap::new()));
         let shared = counts.clone();
@@ -42,21 +37,12 @@ impl FaultServer {
                 tokio::spawn(serve(stream, shared.clone()));
             }
         });
-        FaultServer {
-            url,
-            counts,
-            _runtime: runtime,
-        }
+        FaultServer { url, counts, _runtime: runtime }
     }
 
     /// Requests seen for `method` and `target` (path and query).
     pub fn count(&self, method: &str, target: &str) -> u32 {
-        self.counts
-            .lock()
-            .unwrap()
-            .get(&format!("{method} {target}"))
-            .copied()
-            .unwrap_or(0)
+        self.counts.lock().unwrap().get(&format!("{method} {target}")).copied().unwrap_or(0)
     }
 
     /// All counters: "METHOD target" → requests.
@@ -66,13 +52,7 @@ impl FaultServer {
 
     /// Total requests with `method`.
     pub fn total(&self, method: &str) -> u32 {
-        self.counts
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(k, _)| k.starts_with(&format!("{method} ")))
-            .map(|(_, v)| v)
-            .sum()
+        self.counts.lock().unwrap().iter().filter(|(k, _)| k.starts_with(&format!("{method} "))).map(|(_, v)| v).sum()
     }
 }
 
@@ -91,33 +71,19 @@ async fn serve(mut stream: TcpStream, counts: Arc<Mutex<HashMap<String, u32>>>) 
     let head = String::from_utf8_lossy(&buf).to_string();
     let mut lines = head.lines();
     let mut first = lines.next().unwrap_or("").split_whitespace();
-    let (method, target) = (
-        first.next().unwrap_or("").to_string(),
-        first.next().unwrap_or("").to_string(),
-    );
-    let range = lines.find_map(|l| {
-        l.to_ascii_lowercase()
-            .strip_prefix("range:")
-            .map(|v| v.trim().to_string())
-    });
+    let (method, target) = (first.next().unwrap_or("").to_string(), first.next().unwrap_or("").to_string());
+    let range = lines.find_map(|l| l.to_ascii_lowercase().strip_prefix("range:").map(|v| v.trim().to_string()));
     let n = {
         let mut c = counts.lock().unwrap();
         let e = c.entry(format!("{method} {target}")).or_default();
         *e += 1;
         *e
     };
-    let scenario = target
-        .trim_start_matches('/')
-        .split(['/', '?'])
-        .next()
-        .unwrap_or("")
-        .to_string();
+    let scenario = target.trim_start_matches('/').split(['/', '?']).next().unwrap_or("").to_string();
     let body = vec![b'v'; BODY_LEN];
     let head_only = method == "HEAD";
     let full = |extra: &str| {
-        format!(
-            "HTTP/1.1 200 OK\r\nContent-Length: {BODY_LEN}\r\nX-Cache: MISS\r\nConnection: close\r\n{extra}\r\n"
-        )
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {BODY_LEN}\r\nX-Cache: MISS\r\nConnection: close\r\n{extra}\r\n")
     };
     let simple = |status: &str, extra: &str| {
         format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n{extra}\r\n")
@@ -152,35 +118,15 @@ async fn serve(mut stream: TcpStream, counts: Arc<Mutex<HashMap<String, u32>>>) 
             }
             Ok(())
         }
-        "fail-then-ok" if n == 1 => {
-            send(&mut stream, &simple("500 Internal Server Error", ""), &[]).await
-        }
+        "fail-then-ok" if n == 1 => send(&mut stream, &simple("500 Internal Server Error", ""), &[]).await,
         "rate-limited" if n == 1 => {
-            send(
-                &mut stream,
-                &simple("429 Too Many Requests", "Retry-After: 1\r\n"),
-                &[],
-            )
-            .await
+            send(&mut stream, &simple("429 Too Many Requests", "Retry-After: 1\r\n"), &[]).await
         }
         "pending" if n <= 2 => {
-            send(
-                &mut stream,
-                &simple(
-                    "202 Accepted",
-                    "X-Transform-Pending: true\r\nRetry-After: 0\r\n",
-                ),
-                &[],
-            )
-            .await
+            send(&mut stream, &simple("202 Accepted", "X-Transform-Pending: true\r\nRetry-After: 0\r\n"), &[]).await
         }
         "no-head" | "no-range" if head_only => {
-            send(
-                &mut stream,
-                &simple("405 Method Not Allowed", "Allow: GET\r\n"),
-                &[],
-            )
-            .await
+            send(&mut stream, &simple("405 Method Not Allowed", "Allow: GET\r\n"), &[]).await
         }
         "no-head" if range.is_some() => {
             let h = format!(
@@ -193,12 +139,8 @@ async fn serve(mut stream: TcpStream, counts: Arc<Mutex<HashMap<String, u32>>>) 
             let mut chunked = format!("{:x}\r\n", BODY_LEN).into_bytes();
             chunked.extend_from_slice(&body);
             chunked.extend_from_slice(b"\r\n0\r\n\r\n");
-            send(
-                &mut stream,
-                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
-                &chunked,
-            )
-            .await
+            send(&mut stream, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n", &chunked)
+                .await
         }
         "truncated" if !head_only => {
             let _ = stream.write_all(full("").as_bytes()).await;
@@ -207,6 +149,10 @@ async fn serve(mut stream: TcpStream, counts: Arc<Mutex<HashMap<String, u32>>>) 
             Ok(())
         }
         "not-found" => send(&mut stream, &simple("404 Not Found", ""), &[]).await,
+        "redirect" if !target.contains("moved=1") => {
+            let location = format!("Location: {target}&moved=1\r\n");
+            send(&mut stream, &simple("302 Found", &location), &[]).await
+        }
         _ => send(&mut stream, &full(""), if head_only { &[] } else { &body }).await,
     };
 }

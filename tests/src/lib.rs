@@ -14,10 +14,7 @@ use serde_json::Value;
 /// command).
 pub fn prewarm_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target profile dir");
+    let dir = exe.parent().and_then(Path::parent).expect("target profile dir");
     let bin = dir.join("prewarm");
     assert!(
         bin.is_file(),
@@ -30,18 +27,14 @@ pub fn prewarm_bin() -> PathBuf {
 /// A `prewarm` command with its caches in `home` (no user state touched).
 pub fn prewarm(home: &Path) -> Command {
     let mut cmd = Command::new(prewarm_bin());
-    cmd.env("PREWARM_CACHE_DIR", home.join("cache"))
-        .env_remove("RUST_LOG");
+    cmd.env("PREWARM_CACHE_DIR", home.join("cache")).env_remove("RUST_LOG");
     cmd
 }
 
 /// Run and return the output, echoing stderr when the test fails later.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("run prewarm");
-    eprintln!(
-        "--- prewarm stderr ---\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    eprintln!("--- prewarm stderr ---\n{}", String::from_utf8_lossy(&out.stderr));
     out
 }
 
@@ -51,10 +44,7 @@ pub fn write_listing(path: &Path, objects: &[(&str, u64)]) {
     for (i, (p, size)) in objects.iter().enumerate() {
         let name = p.rsplit('/').next().unwrap_or(p);
         let comma = if i + 1 < objects.len() { "," } else { "" };
-        text.push_str(
-            &serde_json::json!({ "Path": p, "Name": name, "Size": size, "IsDir": false })
-                .to_string(),
-        );
+        text.push_str(&serde_json::json!({ "Path": p, "Name": name, "Size": size, "IsDir": false }).to_string());
         text.push_str(comma);
         text.push('\n');
     }
@@ -73,16 +63,8 @@ pub fn read_results(path: &Path) -> Vec<Value> {
 
 /// The one record of (path, derivative); panics if there is not exactly one.
 pub fn record<'a>(results: &'a [Value], path: &str, derivative: &str) -> &'a Value {
-    let found: Vec<&Value> = results
-        .iter()
-        .filter(|r| r["path"] == path && r["derivative"] == derivative)
-        .collect();
-    assert_eq!(
-        found.len(),
-        1,
-        "expected one record for {path} / {derivative}, found {}",
-        found.len()
-    );
+    let found: Vec<&Value> = results.iter().filter(|r| r["path"] == path && r["derivative"] == derivative).collect();
+    assert_eq!(found.len(), 1, "expected one record for {path} / {derivative}, found {}", found.len());
     found[0]
 }
 
@@ -93,16 +75,8 @@ pub fn warm_listing(home: &Path, base_url: &str, objects: &[(&str, u64)]) -> Com
     let listing = home.join("listing.json");
     write_listing(&listing, objects);
     let mut cmd = prewarm(home);
-    cmd.args([
-        "warm",
-        "--plugin",
-        "template",
-        "--base-url",
-        base_url,
-        "--set",
-        "url={base}/{path}?w={width}",
-    ])
-    .args(["--progress", "never", "--listing"])
-    .arg(listing);
+    cmd.args(["warm", "--plugin", "template", "--base-url", base_url, "--set", "url={base}/{path}?w={width}"])
+        .args(["--progress", "never", "--listing"])
+        .arg(listing);
     cmd
 }

@@ -31,30 +31,18 @@ pub fn run(args: DemoArgs) -> Result<Exit> {
     };
     let media = dir.join("media");
     let originals = media.join("originals");
-    eprintln!(
-        "prewarm demo: making {} sample videos and their renditions in {}",
-        SAMPLES.len(),
-        media.display()
-    );
+    eprintln!("prewarm demo: making {} sample videos and their renditions in {}", SAMPLES.len(), media.display());
     for (name, seconds) in SAMPLES {
         let original = originals.join(name);
         lab::make_sample_video(&original, *seconds, "1920x1080")?;
         for width in WIDTHS {
-            lab::make_rendition(
-                &original,
-                &media.join(format!("renditions/{width}/{name}")),
-                width,
-            )?;
+            lab::make_rendition(&original, &media.join(format!("renditions/{width}/{name}")), width)?;
         }
     }
-    let rclone = lab::find_program("rclone")
-        .context("rclone not found: install it with `apt-get install rclone`")?;
+    let rclone = lab::find_program("rclone").context("rclone not found: install it with `apt-get install rclone`")?;
     let origin = lab::start_origin(&rclone, &media)?;
     let cache = lab::start_cache(&dir.join("nginx"), &origin.url)?;
-    eprintln!(
-        "origin (rclone serve http): {}\ncache  (nginx proxy_cache):  {}",
-        origin.url, cache.url
-    );
+    eprintln!("origin (rclone serve http): {}\ncache  (nginx proxy_cache):  {}", origin.url, cache.url);
 
     let warm = |pass: &str| -> Result<Exit> {
         eprintln!("\n== {pass} ==");
@@ -88,21 +76,13 @@ pub fn run(args: DemoArgs) -> Result<Exit> {
             dir.join("capabilities.json").display().to_string(),
         ];
         let cli = Cli::try_parse_from(argv)?;
-        let Command::Warm(args) = cli.command else {
-            unreachable!("demo builds a warm command")
-        };
+        let Command::Warm(args) = cli.command else { unreachable!("demo builds a warm command") };
         let exit = super::warm::run(*args)?;
         eprintln!("reports: {}", out.display());
         Ok(exit)
     };
     let first = warm("first-pass")?;
     let second = warm("second-pass")?;
-    eprintln!(
-        "\nThe first pass made the cache fetch every derivative (MISS); the second was served from cache (HIT)."
-    );
-    Ok(if first == Exit::Success && second == Exit::Success {
-        Exit::Success
-    } else {
-        Exit::SomeFailed
-    })
+    eprintln!("\nThe first pass made the cache fetch every derivative (MISS); the second was served from cache (HIT).");
+    Ok(if first == Exit::Success && second == Exit::Success { Exit::Success } else { Exit::SomeFailed })
 }

@@ -40,9 +40,7 @@ struct ListSummary {
 }
 
 pub fn run(args: ListArgs) -> Result<Exit> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run_async(args))
 }
 
@@ -56,10 +54,7 @@ async fn run_async(args: ListArgs) -> Result<Exit> {
     let mut summary = ListSummary {
         objects: 0,
         total_bytes: 0,
-        size_classes: SizeClass::ALL
-            .iter()
-            .map(|c| (*c, ClassTotals::default()))
-            .collect(),
+        size_classes: SizeClass::ALL.iter().map(|c| (*c, ClassTotals::default())).collect(),
         small_below: classes.small_below,
         medium_below: classes.medium_below,
         threshold,
@@ -86,10 +81,7 @@ async fn run_async(args: ListArgs) -> Result<Exit> {
         }
         summary.objects += 1;
         summary.total_bytes += object.size;
-        let class = summary
-            .size_classes
-            .entry(classes.class_of(object.size))
-            .or_default();
+        let class = summary.size_classes.entry(classes.class_of(object.size)).or_default();
         class.count += 1;
         class.bytes += object.size;
         if object.size >= threshold {
@@ -124,14 +116,7 @@ async fn run_async(args: ListArgs) -> Result<Exit> {
             format!(">= {}", human(classes.medium_below)),
         ];
         for ((class, t), bound) in summary.size_classes.iter().zip(bounds) {
-            writeln!(
-                out,
-                "  {:<7} {:<13} {:>9} objects  {:>12}",
-                class.as_str(),
-                bound,
-                t.count,
-                human(t.bytes)
-            )?;
+            writeln!(out, "  {:<7} {:<13} {:>9} objects  {:>12}", class.as_str(), bound, t.count, human(t.bytes))?;
         }
         writeln!(
             out,
@@ -144,11 +129,7 @@ async fn run_async(args: ListArgs) -> Result<Exit> {
             writeln!(out, "  {}\t{}", human(o.size), o.path)?;
         }
         if summary.over_threshold_count > summary.over_threshold.len() as u64 {
-            writeln!(
-                out,
-                "  … and {} more",
-                summary.over_threshold_count - summary.over_threshold.len() as u64
-            )?;
+            writeln!(out, "  … and {} more", summary.over_threshold_count - summary.over_threshold.len() as u64)?;
         }
         writeln!(out, "rclone processes: {}", summary.rclone_processes)?;
     }

@@ -7,15 +7,11 @@ use anyhow::Result;
 
 use crate::Exit;
 use crate::cli::{PluginsArgs, PluginsCommand};
-use crate::plugin::{
-    Derivative, PluginInfo, PluginRuntime, RuntimeOptions, SizeMethod, WIT_VERSION,
-};
+use crate::plugin::{Derivative, PluginInfo, PluginRuntime, RuntimeOptions, SizeMethod, WIT_VERSION};
 
 pub fn run(args: PluginsArgs) -> Result<Exit> {
-    let runtime = PluginRuntime::new(RuntimeOptions {
-        cache_dir: RuntimeOptions::default_cache_dir(),
-        ..Default::default()
-    })?;
+    let runtime =
+        PluginRuntime::new(RuntimeOptions { cache_dir: RuntimeOptions::default_cache_dir(), ..Default::default() })?;
     let mut out = std::io::stdout().lock();
     match args.command {
         PluginsCommand::List { json } => {
@@ -26,17 +22,9 @@ pub fn run(args: PluginsArgs) -> Result<Exit> {
                 serde_json::to_writer_pretty(&mut out, &infos)?;
                 writeln!(out)?;
             } else {
-                writeln!(
-                    out,
-                    "{:<18} {:<9} {:<6} DESCRIPTION",
-                    "NAME", "VERSION", "WIT"
-                )?;
+                writeln!(out, "{:<18} {:<9} {:<6} DESCRIPTION", "NAME", "VERSION", "WIT")?;
                 for i in &infos {
-                    writeln!(
-                        out,
-                        "{:<18} {:<9} {:<6} {}",
-                        i.name, i.version, i.wit_version, i.description
-                    )?;
+                    writeln!(out, "{:<18} {:<9} {:<6} {}", i.name, i.version, i.wit_version, i.description)?;
                 }
                 writeln!(
                     out,
@@ -49,10 +37,8 @@ pub fn run(args: PluginsArgs) -> Result<Exit> {
             let info = loaded.info().clone();
             // Size methods may depend on settings; show those of the defaults.
             let mut instance = loaded.instantiate()?;
-            let sizes: Option<Vec<(String, Vec<SizeMethod>)>> = instance
-                .configure("https://cdn.example.com", &[])
-                .ok()
-                .and_then(|_| {
+            let sizes: Option<Vec<(String, Vec<SizeMethod>)>> =
+                instance.configure("https://cdn.example.com", &[]).ok().and_then(|_| {
                     info.default_derivatives
                         .iter()
                         .map(|d| instance.size_methods(d).ok().map(|m| (d.name.clone(), m)))
@@ -84,22 +70,14 @@ fn print_inspect(
     info: &PluginInfo,
     sizes: Option<&[(String, Vec<SizeMethod>)]>,
 ) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "{} {} (prewarm:strategy@{})",
-        info.name, info.version, info.wit_version
-    )?;
+    writeln!(out, "{} {} (prewarm:strategy@{})", info.name, info.version, info.wit_version)?;
     writeln!(out, "{}\n", info.description)?;
     writeln!(out, "Settings (--set KEY=VALUE):")?;
     if info.settings.is_empty() {
         writeln!(out, "  (none)")?;
     }
     for s in &info.settings {
-        let default = s
-            .default_value
-            .as_deref()
-            .map(|d| format!(" [default: {d}]"))
-            .unwrap_or_default();
+        let default = s.default_value.as_deref().map(|d| format!(" [default: {d}]")).unwrap_or_default();
         writeln!(out, "  {:<16} {}{default}", s.key, s.description)?;
     }
     writeln!(out, "\nDefault derivatives:")?;
@@ -109,11 +87,7 @@ fn print_inspect(
     }
     writeln!(out, "\nLimits:")?;
     match info.max_source_bytes {
-        Some(max) => writeln!(
-            out,
-            "  max source size: {} ({max} bytes)",
-            crate::size::human(max)
-        )?,
+        Some(max) => writeln!(out, "  max source size: {} ({max} bytes)", crate::size::human(max))?,
         None => writeln!(out, "  none declared")?,
     }
     writeln!(out, "\nSize methods (most preferred first):")?;

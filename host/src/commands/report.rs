@@ -9,13 +9,7 @@ use crate::stats::Stats;
 use crate::{Exit, usage};
 
 fn outputs(json: Option<std::path::PathBuf>, r: RenderTargets) -> Outputs {
-    Outputs {
-        json,
-        markdown: r.markdown,
-        html: r.html,
-        metrics_textfile: r.metrics_textfile,
-        ..Outputs::default()
-    }
+    Outputs { json, markdown: r.markdown, html: r.html, metrics_textfile: r.metrics_textfile, ..Outputs::default() }
 }
 
 /// Merge summaries: counts add, histograms and Welford states merge, runs
@@ -36,20 +30,12 @@ pub fn merge(summaries: &[(String, Summary)]) -> Result<Summary> {
         stats.merge(&Stats::from_summary(&s.stats).map_err(|e| usage(format!("{name}: {e}")))?);
         runs.extend(s.runs.iter().cloned());
     }
-    Ok(Summary {
-        schema_version: first.schema_version,
-        runs,
-        stats: stats.to_summary(),
-    })
+    Ok(Summary { schema_version: first.schema_version, runs, stats: stats.to_summary() })
 }
 
 pub fn run(args: ReportArgs) -> Result<Exit> {
     match args.command {
-        ReportCommand::Merge {
-            inputs,
-            output,
-            render,
-        } => {
+        ReportCommand::Merge { inputs, output, render } => {
             let summaries = inputs
                 .iter()
                 .map(|p| Summary::read(p).map(|s| (p.display().to_string(), s)))

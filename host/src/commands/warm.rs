@@ -21,9 +21,7 @@ use crate::warm::{self, Observer, WarmPlan, http::Timeouts};
 use crate::{Exit, usage};
 
 pub fn run(args: WarmArgs) -> Result<Exit> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run_async(args))
 }
 
@@ -38,27 +36,19 @@ fn parse_settings(raw: &[String]) -> Result<Vec<(String, String)>> {
 
 fn parse_base_url(raw: &str) -> Result<String> {
     let shown = redact_url(raw);
-    let url = reqwest::Url::parse(raw)
-        .map_err(|e| usage(format!("--base-url `{shown}`: not a URL ({e})")))?;
+    let url = reqwest::Url::parse(raw).map_err(|e| usage(format!("--base-url `{shown}`: not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-        return Err(usage(format!(
-            "--base-url `{shown}`: must be an http:// or https:// URL with a host"
-        )));
+        return Err(usage(format!("--base-url `{shown}`: must be an http:// or https:// URL with a host")));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(usage(format!(
-            "--base-url `{shown}`: must not have a query or fragment"
-        )));
+        return Err(usage(format!("--base-url `{shown}`: must not have a query or fragment")));
     }
     Ok(raw.trim_end_matches('/').to_string())
 }
 
 fn parse_duration(flag: &str, raw: &str) -> Result<Duration> {
-    let d = humantime::parse_duration(raw).map_err(|e| {
-        usage(format!(
-            "{flag} `{raw}`: not a duration ({e}); use e.g. 30s, 2m"
-        ))
-    })?;
+    let d = humantime::parse_duration(raw)
+        .map_err(|e| usage(format!("{flag} `{raw}`: not a duration ({e}); use e.g. 30s, 2m")))?;
     if d.is_zero() {
         return Err(usage(format!("{flag} `{raw}`: must be above zero")));
     }
@@ -90,16 +80,15 @@ pub fn resolve_derivatives(plugin: &Plugin, wanted: &[String]) -> Result<Vec<Der
                     "--derivatives `{w}`: expected NAME or NAME=WIDTHxHEIGHT (e.g. hd=1280x720)"
                 )));
             }
-            Derivative {
-                name: name.to_string(),
-                width,
-                height,
-                options: Vec::new(),
-            }
+            Derivative { name: name.to_string(), width, height, options: Vec::new() }
         } else {
             defaults.iter().find(|d| d.name == w).cloned().ok_or_else(|| {
                 let known: Vec<&str> = defaults.iter().map(|d| d.name.as_str()).collect();
-                usage(format!("--derivatives: `{w}` is not a derivative of `{}` (known: {}; or define NAME=WxH)", plugin.info().name, known.join(", ")))
+                usage(format!(
+                    "--derivatives: `{w}` is not a derivative of `{}` (known: {}; or define NAME=WxH)",
+                    plugin.info().name,
+                    known.join(", ")
+                ))
             })?
         };
         if out.iter().any(|o| o.name == d.name) {
@@ -111,21 +100,14 @@ pub fn resolve_derivatives(plugin: &Plugin, wanted: &[String]) -> Result<Vec<Der
 }
 
 /// The listing source and filters from the shared arguments.
-pub fn source_and_filters(
-    args: &SourceArgs,
-    shard: Option<&str>,
-) -> Result<(ListingSource, Filters, Option<Rclone>)> {
+pub fn source_and_filters(args: &SourceArgs, shard: Option<&str>) -> Result<(ListingSource, Filters, Option<Rclone>)> {
     let mut filters = Filters::from_args(args)?;
     if let Some(s) = shard {
         filters.shard = Some(Shard::parse(s).map_err(usage)?);
     }
     let mut located = None;
     let source = ListingSource::from_args(args, || {
-        let r = Rclone::locate(
-            args.rclone.clone(),
-            args.rclone_config.clone(),
-            args.rclone_flags.clone(),
-        )?;
+        let r = Rclone::locate(args.rclone.clone(), args.rclone_config.clone(), args.rclone_flags.clone())?;
         located = Some(r.clone());
         Ok(r)
     })?;
@@ -136,16 +118,9 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
     let base_url = parse_base_url(&args.base_url)?;
     let settings = parse_settings(&args.settings)?;
     if args.concurrency == 0 || args.concurrency > 4096 {
-        return Err(usage(format!(
-            "--concurrency {}: must be between 1 and 4096",
-            args.concurrency
-        )));
+        return Err(usage(format!("--concurrency {}: must be between 1 and 4096", args.concurrency)));
     }
-    let reserved = [
-        args.workers_small.unwrap_or(0),
-        args.workers_medium.unwrap_or(0),
-        args.workers_large.unwrap_or(0),
-    ];
+    let reserved = [args.workers_small.unwrap_or(0), args.workers_medium.unwrap_or(0), args.workers_large.unwrap_or(0)];
     if reserved.iter().sum::<usize>() > args.concurrency {
         return Err(usage(format!(
             "--workers-small/medium/large add up to {}, more than --concurrency {}",
@@ -163,10 +138,8 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
     let size_classes = listing::size_classes(&args.source)?;
     let reports = report::Outputs::from_args(&args)?;
 
-    let plugin_runtime = PluginRuntime::new(RuntimeOptions {
-        cache_dir: RuntimeOptions::default_cache_dir(),
-        ..Default::default()
-    })?;
+    let plugin_runtime =
+        PluginRuntime::new(RuntimeOptions { cache_dir: RuntimeOptions::default_cache_dir(), ..Default::default() })?;
     let plugin = plugin_runtime.load(&args.plugin)?;
     let derivatives = resolve_derivatives(&plugin, &args.derivatives)?;
     // Settings are checked once here so a bad one stops the run before any
@@ -182,12 +155,8 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
     drop(probe);
 
     let already_warm = if args.resume {
-        let state = crate::record::resume(&args.results).with_context(|| {
-            format!(
-                "cannot read results file {} to resume",
-                args.results.display()
-            )
-        })?;
+        let state = crate::record::resume(&args.results)
+            .with_context(|| format!("cannot read results file {} to resume", args.results.display()))?;
         if state.dropped > 0 {
             tracing::warn!(
                 "{}: dropped {} unreadable line(s); those pairs will be warmed again",
@@ -201,11 +170,7 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
     };
 
     let plan = WarmPlan {
-        max_source_bytes: if args.ignore_limits {
-            None
-        } else {
-            plugin.info().max_source_bytes
-        },
+        max_source_bytes: if args.ignore_limits { None } else { plugin.info().max_source_bytes },
         plugin: plugin.clone(),
         base_url: base_url.clone(),
         settings: settings.clone(),
@@ -219,9 +184,10 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         results: args.results.clone(),
         already_warm,
         size_classes,
-        capabilities_cache: args.capabilities_cache.clone().or_else(|| {
-            RuntimeOptions::default_cache_dir().map(|d| d.with_file_name("capabilities.json"))
-        }),
+        capabilities_cache: args
+            .capabilities_cache
+            .clone()
+            .or_else(|| RuntimeOptions::default_cache_dir().map(|d| d.with_file_name("capabilities.json"))),
     };
 
     let cancel = CancellationToken::new();
@@ -240,18 +206,10 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         plugin: plugin.info().name.clone(),
         plugin_version: plugin.info().version.clone(),
         base_url: redact_url(&base_url),
-        settings: settings
-            .iter()
-            .map(|(k, v)| (k.clone(), crate::redact::redact_setting(k, v)))
-            .collect(),
+        settings: settings.iter().map(|(k, v)| (k.clone(), crate::redact::redact_setting(k, v))).collect(),
         derivatives: derivatives.iter().map(|d| d.name.clone()).collect(),
         concurrency: args.concurrency,
-        source: args
-            .source
-            .source
-            .clone()
-            .or(args.source.listing.clone())
-            .unwrap_or_default(),
+        source: args.source.source.clone().or(args.source.listing.clone()).unwrap_or_default(),
         shard: args.shard.clone(),
         objects_listed: outcome.listing.seen,
         objects_selected: outcome.listing.selected,
@@ -277,30 +235,19 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
     }
     pushed?;
     if let Some(e) = outcome.listing_error {
-        return Err(anyhow::Error::new(e).context(
-            "the listing ended early; the pairs listed before the error were warmed and recorded",
-        ));
+        return Err(anyhow::Error::new(e)
+            .context("the listing ended early; the pairs listed before the error were warmed and recorded"));
     }
     let s = &outcome.stats;
     let not_warm = s.count(Outcome::Failed)
         + s.count(Outcome::Pending)
-        + if outcome.interrupted {
-            s.count(Outcome::Skipped)
-        } else {
-            0
-        };
-    Ok(if not_warm > 0 || outcome.interrupted {
-        Exit::SomeFailed
-    } else {
-        Exit::Success
-    })
+        + if outcome.interrupted { s.count(Outcome::Skipped) } else { 0 };
+    Ok(if not_warm > 0 || outcome.interrupted { Exit::SomeFailed } else { Exit::Success })
 }
 
 async fn watch_ctrl_c(cancel: CancellationToken, rclone: Option<Rclone>) {
     if tokio::signal::ctrl_c().await.is_ok() {
-        eprintln!(
-            "\nprewarm: interrupted; finishing the pairs in flight (Ctrl-C again to quit now)"
-        );
+        eprintln!("\nprewarm: interrupted; finishing the pairs in flight (Ctrl-C again to quit now)");
         cancel.cancel();
         if tokio::signal::ctrl_c().await.is_ok() {
             // Exiting skips destructors: stop rclone's daemon first.
@@ -324,20 +271,11 @@ async fn dry_run(
     let mut failed = false;
     while let Some(object) = objects.recv().await {
         for d in derivatives {
-            let planned = plugin.warm_request(
-                crate::plugin::ObjectRef {
-                    path: &object.path,
-                    size: object.size,
-                },
-                d,
-            );
+            let planned = plugin.warm_request(crate::plugin::ObjectRef { path: &object.path, size: object.size }, d);
             match planned {
                 Ok(r) if json => {
-                    let headers: Vec<(String, String)> = r
-                        .headers
-                        .iter()
-                        .map(|(k, v)| (k.clone(), crate::redact::redact_setting(k, v)))
-                        .collect();
+                    let headers: Vec<(String, String)> =
+                        r.headers.iter().map(|(k, v)| (k.clone(), crate::redact::redact_setting(k, v))).collect();
                     serde_json::to_writer(
                         &mut out,
                         &serde_json::json!({
@@ -346,8 +284,7 @@ async fn dry_run(
                     )?;
                     writeln!(out)?;
                 }
-                Ok(r) => writeln!(out, "{:?} {} [{}]", r.method, redact_url(&r.url), d.name)
-                    .map(|_| ())?,
+                Ok(r) => writeln!(out, "{:?} {} [{}]", r.method, redact_url(&r.url), d.name).map(|_| ())?,
                 Err(e) => {
                     failed = true;
                     writeln!(out, "ERROR {} [{}]: {e}", object.path, d.name)?;
@@ -357,11 +294,7 @@ async fn dry_run(
     }
     out.flush()?;
     task.await??;
-    Ok(if failed {
-        Exit::SomeFailed
-    } else {
-        Exit::Success
-    })
+    Ok(if failed { Exit::SomeFailed } else { Exit::Success })
 }
 
 /// The progress bar: pairs done, rate, warm and failed counts.
@@ -379,10 +312,8 @@ impl Progress {
         let bar = show.then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {elapsed_precise} {pos} pairs ({per_sec}) {msg}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                ProgressStyle::with_template("{spinner} {elapsed_precise} {pos} pairs ({per_sec}) {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             bar.enable_steady_tick(Duration::from_millis(250));
             bar

@@ -32,11 +32,7 @@ pub(crate) fn one_line(message: &str) -> String {
     if message.len() <= MAX_MESSAGE && !message.chars().any(char::is_control) {
         return message.to_string();
     }
-    let mut line: String = message
-        .chars()
-        .take(MAX_MESSAGE)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let mut line: String = message.chars().take(MAX_MESSAGE).map(|c| if c.is_control() { ' ' } else { c }).collect();
     if message.len() > line.len() {
         line.push('…');
     }
@@ -45,44 +41,27 @@ pub(crate) fn one_line(message: &str) -> String {
 
 impl From<&domain::Derivative> for wit::Derivative {
     fn from(d: &domain::Derivative) -> Self {
-        wit::Derivative {
-            name: d.name.clone(),
-            width: d.width,
-            height: d.height,
-            options: d.options.clone(),
-        }
+        wit::Derivative { name: d.name.clone(), width: d.width, height: d.height, options: d.options.clone() }
     }
 }
 
 impl From<wit::Derivative> for domain::Derivative {
     fn from(d: wit::Derivative) -> Self {
-        domain::Derivative {
-            name: d.name,
-            width: d.width,
-            height: d.height,
-            options: d.options,
-        }
+        domain::Derivative { name: d.name, width: d.width, height: d.height, options: d.options }
     }
 }
 
 impl From<domain::ObjectRef<'_>> for wit::Object {
     fn from(o: domain::ObjectRef<'_>) -> Self {
-        wit::Object {
-            path: o.path.to_string(),
-            size: o.size,
-        }
+        wit::Object { path: o.path.to_string(), size: o.size }
     }
 }
 
 /// The response as the plugin sees it: only the headers it asked for
 /// (all when `wanted` is empty).
 pub(crate) fn response_meta(r: &domain::ResponseMeta, wanted: &[String]) -> wit::ResponseMeta {
-    let headers = r
-        .headers
-        .iter()
-        .filter(|(k, _)| wanted.is_empty() || wanted.iter().any(|w| w == k))
-        .cloned()
-        .collect();
+    let headers =
+        r.headers.iter().filter(|(k, _)| wanted.is_empty() || wanted.iter().any(|w| w == k)).cloned().collect();
     wit::ResponseMeta {
         url: r.url.clone(),
         status: r.status,
@@ -134,37 +113,18 @@ fn warm_info(w: wit::WarmInfo) -> domain::WarmInfo {
 
 /// Check and convert a request a plugin returned.
 pub(crate) fn request(plugin: &str, r: wit::Request) -> Result<domain::WarmRequest, PluginError> {
-    let bad = |message: String| PluginError::BadOutput {
-        plugin: plugin.to_string(),
-        message,
-    };
+    let bad = |message: String| PluginError::BadOutput { plugin: plugin.to_string(), message };
     if r.url.len() > MAX_URL {
-        return Err(bad(format!(
-            "returned a URL of {} bytes (limit {MAX_URL})",
-            r.url.len()
-        )));
+        return Err(bad(format!("returned a URL of {} bytes (limit {MAX_URL})", r.url.len())));
     }
     if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {
-        return Err(bad(format!(
-            "returned `{}`, which is not an absolute http(s) URL",
-            one_line(&r.url)
-        )));
+        return Err(bad(format!("returned `{}`, which is not an absolute http(s) URL", one_line(&r.url))));
     }
     if r.headers.len() > MAX_HEADERS {
-        return Err(bad(format!(
-            "returned {} headers (limit {MAX_HEADERS})",
-            r.headers.len()
-        )));
+        return Err(bad(format!("returned {} headers (limit {MAX_HEADERS})", r.headers.len())));
     }
-    if let Some((name, _)) = r
-        .headers
-        .iter()
-        .find(|(n, v)| n.len() > MAX_HEADER || v.len() > MAX_HEADER)
-    {
-        return Err(bad(format!(
-            "returned an oversized header `{}`",
-            one_line(name)
-        )));
+    if let Some((name, _)) = r.headers.iter().find(|(n, v)| n.len() > MAX_HEADER || v.len() > MAX_HEADER) {
+        return Err(bad(format!("returned an oversized header `{}`", one_line(name))));
     }
     Ok(domain::WarmRequest {
         url: r.url,
@@ -184,14 +144,8 @@ pub(crate) fn verdict(plugin: &str, v: wit::Verdict) -> Result<domain::Verdict, 
         wit::Verdict::Passthrough(w) => domain::Verdict::Passthrough(warm_info(w)),
         wit::Verdict::Pending(ms) => domain::Verdict::Pending { after_ms: ms },
         wit::Verdict::FollowUp(r) => domain::Verdict::FollowUp(request(plugin, r)?),
-        wit::Verdict::Retryable(r) => domain::Verdict::Retryable {
-            reason: one_line(&r.reason),
-            after_ms: r.after_ms,
-        },
-        wit::Verdict::Failed(f) => domain::Verdict::Failed {
-            kind: f.kind.into(),
-            message: one_line(&f.message),
-        },
+        wit::Verdict::Retryable(r) => domain::Verdict::Retryable { reason: one_line(&r.reason), after_ms: r.after_ms },
+        wit::Verdict::Failed(f) => domain::Verdict::Failed { kind: f.kind.into(), message: one_line(&f.message) },
     })
 }
 
@@ -212,12 +166,7 @@ pub(crate) fn info(i: wit::PluginInfo, wit_version: String) -> domain::PluginInf
                 default_value: s.default_value.map(|v| one_line(&v)),
             })
             .collect(),
-        default_derivatives: i
-            .default_derivatives
-            .into_iter()
-            .take(256)
-            .map(Into::into)
-            .collect(),
+        default_derivatives: i.default_derivatives.into_iter().take(256).map(Into::into).collect(),
         max_source_bytes: i.limits.max_source_bytes,
     }
 }

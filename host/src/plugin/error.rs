@@ -43,20 +43,11 @@ pub enum PluginError {
         "plugin `{plugin}` was built against prewarm:strategy@{found}, but this prewarm speaks \
          prewarm:strategy@{expected}; rebuild the plugin against wit/ of this prewarm"
     )]
-    VersionMismatch {
-        plugin: String,
-        found: String,
-        expected: String,
-    },
+    VersionMismatch { plugin: String, found: String, expected: String },
 
     /// The sandbox stopped a call.
     #[error("plugin `{plugin}` {version}: `{call}` {kind}")]
-    Trap {
-        plugin: String,
-        version: String,
-        call: &'static str,
-        kind: TrapKind,
-    },
+    Trap { plugin: String, version: String, call: &'static str, kind: TrapKind },
 
     /// The strategy refused (its own error result).
     #[error("plugin `{plugin}`: {message}")]

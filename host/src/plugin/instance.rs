@@ -28,31 +28,17 @@ pub struct PluginInstance {
 impl PluginInstance {
     pub(crate) fn new(shared: Arc<PluginShared>) -> Result<Self, PluginError> {
         let (store, bindings) = Self::fresh(&shared)?;
-        Ok(PluginInstance {
-            shared,
-            store,
-            bindings,
-            config: None,
-            poisoned: false,
-            wanted_headers: Vec::new(),
-        })
+        Ok(PluginInstance { shared, store, bindings, config: None, poisoned: false, wanted_headers: Vec::new() })
     }
 
     fn fresh(shared: &PluginShared) -> Result<(Store<StoreState>, bindings::Plugin), PluginError> {
-        let mut store = Store::new(
-            &shared.engine,
-            StoreState::new(shared.name.clone(), &shared.limits),
-        );
+        let mut store = Store::new(&shared.engine, StoreState::new(shared.name.clone(), &shared.limits));
         store.limiter(|s| &mut s.limits);
         // Instantiation runs guest start code: same budget as a call.
-        let bindings = Self::guarded(
-            &mut store,
-            &shared.limits,
-            &shared.name,
-            &shared.info.version,
-            "instantiate",
-            |s| shared.pre.instantiate(s),
-        )?;
+        let bindings =
+            Self::guarded(&mut store, &shared.limits, &shared.name, &shared.info.version, "instantiate", |s| {
+                shared.pre.instantiate(s)
+            })?;
         Ok((store, bindings))
     }
 
@@ -91,14 +77,9 @@ impl PluginInstance {
         }
         let shared = &self.shared;
         let strategy = self.bindings.prewarm_strategy_strategy();
-        let result = Self::guarded(
-            &mut self.store,
-            &shared.limits,
-            &shared.name,
-            &shared.info.version,
-            call,
-            |s| f(strategy, s),
-        );
+        let result = Self::guarded(&mut self.store, &shared.limits, &shared.name, &shared.info.version, call, |s| {
+            f(strategy, s)
+        });
         if result.is_err() {
             self.poisoned = true;
         }
@@ -118,11 +99,7 @@ impl PluginInstance {
     }
 
     /// Validate and apply settings; a refusal names the plugin.
-    pub fn configure(
-        &mut self,
-        base_url: &str,
-        settings: &[(String, String)],
-    ) -> Result<(), PluginError> {
+    pub fn configure(&mut self, base_url: &str, settings: &[(String, String)]) -> Result<(), PluginError> {
         let base = base_url.trim_end_matches('/').to_string();
         let result = self.call("configure", |g, s| g.call_configure(s, &base, settings))?;
         result.map_err(|message| PluginError::Refused {
@@ -138,11 +115,7 @@ impl PluginInstance {
     }
 
     /// The request that warms `derivative` of `object`.
-    pub fn warm_request(
-        &mut self,
-        object: ObjectRef<'_>,
-        derivative: &Derivative,
-    ) -> Result<WarmRequest, PluginError> {
+    pub fn warm_request(&mut self, object: ObjectRef<'_>, derivative: &Derivative) -> Result<WarmRequest, PluginError> {
         let (o, d) = (object.into(), derivative.into());
         let result = self.call("warm-request", |g, s| g.call_warm_request(s, &o, &d))?;
         let name = &self.shared.name;
@@ -154,10 +127,7 @@ impl PluginInstance {
     }
 
     /// The size methods for `derivative`, most preferred first.
-    pub fn size_methods(
-        &mut self,
-        derivative: &Derivative,
-    ) -> Result<Vec<SizeMethod>, PluginError> {
+    pub fn size_methods(&mut self, derivative: &Derivative) -> Result<Vec<SizeMethod>, PluginError> {
         let d = derivative.into();
         let methods = self.call("size-methods", |g, s| g.call_size_methods(s, &d))?;
         let mut out: Vec<SizeMethod> = Vec::with_capacity(4);
@@ -197,7 +167,5 @@ fn trap_kind(e: &wasmtime::Error) -> TrapKind {
     if text.contains("forcing trap when growing memory") || text.contains("memory limit") {
         return TrapKind::MemoryLimit;
     }
-    TrapKind::Other(bindings::one_line(
-        text.lines().next().unwrap_or("unknown trap"),
-    ))
+    TrapKind::Other(bindings::one_line(text.lines().next().unwrap_or("unknown trap")))
 }

@@ -60,16 +60,10 @@ pub(crate) struct PluginShared {
 
 impl PluginRuntime {
     pub fn new(options: RuntimeOptions) -> Result<Self, PluginError> {
-        let engine = sandbox::engine().map_err(|e| PluginError::Load {
-            plugin: "(engine)".into(),
-            message: format!("{e:#}"),
-        })?;
+        let engine = sandbox::engine()
+            .map_err(|e| PluginError::Load { plugin: "(engine)".into(), message: format!("{e:#}") })?;
         let ticker = EpochTicker::start(&engine);
-        Ok(PluginRuntime {
-            engine,
-            options,
-            _ticker: ticker,
-        })
+        Ok(PluginRuntime { engine, options, _ticker: ticker })
     }
 
     /// Names of the built-in plugins.
@@ -98,16 +92,10 @@ impl PluginRuntime {
 
     /// Load a component from bytes (`label` names it in errors).
     pub fn load_bytes(&self, label: &str, bytes: &[u8]) -> Result<Plugin, PluginError> {
-        let load_err = |message: String| PluginError::Load {
-            plugin: label.to_string(),
-            message,
-        };
-        let component = self
-            .compile(bytes)
-            .map_err(|e| load_err(format!("not a valid component: {e:#}")))?;
+        let load_err = |message: String| PluginError::Load { plugin: label.to_string(), message };
+        let component = self.compile(bytes).map_err(|e| load_err(format!("not a valid component: {e:#}")))?;
         let wit_version = check_version(&self.engine, &component, label)?;
-        let linker =
-            sandbox::linker(&self.engine, &component).map_err(|e| load_err(format!("{e:#}")))?;
+        let linker = sandbox::linker(&self.engine, &component).map_err(|e| load_err(format!("{e:#}")))?;
         let pre = linker
             .instantiate_pre(&component)
             .and_then(PluginPre::new)
@@ -116,17 +104,10 @@ impl PluginRuntime {
         let name: Arc<str> = Arc::from(label);
         let mut store = Store::new(&self.engine, StoreState::new(name, &self.options.limits));
         store.limiter(|s| &mut s.limits);
-        let raw = PluginInstance::guarded(
-            &mut store,
-            &self.options.limits,
-            label,
-            "?",
-            "info",
-            |store| {
-                let plugin = pre.instantiate(&mut *store)?;
-                plugin.prewarm_strategy_strategy().call_info(store)
-            },
-        )?;
+        let raw = PluginInstance::guarded(&mut store, &self.options.limits, label, "?", "info", |store| {
+            let plugin = pre.instantiate(&mut *store)?;
+            plugin.prewarm_strategy_strategy().call_info(store)
+        })?;
         let info = bindings::info(raw, wit_version);
         Ok(Plugin {
             inner: Arc::new(PluginShared {
@@ -145,14 +126,8 @@ impl PluginRuntime {
             return Component::new(&self.engine, bytes);
         };
         let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
-        self.engine
-            .precompile_compatibility_hash()
-            .hash(&mut engine_hash);
-        let key = format!(
-            "{}-{:016x}.cwasm",
-            hex::encode(Sha256::digest(bytes)),
-            engine_hash.finish()
-        );
+        self.engine.precompile_compatibility_hash().hash(&mut engine_hash);
+        let key = format!("{}-{:016x}.cwasm", hex::encode(Sha256::digest(bytes)), engine_hash.finish());
         let path = dir.join(key);
         // Read into memory rather than mmap the file: a cache file changed
         // under a live mapping would fault the whole process.
@@ -163,20 +138,14 @@ impl PluginRuntime {
             // header and rejects anything else.
             match unsafe { Component::deserialize(&self.engine, &cached) } {
                 Ok(c) => return Ok(c),
-                Err(e) => tracing::debug!(
-                    "ignoring unusable cached component {}: {e:#}",
-                    path.display()
-                ),
+                Err(e) => tracing::debug!("ignoring unusable cached component {}: {e:#}", path.display()),
             }
         }
         let compiled = self.engine.precompile_component(bytes)?;
         // SAFETY: the bytes were produced just now by this engine.
         let component = unsafe { Component::deserialize(&self.engine, &compiled)? };
         if let Err(e) = write_atomically(dir, &path, &compiled) {
-            tracing::debug!(
-                "could not cache compiled component in {}: {e}",
-                dir.display()
-            );
+            tracing::debug!("could not cache compiled component in {}: {e}", dir.display());
         }
         Ok(component)
     }
@@ -184,41 +153,28 @@ impl PluginRuntime {
 
 fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
+    let tmp =
+        dir.join(format!(".{}.{}.tmp", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }
 
 /// Find the strategy export and check its WIT version is one this host
 /// speaks: the same major, or for 0.x the same minor.
-fn check_version(
-    engine: &Engine,
-    component: &Component,
-    label: &str,
-) -> Result<String, PluginError> {
+fn check_version(engine: &Engine, component: &Component, label: &str) -> Result<String, PluginError> {
     let ty = component.component_type();
     let exports: Vec<String> = ty
         .exports(engine)
         .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
         .map(|(name, _)| name.to_string())
         .collect();
-    let Some(found) = exports.iter().find_map(|e| {
-        e.strip_prefix(STRATEGY_EXPORT)
-            .and_then(|v| v.strip_prefix('@'))
-    }) else {
+    let Some(found) = exports.iter().find_map(|e| e.strip_prefix(STRATEGY_EXPORT).and_then(|v| v.strip_prefix('@')))
+    else {
         return Err(PluginError::Load {
             plugin: label.to_string(),
             message: format!(
                 "not a prewarm strategy: it exports no `{STRATEGY_EXPORT}` (exports: {})",
-                if exports.is_empty() {
-                    "none".to_string()
-                } else {
-                    exports.join(", ")
-                }
+                if exports.is_empty() { "none".to_string() } else { exports.join(", ") }
             ),
         });
     };
@@ -233,17 +189,11 @@ fn check_version(
 }
 
 fn compatible(found: &str, ours: &str) -> bool {
-    let parts = |v: &str| {
-        v.split('.')
-            .map(|p| p.parse::<u64>().ok())
-            .collect::<Vec<_>>()
-    };
+    let parts = |v: &str| v.split('.').map(|p| p.parse::<u64>().ok()).collect::<Vec<_>>();
     let (a, b) = (parts(found), parts(ours));
     match (a.as_slice(), b.as_slice()) {
         ([Some(0), Some(m1), Some(_)], [Some(0), Some(m2), Some(_)]) => m1 == m2,
-        ([Some(maj1), Some(_), Some(_)], [Some(maj2), Some(_), Some(_)]) => {
-            maj1 == maj2 && *maj1 != 0
-        }
+        ([Some(maj1), Some(_), Some(_)], [Some(maj2), Some(_), Some(_)]) => maj1 == maj2 && *maj1 != 0,
         _ => false,
     }
 }

@@ -28,11 +28,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            fuel_per_call: 50_000_000,
-            call_deadline: Duration::from_secs(1),
-            memory_bytes: 32 << 20,
-        }
+        Limits { fuel_per_call: 50_000_000, call_deadline: Duration::from_secs(1), memory_bytes: 32 << 20 }
     }
 }
 
@@ -130,45 +126,28 @@ impl super::bindings::prewarm::strategy::log::Host for StoreState {
 /// The linker for one component: the contract's imports, the harmless
 /// WASI answers for the versions this component asks for, traps for the
 /// rest.
-pub(crate) fn linker(
-    engine: &Engine,
-    component: &Component,
-) -> wasmtime::Result<Linker<StoreState>> {
+pub(crate) fn linker(engine: &Engine, component: &Component) -> wasmtime::Result<Linker<StoreState>> {
     let mut linker = Linker::new(engine);
-    super::bindings::Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-        &mut linker,
-        |s| s,
-    )?;
-    let imports: Vec<String> = component
-        .component_type()
-        .imports(engine)
-        .map(|(name, _)| name.to_string())
-        .collect();
+    super::bindings::Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
+    let imports: Vec<String> = component.component_type().imports(engine).map(|(name, _)| name.to_string()).collect();
     for name in &imports {
         let interface = name.split('@').next().unwrap_or(name);
         match interface {
             "wasi:cli/environment" => {
                 let mut i = linker.instance(name)?;
-                i.func_wrap("get-environment", |_, (): ()| {
-                    Ok((Vec::<(String, String)>::new(),))
-                })?;
+                i.func_wrap("get-environment", |_, (): ()| Ok((Vec::<(String, String)>::new(),)))?;
                 i.func_wrap("get-arguments", |_, (): ()| Ok((Vec::<String>::new(),)))?;
                 i.func_wrap("initial-cwd", |_, (): ()| Ok((None::<String>,)))?;
             }
             "wasi:cli/exit" => {
                 let mut i = linker.instance(name)?;
-                i.func_wrap(
-                    "exit",
-                    |_, (_status,): (Result<(), ()>,)| -> wasmtime::Result<()> {
-                        wasmtime::bail!("plugin called exit")
-                    },
-                )?;
+                i.func_wrap("exit", |_, (_status,): (Result<(), ()>,)| -> wasmtime::Result<()> {
+                    wasmtime::bail!("plugin called exit")
+                })?;
             }
             "wasi:random/insecure-seed" => {
                 let mut i = linker.instance(name)?;
-                i.func_wrap("insecure-seed", |_, (): ()| {
-                    Ok(((0x5eed_u64, 0x9e37_79b9_u64),))
-                })?;
+                i.func_wrap("insecure-seed", |_, (): ()| Ok(((0x5eed_u64, 0x9e37_79b9_u64),)))?;
             }
             "wasi:random/random" | "wasi:random/insecure" => {
                 // Deterministic bytes: plugins are pure functions and must
@@ -189,12 +168,7 @@ pub(crate) fn linker(
     Ok(linker)
 }
 
-fn deterministic_bytes(
-    _: wasmtime::StoreContextMut<'_, StoreState>,
-    (len,): (u64,),
-) -> wasmtime::Result<(Vec<u8>,)> {
+fn deterministic_bytes(_: wasmtime::StoreContextMut<'_, StoreState>, (len,): (u64,)) -> wasmtime::Result<(Vec<u8>,)> {
     let len = usize::try_from(len.min(4096)).unwrap_or(4096);
-    Ok(((0..len)
-        .map(|n| (n as u8).wrapping_mul(167).wrapping_add(13))
-        .collect(),))
+    Ok(((0..len).map(|n| (n as u8).wrapping_mul(167).wrapping_add(13)).collect(),))
 }

@@ -171,17 +171,9 @@ impl FailureKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Warm(WarmInfo),
-    Pending {
-        after_ms: u32,
-    },
+    Pending { after_ms: u32 },
     FollowUp(WarmRequest),
     Passthrough(WarmInfo),
-    Retryable {
-        reason: String,
-        after_ms: Option<u32>,
-    },
-    Failed {
-        kind: FailureKind,
-        message: String,
-    },
+    Retryable { reason: String, after_ms: Option<u32> },
+    Failed { kind: FailureKind, message: String },
 }

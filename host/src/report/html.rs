@@ -10,15 +10,10 @@ use super::markdown::hint;
 use crate::size::human;
 use crate::stats::Stats;
 
-const COLORS: [&str; 8] = [
-    "#2563eb", "#16a34a", "#ea580c", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#db2777",
-];
+const COLORS: [&str; 8] = ["#2563eb", "#16a34a", "#ea580c", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#db2777"];
 
 fn esc(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 fn outcome_color(o: &str) -> &'static str {
@@ -65,15 +60,9 @@ fn bar_chart(id: &str, title: &str, bars: &[(String, f64, &str, String)]) -> Str
 /// TTFB percentile curves, one polyline per derivative.
 fn ttfb_chart(stats: &Stats) -> String {
     let (w, h, left, bottom, top, right) = (640.0, 300.0, 60.0, 40.0, 10.0, 130.0);
-    let quantiles = [
-        0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0,
-    ];
+    let quantiles = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0];
     let by_d = stats.by_derivative();
-    let max_ms = by_d
-        .values()
-        .map(|g| g.ttfb.quantile_ms(1.0))
-        .fold(0.0, f64::max)
-        .max(0.001);
+    let max_ms = by_d.values().map(|g| g.ttfb.quantile_ms(1.0)).fold(0.0, f64::max).max(0.001);
     let x = |q: f64| left + q * (w - left - right);
     let y = |ms: f64| top + (h - top - bottom) * (1.0 - ms / max_ms);
     let mut svg = format!(
@@ -110,10 +99,8 @@ fn ttfb_chart(stats: &Stats) -> String {
             continue;
         }
         let color = COLORS[i % COLORS.len()];
-        let points: Vec<String> = quantiles
-            .iter()
-            .map(|q| format!("{:.1},{:.1}", x(*q), y(g.ttfb.quantile_ms(*q))))
-            .collect();
+        let points: Vec<String> =
+            quantiles.iter().map(|q| format!("{:.1},{:.1}", x(*q), y(g.ttfb.quantile_ms(*q)))).collect();
         let _ = write!(
             svg,
             r#"<polyline class="series" data-derivative="{}" fill="none" stroke="{color}" stroke-width="2" points="{}"/><text x="{}" y="{}" class="legend" fill="{color}">{}</text>"#,
@@ -144,11 +131,7 @@ pub fn render(s: &Summary) -> String {
             esc(&run.derivatives.join(", ")),
             run.concurrency,
             run.elapsed_s,
-            if run.interrupted {
-                " — <b>interrupted</b>"
-            } else {
-                ""
-            }
+            if run.interrupted { " — <b>interrupted</b>" } else { "" }
         );
     }
     body.push_str("</ul>");
@@ -161,17 +144,10 @@ pub fn render(s: &Summary) -> String {
         st.ttfb.p95_ms,
         human(st.bytes_read)
     );
-    let outcome_bars: Vec<(String, f64, &str, String)> = st
-        .outcomes
-        .iter()
-        .map(|(k, v)| (k.clone(), *v as f64, outcome_color(k), v.to_string()))
-        .collect();
+    let outcome_bars: Vec<(String, f64, &str, String)> =
+        st.outcomes.iter().map(|(k, v)| (k.clone(), *v as f64, outcome_color(k), v.to_string())).collect();
     body.push_str("<div class=\"charts\">");
-    body.push_str(&bar_chart(
-        "chart-outcomes",
-        "Outcomes (pairs)",
-        &outcome_bars,
-    ));
+    body.push_str(&bar_chart("chart-outcomes", "Outcomes (pairs)", &outcome_bars));
     body.push_str(&ttfb_chart(&stats));
     let reduction_bars: Vec<(String, f64, &str, String)> = st
         .per_derivative
@@ -183,19 +159,11 @@ pub fn render(s: &Summary) -> String {
                 k.clone(),
                 saved,
                 COLORS[i % COLORS.len()],
-                if g.reduction.count > 0 {
-                    format!("{saved:.1} %")
-                } else {
-                    "n/a".into()
-                },
+                if g.reduction.count > 0 { format!("{saved:.1} %") } else { "n/a".into() },
             )
         })
         .collect();
-    body.push_str(&bar_chart(
-        "chart-reduction",
-        "Size saved vs source, per derivative (%)",
-        &reduction_bars,
-    ));
+    body.push_str(&bar_chart("chart-reduction", "Size saved vs source, per derivative (%)", &reduction_bars));
     body.push_str("</div>");
 
     body.push_str("<h2>Per derivative</h2><table id=\"table-derivatives\"><tr><th>derivative</th><th>pairs</th><th>warm</th><th>TTFB p50</th><th>p90</th><th>p95</th><th>p99</th><th>max</th><th>total p95</th><th>bytes</th><th>saved</th></tr>");
@@ -220,16 +188,9 @@ pub fn render(s: &Summary) -> String {
     if st.failures_by_kind.is_empty() {
         body.push_str("<p>None.</p>");
     } else {
-        body.push_str(
-            "<table id=\"table-failures\"><tr><th>kind</th><th>pairs</th><th>what to do</th></tr>",
-        );
+        body.push_str("<table id=\"table-failures\"><tr><th>kind</th><th>pairs</th><th>what to do</th></tr>");
         for (k, v) in &st.failures_by_kind {
-            let _ = write!(
-                body,
-                "<tr><td>{}</td><td>{v}</td><td>{}</td></tr>",
-                esc(k),
-                esc(hint(k))
-            );
+            let _ = write!(body, "<tr><td>{}</td><td>{v}</td><td>{}</td></tr>", esc(k), esc(hint(k)));
         }
         body.push_str("</table>");
     }

@@ -16,9 +16,7 @@ pub fn hint(kind: &str) -> &'static str {
         "forbidden" => {
             "401/403: check the zone allows transformations (Cloudflare: Media Transformations enabled, origin allowed), tokens and WAF rules."
         }
-        "rate_limited" => {
-            "Still 429 after many waits: lower --concurrency or cap the request rate with --rate."
-        }
+        "rate_limited" => "Still 429 after many waits: lower --concurrency or cap the request rate with --rate.",
         "timeout" => {
             "No answer in time: large sources take long to transform; raise --timeout/--header-timeout or lower --concurrency."
         }
@@ -31,44 +29,28 @@ pub fn hint(kind: &str) -> &'static str {
         "too_large" => {
             "The source is over the CDN's size limit: it is refused or served untransformed; re-encode it below the limit (or pass --ignore-limits)."
         }
-        "transform_error" => {
-            "The CDN could not transform the source: check its codec and container are supported."
-        }
+        "transform_error" => "The CDN could not transform the source: check its codec and container are supported.",
         "still_pending" => {
             "Still transforming after the last poll: raise --max-polls, or run again later with --resume."
         }
-        "truncated" => {
-            "The body ended before its Content-Length: the transfer was cut; run again with --resume."
-        }
+        "truncated" => "The body ended before its Content-Length: the transfer was cut; run again with --resume.",
         "plugin" => {
             "The plugin failed (trap, limit or bad output): run with -v for details and report it to the plugin's author."
         }
         "plan" => {
             "The plugin refused to build a URL for this pair: check --derivatives and --set against `prewarm plugins inspect`."
         }
-        "client_error" => {
-            "Another 4xx: the CDN refused the request; check the URLs with `prewarm warm --dry-run`."
-        }
-        "interrupted" => {
-            "The run was stopped before these pairs finished: run again with --resume."
-        }
-        "follow_ups" => {
-            "The plugin asked for too many follow-up requests: report it to the plugin's author."
-        }
-        "passthrough" => {
-            "The CDN served the untransformed source (over its limit, or the transform was skipped)."
-        }
+        "client_error" => "Another 4xx: the CDN refused the request; check the URLs with `prewarm warm --dry-run`.",
+        "interrupted" => "The run was stopped before these pairs finished: run again with --resume.",
+        "follow_ups" => "The plugin asked for too many follow-up requests: report it to the plugin's author.",
+        "passthrough" => "The CDN served the untransformed source (over its limit, or the transform was skipped).",
         _ => "See the `error` field of these pairs in the results file.",
     }
 }
 
 fn timing_row(name: &str, g: &GroupSummary) -> String {
     let warm = g.outcomes.get("warm").copied().unwrap_or(0);
-    let saved = if g.reduction.count > 0 {
-        format!("{:.1} %", g.reduction.saved_percent())
-    } else {
-        "–".into()
-    };
+    let saved = if g.reduction.count > 0 { format!("{:.1} %", g.reduction.saved_percent()) } else { "–".into() };
     format!(
         "| {name} | {} | {warm} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} ± {:.1} | {:.1} | {} | {saved} |",
         g.count,
@@ -99,21 +81,14 @@ pub fn render(s: &Summary) -> String {
             out,
             "- **{}** {} via `{}` {} — {} derivatives ({}) — concurrency {} — {:.1} s{}{}",
             escape(&run.source),
-            run.shard
-                .as_deref()
-                .map(|sh| format!("(shard {sh})"))
-                .unwrap_or_default(),
+            run.shard.as_deref().map(|sh| format!("(shard {sh})")).unwrap_or_default(),
             escape(&run.base_url),
             escape(&format!("{} {}", run.plugin, run.plugin_version)),
             run.derivatives.len(),
             run.derivatives.join(", "),
             run.concurrency,
             run.elapsed_s,
-            if run.interrupted {
-                " — **interrupted**"
-            } else {
-                ""
-            },
+            if run.interrupted { " — **interrupted**" } else { "" },
             if run.resumed_skips > 0 {
                 format!(" — {} pairs already warm (resume)", run.resumed_skips)
             } else {
@@ -122,10 +97,7 @@ pub fn render(s: &Summary) -> String {
         );
     }
     let total = st.pairs.max(1) as f64;
-    let _ = writeln!(
-        out,
-        "\n## Outcomes\n\n| outcome | pairs | share |\n|---|---:|---:|"
-    );
+    let _ = writeln!(out, "\n## Outcomes\n\n| outcome | pairs | share |\n|---|---:|---:|");
     for (k, v) in &st.outcomes {
         let _ = writeln!(out, "| {k} | {v} | {:.1} % |", 100.0 * *v as f64 / total);
     }
@@ -153,10 +125,7 @@ pub fn render(s: &Summary) -> String {
         let _ = writeln!(
             out,
             "{}",
-            timing_row(
-                &format!("{} / {}", escape(&e.derivative), e.size_class.as_str()),
-                &e.stats
-            )
+            timing_row(&format!("{} / {}", escape(&e.derivative), e.size_class.as_str()), &e.stats)
         );
     }
 
@@ -189,26 +158,15 @@ pub fn render(s: &Summary) -> String {
             let _ = writeln!(out, "| {} | {n} | {} |", escape(kind), hint(kind));
         }
         if passthrough > 0 {
-            let _ = writeln!(
-                out,
-                "| passthrough | {passthrough} | {} |",
-                hint("passthrough")
-            );
+            let _ = writeln!(out, "| passthrough | {passthrough} | {} |", hint("passthrough"));
         }
         if !st.failures_by_status.is_empty() {
-            let by_status: Vec<String> = st
-                .failures_by_status
-                .iter()
-                .map(|(k, v)| format!("HTTP {k}: {v}"))
-                .collect();
+            let by_status: Vec<String> = st.failures_by_status.iter().map(|(k, v)| format!("HTTP {k}: {v}")).collect();
             let _ = writeln!(out, "\nBy last HTTP status: {}.", by_status.join(", "));
         }
     }
 
-    let _ = writeln!(
-        out,
-        "\n## Slowest pairs\n\n| path | derivative | outcome | elapsed ms |\n|---|---|---|---:|"
-    );
+    let _ = writeln!(out, "\n## Slowest pairs\n\n| path | derivative | outcome | elapsed ms |\n|---|---|---|---:|");
     for p in &st.slowest {
         let _ = writeln!(
             out,

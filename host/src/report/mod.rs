@@ -55,19 +55,13 @@ pub struct Summary {
 
 impl Summary {
     pub fn new(run: RunInfo, stats: &Stats) -> Self {
-        Summary {
-            schema_version: SCHEMA_VERSION,
-            runs: vec![run],
-            stats: stats.to_summary(),
-        }
+        Summary { schema_version: SCHEMA_VERSION, runs: vec![run], stats: stats.to_summary() }
     }
 
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("cannot read summary {}", path.display()))?;
-        let summary: Summary = serde_json::from_slice(&bytes).map_err(|e| {
-            crate::usage(format!("{}: not a prewarm summary ({e})", path.display()))
-        })?;
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read summary {}", path.display()))?;
+        let summary: Summary = serde_json::from_slice(&bytes)
+            .map_err(|e| crate::usage(format!("{}: not a prewarm summary ({e})", path.display())))?;
         if summary.schema_version != SCHEMA_VERSION {
             return Err(crate::usage(format!(
                 "{}: summary schema_version {} is not {SCHEMA_VERSION}, the version this prewarm reads",
@@ -87,10 +81,7 @@ impl Summary {
 /// Write `bytes` to `path` through a temporary file and a rename, so a
 /// reader never sees half a file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     std::io::Write::write_all(&mut tmp, bytes)?;
@@ -117,14 +108,11 @@ impl Outputs {
             let parsed = reqwest::Url::parse(url)
                 .map_err(|e| crate::usage(format!("--pushgateway `{shown}`: not a URL ({e})")))?;
             if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(crate::usage(format!(
-                    "--pushgateway `{shown}`: must be an http(s) URL"
-                )));
+                return Err(crate::usage(format!("--pushgateway `{shown}`: must be an http(s) URL")));
             }
         }
-        let host = std::fs::read_to_string("/etc/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "prewarm".into());
+        let host =
+            std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "prewarm".into());
         Ok(Outputs {
             json: args.report.clone(),
             markdown: args.render.markdown.clone(),
@@ -156,17 +144,10 @@ impl Outputs {
             Ok(())
         };
         write(&self.json, &|| Ok(serde_json::to_vec_pretty(summary)?))?;
-        write(&self.markdown, &|| {
-            Ok(markdown::render(summary).into_bytes())
-        })?;
+        write(&self.markdown, &|| Ok(markdown::render(summary).into_bytes()))?;
         write(&self.html, &|| Ok(html::render(summary).into_bytes()))?;
-        let previous = self
-            .metrics_textfile
-            .as_deref()
-            .and_then(prometheus::previous_success);
-        write(&self.metrics_textfile, &|| {
-            Ok(prometheus::render(summary, previous))
-        })?;
+        let previous = self.metrics_textfile.as_deref().and_then(prometheus::previous_success);
+        write(&self.metrics_textfile, &|| Ok(prometheus::render(summary, previous)))?;
         Ok(())
     }
 }

@@ -56,20 +56,15 @@ fn summary(t: &TimingSummary, pairs: &[(&str, &str)]) -> Metric {
     s.set_sample_count(t.count);
     s.set_sample_sum(t.mean_ms * t.count as f64 / 1000.0);
     s.set_quantile(
-        [
-            (0.5, t.p50_ms),
-            (0.9, t.p90_ms),
-            (0.95, t.p95_ms),
-            (0.99, t.p99_ms),
-        ]
-        .iter()
-        .map(|(q, ms)| {
-            let mut quantile = Quantile::default();
-            quantile.set_quantile(*q);
-            quantile.set_value(ms / 1000.0);
-            quantile
-        })
-        .collect(),
+        [(0.5, t.p50_ms), (0.9, t.p90_ms), (0.95, t.p95_ms), (0.99, t.p99_ms)]
+            .iter()
+            .map(|(q, ms)| {
+                let mut quantile = Quantile::default();
+                quantile.set_quantile(*q);
+                quantile.set_value(ms / 1000.0);
+                quantile
+            })
+            .collect(),
     );
     let mut m = Metric::default();
     m.set_label(labels(pairs));
@@ -78,10 +73,7 @@ fn summary(t: &TimingSummary, pairs: &[(&str, &str)]) -> Metric {
 }
 
 fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 /// Whether every pair of the run is warm.
@@ -99,26 +91,10 @@ pub fn families(s: &Summary, last_success: Option<f64>) -> Vec<MetricFamily> {
             pairs.push(counter(*n as f64, &[("derivative", d), ("outcome", o)]));
         }
     }
-    let failures = st
-        .failures_by_kind
-        .iter()
-        .map(|(k, n)| counter(*n as f64, &[("kind", k)]))
-        .collect();
-    let cache = st
-        .cache
-        .iter()
-        .map(|(k, n)| counter(*n as f64, &[("cache", k)]))
-        .collect();
-    let ttfb = st
-        .per_derivative
-        .iter()
-        .map(|(d, g)| summary(&g.ttfb, &[("derivative", d)]))
-        .collect();
-    let total = st
-        .per_derivative
-        .iter()
-        .map(|(d, g)| summary(&g.total, &[("derivative", d)]))
-        .collect();
+    let failures = st.failures_by_kind.iter().map(|(k, n)| counter(*n as f64, &[("kind", k)])).collect();
+    let cache = st.cache.iter().map(|(k, n)| counter(*n as f64, &[("cache", k)])).collect();
+    let ttfb = st.per_derivative.iter().map(|(d, g)| summary(&g.ttfb, &[("derivative", d)])).collect();
+    let total = st.per_derivative.iter().map(|(d, g)| summary(&g.total, &[("derivative", d)])).collect();
     let saved = st
         .per_derivative
         .iter()
@@ -128,24 +104,14 @@ pub fn families(s: &Summary, last_success: Option<f64>) -> Vec<MetricFamily> {
     let now = unix_now();
     let success = if all_warm(s) { Some(now) } else { last_success };
     let mut out = vec![
-        family(
-            "prewarm_pairs_total",
-            "Object and derivative pairs by final outcome.",
-            MetricType::COUNTER,
-            pairs,
-        ),
+        family("prewarm_pairs_total", "Object and derivative pairs by final outcome.", MetricType::COUNTER, pairs),
         family(
             "prewarm_requests_total",
             "Warm requests sent, polls and retries included.",
             MetricType::COUNTER,
             vec![counter(st.attempts as f64, &[])],
         ),
-        family(
-            "prewarm_failures_total",
-            "Pairs not warm, by failure kind.",
-            MetricType::COUNTER,
-            failures,
-        ),
+        family("prewarm_failures_total", "Pairs not warm, by failure kind.", MetricType::COUNTER, failures),
         family(
             "prewarm_cache_results_total",
             "Warmed pairs by the cache state the CDN reported.",
@@ -210,9 +176,7 @@ pub fn families(s: &Summary, last_success: Option<f64>) -> Vec<MetricFamily> {
 /// The text exposition of a summary.
 pub fn render(s: &Summary, last_success: Option<f64>) -> Vec<u8> {
     let mut buf = Vec::new();
-    TextEncoder::new()
-        .encode(&families(s, last_success), &mut buf)
-        .expect("encoding to memory");
+    TextEncoder::new().encode(&families(s, last_success), &mut buf).expect("encoding to memory");
     buf
 }
 
@@ -226,11 +190,8 @@ pub fn previous_success(path: &Path) -> Option<f64> {
 }
 
 /// Characters kept in a URL path segment carrying a label value.
-const LABEL_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+const LABEL_VALUE: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// PUT the metrics to a Pushgateway under job `prewarm` and `instance`.
 pub async fn push(gateway: &str, instance: &str, s: &Summary) -> anyhow::Result<()> {
@@ -246,19 +207,9 @@ pub async fn push(gateway: &str, instance: &str, s: &Summary) -> anyhow::Result<
         .timeout(std::time::Duration::from_secs(30))
         .send()
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "pushgateway {}: {}",
-                crate::redact::redact_url(gateway),
-                e.without_url()
-            )
-        })?;
+        .map_err(|e| anyhow::anyhow!("pushgateway {}: {}", crate::redact::redact_url(gateway), e.without_url()))?;
     if !response.status().is_success() {
-        anyhow::bail!(
-            "pushgateway {} answered {}",
-            crate::redact::redact_url(gateway),
-            response.status()
-        );
+        anyhow::bail!("pushgateway {} answered {}", crate::redact::redact_url(gateway), response.status());
     }
     Ok(())
 }

@@ -10,11 +10,7 @@ pub fn render(s: &Summary) -> String {
     let run = s.runs.first().cloned().unwrap_or_default();
     let mut out = String::new();
     let elapsed = s.elapsed_s();
-    let rate = if elapsed > 0.0 {
-        st.pairs as f64 / elapsed
-    } else {
-        0.0
-    };
+    let rate = if elapsed > 0.0 { st.pairs as f64 / elapsed } else { 0.0 };
     let _ = writeln!(
         out,
         "\nprewarm: {} pairs in {:.1}s ({:.1} pairs/s){}",
@@ -25,13 +21,7 @@ pub fn render(s: &Summary) -> String {
     );
     let outcomes: Vec<String> = crate::record::Outcome::ALL
         .iter()
-        .map(|o| {
-            format!(
-                "{} {}",
-                o.as_str(),
-                st.outcomes.get(o.as_str()).copied().unwrap_or(0)
-            )
-        })
+        .map(|o| format!("{} {}", o.as_str(), st.outcomes.get(o.as_str()).copied().unwrap_or(0)))
         .collect();
     let _ = writeln!(out, "  {}", outcomes.join(" · "));
     if st.ttfb.count > 0 {
@@ -49,11 +39,7 @@ pub fn render(s: &Summary) -> String {
         human(st.size_check_bytes)
     );
     let (sized, original, derived) = st.per_derivative.values().fold((0, 0, 0), |(c, o, d), g| {
-        (
-            c + g.reduction.count,
-            o + g.reduction.original_bytes,
-            d + g.reduction.derivative_bytes,
-        )
+        (c + g.reduction.count, o + g.reduction.original_bytes, d + g.reduction.derivative_bytes)
     });
     if sized > 0 && original > 0 {
         let _ = writeln!(
@@ -69,11 +55,7 @@ pub fn render(s: &Summary) -> String {
         let _ = writeln!(out, "  cache: {}", cache.join(" · "));
     }
     if !st.failures_by_kind.is_empty() {
-        let f: Vec<String> = st
-            .failures_by_kind
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect();
+        let f: Vec<String> = st.failures_by_kind.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(out, "  not warm: {}", f.join(" · "));
     }
     if run.resumed_skips > 0 {

@@ -86,10 +86,7 @@ fn transport_error(e: &reqwest::Error) -> TransportError {
         message = s.to_string();
         source = s.source();
     }
-    TransportError {
-        kind,
-        message: crate::redact::redact_text(&message),
-    }
+    TransportError { kind, message: crate::redact::redact_text(&message) }
 }
 
 fn timeout_error(what: &str, after: Duration) -> TransportError {
@@ -123,16 +120,7 @@ pub async fn send(
         Method::Get => reqwest::Method::GET,
         Method::Head => reqwest::Method::HEAD,
     };
-    send_method(
-        client,
-        method,
-        request,
-        extra_headers,
-        body,
-        attempt,
-        timeouts,
-    )
-    .await
+    send_method(client, method, request, extra_headers, body, attempt, timeouts).await
 }
 
 /// Send `request` with another method (size probes use HEAD).
@@ -147,16 +135,10 @@ pub async fn send_method(
 ) -> Result<Exchange, TransportError> {
     let is_head = method == reqwest::Method::HEAD;
     let mut builder = client.request(method, &request.url);
-    for (name, value) in request
-        .headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .chain(extra_headers.iter().copied())
+    for (name, value) in
+        request.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).chain(extra_headers.iter().copied())
     {
-        let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) else {
+        let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) else {
             return Err(TransportError {
                 kind: TransportKind::Other,
                 message: format!("invalid request header `{name}`"),
@@ -167,29 +149,19 @@ pub async fn send_method(
     let req = builder.build().map_err(|e| transport_error(&e))?;
     let started = Instant::now();
     let deadline = started + timeouts.total;
-    let response =
-        match tokio::time::timeout(timeouts.headers.min(timeouts.total), client.execute(req)).await
-        {
-            Err(_) => {
-                return Err(timeout_error(
-                    "response headers",
-                    timeouts.headers.min(timeouts.total),
-                ));
-            }
-            Ok(Err(e)) => return Err(transport_error(&e)),
-            Ok(Ok(r)) => r,
-        };
+    let response = match tokio::time::timeout(timeouts.headers.min(timeouts.total), client.execute(req)).await {
+        Err(_) => {
+            return Err(timeout_error("response headers", timeouts.headers.min(timeouts.total)));
+        }
+        Ok(Err(e)) => return Err(transport_error(&e)),
+        Ok(Ok(r)) => r,
+    };
     let ttfb = started.elapsed();
     let status = response.status().as_u16();
     let headers: Vec<(String, String)> = response
         .headers()
         .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     let content_length = response
         .headers()
@@ -239,14 +211,7 @@ pub async fn send_method(
         }
     }
     Ok(Exchange {
-        meta: ResponseMeta {
-            url: request.url.clone(),
-            status,
-            headers,
-            body_bytes,
-            body_complete: complete,
-            attempt,
-        },
+        meta: ResponseMeta { url: request.url.clone(), status, headers, body_bytes, body_complete: complete, attempt },
         ttfb,
         total: started.elapsed(),
         content_length,

@@ -98,10 +98,8 @@ pub async fn run(
         instance.configure(&plan.base_url, &plan.settings)?;
         instances.push(instance);
     }
-    let mut writer =
-        ResultsWriter::open(&plan.results, plan.already_warm.is_some()).map_err(|e| {
-            anyhow::anyhow!("cannot write results file {}: {e}", plan.results.display())
-        })?;
+    let mut writer = ResultsWriter::open(&plan.results, plan.already_warm.is_some())
+        .map_err(|e| anyhow::anyhow!("cannot write results file {}: {e}", plan.results.display()))?;
 
     let ctx = Arc::new(WorkerContext {
         client: http::client(plan.concurrency, plan.timeouts.headers)?,
@@ -116,16 +114,8 @@ pub async fn run(
     });
 
     let depth = (plan.concurrency * 2).clamp(16, 1024);
-    let queues: Arc<
-        [(
-            async_channel::Sender<SharedJob>,
-            async_channel::Receiver<SharedJob>,
-        ); 3],
-    > = Arc::new([
-        async_channel::bounded(depth),
-        async_channel::bounded(depth),
-        async_channel::bounded(depth),
-    ]);
+    let queues: Arc<[(async_channel::Sender<SharedJob>, async_channel::Receiver<SharedJob>); 3]> =
+        Arc::new([async_channel::bounded(depth), async_channel::bounded(depth), async_channel::bounded(depth)]);
     let (results_tx, mut results_rx) = mpsc::channel::<Record>(depth);
 
     let mut workers = tokio::task::JoinSet::new();
@@ -156,8 +146,7 @@ pub async fn run(
 
     let mut stats = Stats::new(plan.size_classes);
     let results_path = plan.results.display().to_string();
-    let io_error =
-        |e: std::io::Error| anyhow::anyhow!("cannot write results file {results_path}: {e}");
+    let io_error = |e: std::io::Error| anyhow::anyhow!("cannot write results file {results_path}: {e}");
     let mut unflushed = 0u32;
     while let Some(record) = results_rx.recv().await {
         writer.write(&record).map_err(io_error)?;
@@ -180,11 +169,7 @@ pub async fn run(
         Ok(Err(e)) => (ListingTotals::default(), Some(e)),
         Err(e) => (
             ListingTotals::default(),
-            Some(ListingError::Malformed {
-                source_name: "listing".into(),
-                line: 0,
-                message: e.to_string(),
-            }),
+            Some(ListingError::Malformed { source_name: "listing".into(), line: 0, message: e.to_string() }),
         ),
     };
     if let Err(e) = ctx.caps.save() {
@@ -216,10 +201,7 @@ fn worker_preferences(concurrency: usize, reserved: [usize; 3]) -> Vec<Option<us
 /// else from whichever class has work; `None` when every queue is closed
 /// and empty.
 async fn next_job(
-    queues: &[(
-        async_channel::Sender<SharedJob>,
-        async_channel::Receiver<SharedJob>,
-    ); 3],
+    queues: &[(async_channel::Sender<SharedJob>, async_channel::Receiver<SharedJob>); 3],
     preference: Option<usize>,
     n: usize,
 ) -> Option<SharedJob> {
@@ -242,12 +224,7 @@ async fn next_job(
 
 async fn dispatch(
     mut objects: mpsc::Receiver<Object>,
-    queues: Arc<
-        [(
-            async_channel::Sender<SharedJob>,
-            async_channel::Receiver<SharedJob>,
-        ); 3],
-    >,
+    queues: Arc<[(async_channel::Sender<SharedJob>, async_channel::Receiver<SharedJob>); 3]>,
     classes: SizeClasses,
     derivative_names: Vec<String>,
     already_warm: Option<std::collections::HashSet<u64>>,
@@ -262,10 +239,7 @@ async fn dispatch(
         let class = classes.class_of(object.size);
         let job = Arc::new(Job { object, class });
         for (derivative, name) in derivative_names.iter().enumerate() {
-            if already_warm
-                .as_ref()
-                .is_some_and(|w| w.contains(&pair_key(&job.object.path, name)))
-            {
+            if already_warm.as_ref().is_some_and(|w| w.contains(&pair_key(&job.object.path, name))) {
                 resumed += 1;
                 continue;
             }

@@ -20,13 +20,8 @@ pub struct Pacer {
 
 impl Pacer {
     pub fn new(rate_per_second: Option<u32>) -> Self {
-        let limiter = rate_per_second
-            .and_then(NonZeroU32::new)
-            .map(|r| RateLimiter::direct(Quota::per_second(r)));
-        Pacer {
-            limiter,
-            paused_until: Mutex::new(None),
-        }
+        let limiter = rate_per_second.and_then(NonZeroU32::new).map(|r| RateLimiter::direct(Quota::per_second(r)));
+        Pacer { limiter, paused_until: Mutex::new(None) }
     }
 
     /// Wait until a request may be sent.
@@ -65,19 +60,12 @@ pub fn backoff(retry: u32, at_least: Option<Duration>) -> Duration {
 
 /// `Retry-After` as a duration: delta-seconds or an HTTP date.
 pub fn retry_after(headers: &[(String, String)]) -> Option<Duration> {
-    let value = headers
-        .iter()
-        .find(|(k, _)| k == "retry-after")
-        .map(|(_, v)| v.trim())?;
+    let value = headers.iter().find(|(k, _)| k == "retry-after").map(|(_, v)| v.trim())?;
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs).min(MAX_WAIT));
     }
     let when = httpdate_parse(value)?;
-    Some(
-        when.duration_since(std::time::SystemTime::now())
-            .unwrap_or_default()
-            .min(MAX_WAIT),
-    )
+    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default().min(MAX_WAIT))
 }
 
 fn httpdate_parse(value: &str) -> Option<std::time::SystemTime> {
@@ -87,11 +75,9 @@ fn httpdate_parse(value: &str) -> Option<std::time::SystemTime> {
         if parts.len() != 6 {
             return None;
         }
-        let month = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ]
-        .iter()
-        .position(|m| *m == parts[2])?
+        let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+            .iter()
+            .position(|m| *m == parts[2])?
             + 1;
         let text = format!("{}-{month:02}-{:0>2}T{}Z", parts[3], parts[1], parts[4]);
         humantime::parse_rfc3339(&text).ok()
@@ -107,20 +93,14 @@ mod tests {
         assert!(backoff(1, None) <= Duration::from_millis(250));
         assert!(backoff(4, None) >= Duration::from_millis(1000));
         assert!(backoff(30, None) <= Duration::from_secs(30));
-        assert_eq!(
-            backoff(1, Some(Duration::from_secs(5))),
-            Duration::from_secs(5)
-        );
+        assert_eq!(backoff(1, Some(Duration::from_secs(5))), Duration::from_secs(5));
     }
 
     #[test]
     fn parses_retry_after_forms() {
         let h = |v: &str| vec![("retry-after".to_string(), v.to_string())];
         assert_eq!(retry_after(&h("3")), Some(Duration::from_secs(3)));
-        assert_eq!(
-            retry_after(&h("Sun, 06 Nov 1994 08:49:37 GMT")),
-            Some(Duration::ZERO)
-        );
+        assert_eq!(retry_after(&h("Sun, 06 Nov 1994 08:49:37 GMT")), Some(Duration::ZERO));
         assert_eq!(retry_after(&h("soon")), None);
     }
 }

@@ -35,23 +35,13 @@ pub struct Capabilities {
 }
 
 fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// `scheme://host:port` of a URL: the unit capabilities are kept for.
 pub fn host_key(url: &str) -> String {
     reqwest::Url::parse(url)
-        .map(|u| {
-            format!(
-                "{}://{}:{}",
-                u.scheme(),
-                u.host_str().unwrap_or(""),
-                u.port_or_known_default().unwrap_or(0)
-            )
-        })
+        .map(|u| format!("{}://{}:{}", u.scheme(), u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0)))
         .unwrap_or_default()
 }
 
@@ -64,24 +54,13 @@ impl Capabilities {
             .and_then(|p| std::fs::read(p).ok())
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
-        let hosts = hosts
-            .into_iter()
-            .filter(|(_, c)| now.saturating_sub(c.checked_unix) < CAPS_TTL.as_secs())
-            .collect();
-        Capabilities {
-            hosts: Mutex::new(hosts),
-            path,
-            dirty: AtomicBool::new(false),
-        }
+        let hosts =
+            hosts.into_iter().filter(|(_, c)| now.saturating_sub(c.checked_unix) < CAPS_TTL.as_secs()).collect();
+        Capabilities { hosts: Mutex::new(hosts), path, dirty: AtomicBool::new(false) }
     }
 
     pub fn get(&self, host: &str) -> HostCaps {
-        self.hosts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(host)
-            .copied()
-            .unwrap_or_default()
+        self.hosts.lock().unwrap_or_else(|p| p.into_inner()).get(host).copied().unwrap_or_default()
     }
 
     fn update(&self, host: &str, f: impl FnOnce(&mut HostCaps)) {
@@ -103,8 +82,7 @@ impl Capabilities {
         if !self.dirty.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let json =
-            serde_json::to_vec_pretty(&*self.hosts.lock().unwrap_or_else(|p| p.into_inner()))?;
+        let json = serde_json::to_vec_pretty(&*self.hosts.lock().unwrap_or_else(|p| p.into_inner()))?;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -134,12 +112,8 @@ pub struct Prober<'a> {
 }
 
 fn content_range_total(headers: &[(String, String)]) -> Option<u64> {
-    let v = headers
-        .iter()
-        .find(|(k, _)| k == "content-range")
-        .map(|(_, v)| v)?;
-    v.rsplit_once('/')
-        .and_then(|(_, total)| total.trim().parse().ok())
+    let v = headers.iter().find(|(k, _)| k == "content-range").map(|(_, v)| v)?;
+    v.rsplit_once('/').and_then(|(_, total)| total.trim().parse().ok())
 }
 
 impl Prober<'_> {
@@ -172,10 +146,7 @@ impl Prober<'_> {
                     self.range(request, &host, &mut out).await
                 }
                 SizeMethod::FullBody => {
-                    if warm.meta.body_complete
-                        && warm.meta.body_bytes > 0
-                        && warm.meta.status == 200
-                    {
+                    if warm.meta.body_complete && warm.meta.body_bytes > 0 && warm.meta.status == 200 {
                         Some(warm.meta.body_bytes)
                     } else {
                         self.full(request, &mut out).await
@@ -194,17 +165,9 @@ impl Prober<'_> {
     async fn head(&self, request: &WarmRequest, host: &str, out: &mut SizeOutcome) -> Option<u64> {
         self.pacer.ready().await;
         out.requests += 1;
-        let ex = http::send_method(
-            self.client,
-            reqwest::Method::HEAD,
-            request,
-            &[],
-            Body::None,
-            1,
-            self.timeouts,
-        )
-        .await
-        .ok()?;
+        let ex = http::send_method(self.client, reqwest::Method::HEAD, request, &[], Body::None, 1, self.timeouts)
+            .await
+            .ok()?;
         match ex.meta.status {
             405 | 501 => {
                 self.caps.update(host, |c| c.head = Some(false));
@@ -221,16 +184,9 @@ impl Prober<'_> {
     async fn range(&self, request: &WarmRequest, host: &str, out: &mut SizeOutcome) -> Option<u64> {
         self.pacer.ready().await;
         out.requests += 1;
-        let ex = http::send(
-            self.client,
-            request,
-            &[("range", "bytes=0-0")],
-            Body::AtMost(1),
-            1,
-            self.timeouts,
-        )
-        .await
-        .ok()?;
+        let ex = http::send(self.client, request, &[("range", "bytes=0-0")], Body::AtMost(1), 1, self.timeouts)
+            .await
+            .ok()?;
         out.bytes_moved += ex.meta.body_bytes;
         match ex.meta.status {
             206 => {
@@ -248,12 +204,9 @@ impl Prober<'_> {
     async fn full(&self, request: &WarmRequest, out: &mut SizeOutcome) -> Option<u64> {
         self.pacer.ready().await;
         out.requests += 1;
-        let ex = http::send(self.client, request, &[], Body::Full, 1, self.timeouts)
-            .await
-            .ok()?;
+        let ex = http::send(self.client, request, &[], Body::Full, 1, self.timeouts).await.ok()?;
         out.bytes_moved += ex.meta.body_bytes;
-        ((200..300).contains(&ex.meta.status) && ex.meta.body_complete)
-            .then_some(ex.meta.body_bytes)
+        ((200..300).contains(&ex.meta.status) && ex.meta.body_complete).then_some(ex.meta.body_bytes)
     }
 }
 
@@ -279,14 +232,7 @@ mod tests {
         assert_eq!(again.get("http://a:80").head, Some(false));
         // An entry older than the TTL is dropped on load.
         let mut stale: HashMap<String, HostCaps> = HashMap::new();
-        stale.insert(
-            "http://b:80".into(),
-            HostCaps {
-                head: Some(false),
-                range: None,
-                checked_unix: 1,
-            },
-        );
+        stale.insert("http://b:80".into(), HostCaps { head: Some(false), range: None, checked_unix: 1 });
         std::fs::write(&path, serde_json::to_vec(&stale).unwrap()).unwrap();
         assert_eq!(Capabilities::load(Some(path)).get("http://b:80").head, None);
     }

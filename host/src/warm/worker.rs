@@ -12,9 +12,7 @@ use super::http::{self, Body, Exchange, Timeouts, TransportError};
 use super::pacing::{self, Pacer};
 use super::sizing::{Capabilities, Prober};
 use super::{Job, SharedJob};
-use crate::plugin::{
-    CacheState, Derivative, ObjectRef, PluginInstance, SizeMethod, Verdict, WarmInfo, WarmRequest,
-};
+use crate::plugin::{CacheState, Derivative, ObjectRef, PluginInstance, SizeMethod, Verdict, WarmInfo, WarmRequest};
 use crate::record::{Outcome, Record, now_rfc3339};
 use crate::redact::redact_url;
 
@@ -87,21 +85,13 @@ fn exhausted_kind(status: Option<u16>) -> &'static str {
 impl Worker {
     pub fn new(ctx: Arc<WorkerContext>, plugin: PluginInstance) -> Self {
         let n = ctx.derivatives.len();
-        Worker {
-            ctx,
-            plugin,
-            size_methods: vec![None; n],
-        }
+        Worker { ctx, plugin, size_methods: vec![None; n] }
     }
 
     /// A record for a pair that was never attempted.
     pub fn skipped(job: &Job, derivative: &str, kind: &str, message: String) -> Record {
-        PairRun {
-            started: Instant::now(),
-            record: blank(job, derivative),
-            last: None,
-        }
-        .finish(Outcome::Skipped, Some((kind, message)))
+        PairRun { started: Instant::now(), record: blank(job, derivative), last: None }
+            .finish(Outcome::Skipped, Some((kind, message)))
     }
 
     /// Warm one pair.
@@ -109,15 +99,8 @@ impl Worker {
         let (job, index) = (&shared.job, shared.derivative);
         let ctx = self.ctx.clone();
         let derivative = &ctx.derivatives[index];
-        let object = ObjectRef {
-            path: &job.object.path,
-            size: job.object.size,
-        };
-        let mut run = PairRun {
-            started: Instant::now(),
-            record: blank(job, &derivative.name),
-            last: None,
-        };
+        let object = ObjectRef { path: &job.object.path, size: job.object.size };
+        let mut run = PairRun { started: Instant::now(), record: blank(job, &derivative.name), last: None };
 
         if let Some(max) = ctx.max_source_bytes.filter(|m| job.object.size > *m) {
             return run.finish(
@@ -138,34 +121,22 @@ impl Worker {
             Err(e) => return run.finish(Outcome::Failed, Some((e.kind(), e.to_string()))),
         };
         run.record.url = Some(redact_url(&request.url));
+        if let Err(e) = reqwest::Url::parse(&request.url) {
+            return run.finish(Outcome::Failed, Some(("plan", format!("the plugin built an invalid URL: {e}"))));
+        }
 
         let (mut retries, mut polls, mut follow_ups, mut rate_limited) = (0u32, 0u32, 0u32, 0u32);
         let (info, outcome) = loop {
             if ctx.cancel.is_cancelled() {
                 return run.finish(
                     Outcome::Skipped,
-                    Some((
-                        "interrupted",
-                        "run interrupted before this pair finished".into(),
-                    )),
+                    Some(("interrupted", "run interrupted before this pair finished".into())),
                 );
             }
             ctx.pacer.ready().await;
             run.record.attempts += 1;
-            let body = if request.read_body {
-                Body::Full
-            } else {
-                Body::None
-            };
-            let sent = http::send(
-                &ctx.client,
-                &request,
-                &[],
-                body,
-                run.record.attempts,
-                ctx.timeouts,
-            )
-            .await;
+            let body = if request.read_body { Body::Full } else { Body::None };
+            let sent = http::send(&ctx.client, &request, &[], body, run.record.attempts, ctx.timeouts).await;
             let exchange = match sent {
                 Ok(ex) => ex,
                 Err(TransportError { kind, message }) => {
@@ -174,10 +145,7 @@ impl Worker {
                         let attempts = run.record.attempts;
                         return run.finish(
                             Outcome::Failed,
-                            Some((
-                                kind.as_str(),
-                                format!("{message} (after {attempts} attempts)"),
-                            )),
+                            Some((kind.as_str(), format!("{message} (after {attempts} attempts)"))),
                         );
                     }
                     // A cancelled wait ends at the loop's cancellation check.
@@ -206,14 +174,11 @@ impl Worker {
                     if polls > ctx.max_polls {
                         return run.finish(
                             Outcome::Pending,
-                            Some((
-                                "still_pending",
-                                format!("still transforming after {} polls", ctx.max_polls),
-                            )),
+                            Some(("still_pending", format!("still transforming after {} polls", ctx.max_polls))),
                         );
                     }
-                    let wait = Duration::from_millis(u64::from(after_ms))
-                        .clamp(Duration::from_millis(10), pacing::MAX_WAIT);
+                    let wait =
+                        Duration::from_millis(u64::from(after_ms)).clamp(Duration::from_millis(10), pacing::MAX_WAIT);
                     self.wait(wait).await;
                 }
                 Verdict::FollowUp(next) => {
@@ -221,18 +186,17 @@ impl Worker {
                     if follow_ups > MAX_FOLLOW_UPS {
                         return run.finish(
                             Outcome::Failed,
-                            Some((
-                                "follow_ups",
-                                format!("more than {MAX_FOLLOW_UPS} follow-up requests"),
-                            )),
+                            Some(("follow_ups", format!("more than {MAX_FOLLOW_UPS} follow-up requests"))),
                         );
+                    }
+                    if let Err(e) = reqwest::Url::parse(&next.url) {
+                        return run
+                            .finish(Outcome::Failed, Some(("plan", format!("follow-up to an invalid URL: {e}"))));
                     }
                     request = next;
                 }
                 Verdict::Retryable { reason, after_ms } => {
-                    let asked = after_ms
-                        .map(|m| Duration::from_millis(u64::from(m)))
-                        .or(retry_after);
+                    let asked = after_ms.map(|m| Duration::from_millis(u64::from(m))).or(retry_after);
                     if status == 429 {
                         rate_limited += 1;
                         let wait = pacing::backoff(rate_limited, asked);
@@ -242,9 +206,7 @@ impl Worker {
                                 Outcome::Failed,
                                 Some((
                                     "rate_limited",
-                                    format!(
-                                        "{reason}: still rate limited after {rate_limited} waits"
-                                    ),
+                                    format!("{reason}: still rate limited after {rate_limited} waits"),
                                 )),
                             );
                         }
@@ -257,14 +219,10 @@ impl Worker {
                             Some(_) => "truncated",
                             None => exhausted_kind(Some(status)),
                         };
-                        let reason = body_error
-                            .map(|e| format!("{reason}: {}", e.message))
-                            .unwrap_or(reason);
+                        let reason = body_error.map(|e| format!("{reason}: {}", e.message)).unwrap_or(reason);
                         let attempts = run.record.attempts;
-                        return run.finish(
-                            Outcome::Failed,
-                            Some((kind, format!("{reason} (after {attempts} attempts)"))),
-                        );
+                        return run
+                            .finish(Outcome::Failed, Some((kind, format!("{reason} (after {attempts} attempts)"))));
                     }
                     self.wait(pacing::backoff(retries, asked)).await;
                 }
@@ -277,19 +235,10 @@ impl Worker {
         run.finish(outcome, None)
     }
 
-    async fn size(
-        &mut self,
-        run: &mut PairRun,
-        index: usize,
-        request: &WarmRequest,
-        info: &WarmInfo,
-    ) {
+    async fn size(&mut self, run: &mut PairRun, index: usize, request: &WarmRequest, info: &WarmInfo) {
         let Some(warm) = &run.last else { return };
         if self.size_methods[index].is_none() {
-            let methods = self
-                .plugin
-                .size_methods(&self.ctx.derivatives[index])
-                .unwrap_or_default();
+            let methods = self.plugin.size_methods(&self.ctx.derivatives[index]).unwrap_or_default();
             self.size_methods[index] = Some(methods);
         }
         let methods = self.size_methods[index].as_deref().unwrap_or_default();

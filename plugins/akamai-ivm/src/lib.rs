@@ -31,11 +31,7 @@ impl Strategy for AkamaiIvm {
                     "imwidth (width of the derivative) or impolicy (derivative name as policy)",
                     Some("imwidth"),
                 ),
-                setting(
-                    "poll-ms",
-                    "Wait before asking again while IVM transforms offline",
-                    Some("5000"),
-                ),
+                setting("poll-ms", "Wait before asking again while IVM transforms offline", Some("5000")),
                 setting(
                     "debug-pragma",
                     "Send Akamai's debug Pragma so X-Cache tells hits from misses (true/false)",
@@ -43,25 +39,17 @@ impl Strategy for AkamaiIvm {
                 ),
             ],
             default_derivatives: standard_derivatives(),
-            limits: Limits {
-                max_source_bytes: Some(MAX_SOURCE_BYTES),
-            },
+            limits: Limits { max_source_bytes: Some(MAX_SOURCE_BYTES) },
         }
     }
 
     fn configure(base_url: &str, s: &Settings) -> Result<Self, String> {
         let by_policy = s.choice("url-format", &["imwidth", "impolicy"])? == Some("impolicy");
         let poll = s.get("poll-ms").unwrap_or("5000");
-        let poll_ms = poll
-            .parse()
-            .map_err(|_| format!("setting `poll-ms`: `{poll}` is not a number of milliseconds"))?;
+        let poll_ms =
+            poll.parse().map_err(|_| format!("setting `poll-ms`: `{poll}` is not a number of milliseconds"))?;
         let debug_pragma = s.choice("debug-pragma", &["true", "false"])? != Some("false");
-        Ok(Self {
-            base: base_url.to_string(),
-            by_policy,
-            poll_ms,
-            debug_pragma,
-        })
+        Ok(Self { base: base_url.to_string(), by_policy, poll_ms, debug_pragma })
     }
 
     fn response_headers(&self) -> Vec<String> {
@@ -73,16 +61,12 @@ impl Strategy for AkamaiIvm {
         let url = if self.by_policy {
             with_query(&url, "impolicy", &d.name)
         } else {
-            let w = d
-                .width
-                .ok_or_else(|| format!("derivative `{}` has no width for imwidth", d.name))?;
+            let w = d.width.ok_or_else(|| format!("derivative `{}` has no width for imwidth", d.name))?;
             with_query(&url, "imwidth", &w.to_string())
         };
         let mut request = get(url);
         if self.debug_pragma {
-            request
-                .headers
-                .push(("Pragma".into(), "akamai-x-cache-on".into()));
+            request.headers.push(("Pragma".into(), "akamai-x-cache-on".into()));
         }
         Ok(request)
     }

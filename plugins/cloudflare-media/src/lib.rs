@@ -33,10 +33,7 @@ impl CloudflareMedia {
         for (key, value) in [("width", d.width), ("height", d.height)] {
             if let Some(v) = value {
                 if !(10..=2000).contains(&v) {
-                    return Err(format!(
-                        "derivative `{}`: {key} {v} is outside Cloudflare's 10-2000",
-                        d.name
-                    ));
+                    return Err(format!("derivative `{}`: {key} {v} is outside Cloudflare's 10-2000", d.name));
                 }
                 sep(out);
                 let _ = write!(out, "{key}={v}");
@@ -66,24 +63,15 @@ impl Strategy for CloudflareMedia {
         PluginInfo {
             name: "cloudflare-media".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Cloudflare Media Transformations (/cdn-cgi/media/<options>/<source>)"
-                .into(),
+            description: "Cloudflare Media Transformations (/cdn-cgi/media/<options>/<source>)".into(),
             settings: vec![
-                setting(
-                    "source-prefix",
-                    "Path prepended to each object path on the zone, e.g. `videos`",
-                    Some(""),
-                ),
+                setting("source-prefix", "Path prepended to each object path on the zone, e.g. `videos`", Some("")),
                 setting(
                     "origin",
                     "Absolute origin URL; when set the source is <origin>/<path> instead of a path on the zone",
                     None,
                 ),
-                setting(
-                    "fit",
-                    "Resize mode: contain, scale-down or cover",
-                    Some("contain"),
-                ),
+                setting("fit", "Resize mode: contain, scale-down or cover", Some("contain")),
                 setting(
                     "options",
                     "Extra transformation options for every derivative, e.g. `audio=false,duration=10s`",
@@ -91,36 +79,21 @@ impl Strategy for CloudflareMedia {
                 ),
             ],
             default_derivatives: standard_derivatives(),
-            limits: Limits {
-                max_source_bytes: Some(MAX_SOURCE_BYTES),
-            },
+            limits: Limits { max_source_bytes: Some(MAX_SOURCE_BYTES) },
         }
     }
 
     fn configure(base_url: &str, s: &Settings) -> Result<Self, String> {
-        let fit = s
-            .choice("fit", &["contain", "scale-down", "cover"])?
-            .unwrap_or("contain")
-            .to_string();
+        let fit = s.choice("fit", &["contain", "scale-down", "cover"])?.unwrap_or("contain").to_string();
         let origin = match s.get("origin").filter(|o| !o.is_empty()) {
-            Some(o) if o.starts_with("http://") || o.starts_with("https://") => {
-                Some(o.trim_end_matches('/').into())
-            }
+            Some(o) if o.starts_with("http://") || o.starts_with("https://") => Some(o.trim_end_matches('/').into()),
             Some(o) => {
-                return Err(format!(
-                    "setting `origin`: `{o}` is not an absolute http(s) URL"
-                ));
+                return Err(format!("setting `origin`: `{o}` is not an absolute http(s) URL"));
             }
             None => None,
         };
         let mut extra = Vec::new();
-        for opt in s
-            .get("options")
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|o| !o.is_empty())
-        {
+        for opt in s.get("options").unwrap_or("").split(',').map(str::trim).filter(|o| !o.is_empty()) {
             if !opt.contains('=') {
                 return Err(format!("setting `options`: `{opt}` is not `key=value`"));
             }
@@ -128,11 +101,7 @@ impl Strategy for CloudflareMedia {
         }
         Ok(Self {
             base: base_url.to_string(),
-            source_prefix: s
-                .get("source-prefix")
-                .unwrap_or("")
-                .trim_matches('/')
-                .to_string(),
+            source_prefix: s.get("source-prefix").unwrap_or("").trim_matches('/').to_string(),
             origin,
             fit,
             extra,
@@ -168,11 +137,7 @@ impl Strategy for CloudflareMedia {
 
     fn classify(&self, object: &Object, _d: &Derivative, r: &ResponseMeta) -> Verdict {
         if let Some(err) = r.header("cf-resized").filter(|v| v.contains("err=")) {
-            let kind = if object.size > MAX_SOURCE_BYTES {
-                FailureKind::TooLarge
-            } else {
-                FailureKind::TransformError
-            };
+            let kind = if object.size > MAX_SOURCE_BYTES { FailureKind::TooLarge } else { FailureKind::TransformError };
             return Verdict::Failed(Failure {
                 kind,
                 message: format!("Cloudflare could not transform: cf-resized {err}"),

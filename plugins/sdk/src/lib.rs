@@ -24,8 +24,8 @@ use std::cell::RefCell;
 pub use wit::exports::prewarm::strategy::strategy::Guest as __Guest;
 pub use wit::prewarm::strategy::log::Level;
 pub use wit::prewarm::strategy::types::{
-    BodyPolicy, CacheState, Derivative, Failure, FailureKind, HttpMethod, Limits, Object,
-    PluginInfo, Request, ResponseMeta, Retry, SettingInfo, SizeMethod, Verdict, WarmInfo,
+    BodyPolicy, CacheState, Derivative, Failure, FailureKind, HttpMethod, Limits, Object, PluginInfo, Request,
+    ResponseMeta, Retry, SettingInfo, SizeMethod, Verdict, WarmInfo,
 };
 
 /// A CDN strategy. One value is built by [`Strategy::configure`] and then
@@ -49,22 +49,12 @@ pub trait Strategy: Sized + 'static {
 
     /// Size methods, most preferred first.
     fn size_methods(&self, _derivative: &Derivative) -> Vec<SizeMethod> {
-        vec![
-            SizeMethod::WarmContentLength,
-            SizeMethod::Head,
-            SizeMethod::Range,
-            SizeMethod::FullBody,
-        ]
+        vec![SizeMethod::WarmContentLength, SizeMethod::Head, SizeMethod::Range, SizeMethod::FullBody]
     }
 
     /// Read one answer. The default reads plain HTTP status codes and the
     /// standard cache headers; see [`standard_verdict`].
-    fn classify(
-        &self,
-        object: &Object,
-        _derivative: &Derivative,
-        response: &ResponseMeta,
-    ) -> Verdict {
+    fn classify(&self, object: &Object, _derivative: &Derivative, response: &ResponseMeta) -> Verdict {
         standard_verdict(object, response)
     }
 }
@@ -84,11 +74,7 @@ impl Settings {
                 let known: Vec<&str> = declared.iter().map(|s| s.key.as_str()).collect();
                 return Err(format!(
                     "unknown setting `{key}` (known: {})",
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
                 ));
             }
         }
@@ -100,18 +86,12 @@ impl Settings {
                 with_defaults.push((s.key.clone(), default.clone()));
             }
         }
-        Ok(Self {
-            pairs: with_defaults,
-        })
+        Ok(Self { pairs: with_defaults })
     }
 
     /// The value of `key` (the user's, else the declared default).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// The value of `key`, which must be one of `allowed`.
@@ -122,53 +102,30 @@ impl Settings {
                 .iter()
                 .find(|a| a.eq_ignore_ascii_case(v))
                 .map(|a| Some(*a))
-                .ok_or_else(|| {
-                    format!(
-                        "setting `{key}`: `{v}` is not one of {}",
-                        allowed.join(", ")
-                    )
-                }),
+                .ok_or_else(|| format!("setting `{key}`: `{v}` is not one of {}", allowed.join(", "))),
         }
     }
 }
 
 /// A declared setting.
 pub fn setting(key: &str, description: &str, default: Option<&str>) -> SettingInfo {
-    SettingInfo {
-        key: key.into(),
-        description: description.into(),
-        default_value: default.map(Into::into),
-    }
+    SettingInfo { key: key.into(), description: description.into(), default_value: default.map(Into::into) }
 }
 
 /// A derivative with a width and height and no extra options.
 pub fn derivative(name: &str, width: u32, height: u32) -> Derivative {
-    Derivative {
-        name: name.into(),
-        width: Some(width),
-        height: Some(height),
-        options: Vec::new(),
-    }
+    Derivative { name: name.into(), width: Some(width), height: Some(height), options: Vec::new() }
 }
 
 /// The video-resizer breakpoints: desktop 1920×1080, tablet 1280×720,
 /// mobile 854×640.
 pub fn standard_derivatives() -> Vec<Derivative> {
-    vec![
-        derivative("desktop", 1920, 1080),
-        derivative("tablet", 1280, 720),
-        derivative("mobile", 854, 640),
-    ]
+    vec![derivative("desktop", 1920, 1080), derivative("tablet", 1280, 720), derivative("mobile", 854, 640)]
 }
 
 /// A GET that reads the whole body: what warms a CDN cache.
 pub fn get(url: String) -> Request {
-    Request {
-        url,
-        method: HttpMethod::Get,
-        headers: Vec::new(),
-        body: BodyPolicy::ReadFull,
-    }
+    Request { url, method: HttpMethod::Get, headers: Vec::new(), body: BodyPolicy::ReadFull }
 }
 
 /// Characters kept as they are in a path segment: RFC 3986 unreserved and
@@ -194,11 +151,8 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'@');
 
 /// Characters kept in a query value: unreserved only.
-const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+const QUERY_VALUE: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// Percent-encode an object path segment by segment, keeping the `/`s and
 /// the directory part. Leading slashes are dropped.
@@ -237,16 +191,12 @@ pub fn with_query(url: &str, key: &str, value: &str) -> String {
 impl ResponseMeta {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The Content-Length, if present and numeric.
     pub fn content_length(&self) -> Option<u64> {
-        self.header("content-length")
-            .and_then(|v| v.trim().parse().ok())
+        self.header("content-length").and_then(|v| v.trim().parse().ok())
     }
 
     /// `Retry-After` in milliseconds (delta-seconds form).
@@ -260,12 +210,7 @@ impl ResponseMeta {
 /// Fastly/Akamai/nginx style `x-cache` (every tier listed; any HIT counts),
 /// RFC 9211 `cache-status` (`hit` parameter, or `fwd=`).
 pub fn cache_state_of(value: &str) -> CacheState {
-    let has = |needle: &str| {
-        value
-            .as_bytes()
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
-    };
+    let has = |needle: &str| value.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()));
     // RFC 9211: `name; hit` or `name; fwd=miss; stored`, possibly several
     // caches separated by commas.
     if value.contains(';') {
@@ -273,30 +218,16 @@ pub fn cache_state_of(value: &str) -> CacheState {
             return CacheState::Hit;
         }
         if has("fwd=") {
-            return if has("fwd=bypass") {
-                CacheState::Bypass
-            } else {
-                CacheState::Miss
-            };
+            return if has("fwd=bypass") { CacheState::Bypass } else { CacheState::Miss };
         }
     }
     let tokens = || value.split([',', ' ', '\t']).filter(|t| !t.is_empty());
     let is = |names: &[&str]| {
         tokens().any(|t| {
-            names.iter().any(|n| {
-                t.len() >= n.len() && t.as_bytes()[..n.len()].eq_ignore_ascii_case(n.as_bytes())
-            })
+            names.iter().any(|n| t.len() >= n.len() && t.as_bytes()[..n.len()].eq_ignore_ascii_case(n.as_bytes()))
         })
     };
-    if is(&[
-        "hit",
-        "tcp_hit",
-        "tcp_mem_hit",
-        "tcp_refresh_hit",
-        "revalidated",
-        "updating",
-        "stale",
-    ]) {
+    if is(&["hit", "tcp_hit", "tcp_mem_hit", "tcp_refresh_hit", "revalidated", "updating", "stale"]) {
         CacheState::Hit
     } else if is(&["miss", "expired", "tcp_miss", "tcp_refresh_miss"]) {
         CacheState::Miss
@@ -311,18 +242,10 @@ pub fn cache_state_of(value: &str) -> CacheState {
 pub fn cache_info(response: &ResponseMeta, names: &[&str], size: Option<u64>) -> WarmInfo {
     for name in names {
         if let Some(v) = response.header(name) {
-            return WarmInfo {
-                cache: cache_state_of(v),
-                cache_status: Some(v.to_string()),
-                size,
-            };
+            return WarmInfo { cache: cache_state_of(v), cache_status: Some(v.to_string()), size };
         }
     }
-    WarmInfo {
-        cache: CacheState::Unknown,
-        cache_status: None,
-        size,
-    }
+    WarmInfo { cache: CacheState::Unknown, cache_status: None, size }
 }
 
 /// The usual reading of an HTTP answer: 2xx warm (size from Content-Length,
@@ -330,38 +253,18 @@ pub fn cache_info(response: &ResponseMeta, names: &[&str], size: Option<u64>) ->
 /// retryable, 404/410 not found, 401/403 forbidden, 413 too large, other
 /// 4xx client errors, anything else other.
 pub fn standard_verdict(object: &Object, response: &ResponseMeta) -> Verdict {
-    standard_verdict_with(
-        object,
-        response,
-        &[
-            "cf-cache-status",
-            "cache-status",
-            "x-cache-status",
-            "x-cache",
-        ],
-    )
+    standard_verdict_with(object, response, &["cf-cache-status", "cache-status", "x-cache-status", "x-cache"])
 }
 
 /// [`standard_verdict`], reading the cache state from the first of
 /// `cache_headers` the response carries.
-pub fn standard_verdict_with(
-    _object: &Object,
-    response: &ResponseMeta,
-    cache_headers: &[&str],
-) -> Verdict {
+pub fn standard_verdict_with(_object: &Object, response: &ResponseMeta, cache_headers: &[&str]) -> Verdict {
     let status = response.status;
     if (200..300).contains(&status) {
         if !response.body_complete {
-            return Verdict::Retryable(Retry {
-                reason: "body ended before Content-Length".into(),
-                after_ms: None,
-            });
+            return Verdict::Retryable(Retry { reason: "body ended before Content-Length".into(), after_ms: None });
         }
-        return Verdict::Warm(cache_info(
-            response,
-            cache_headers,
-            response.content_length(),
-        ));
+        return Verdict::Warm(cache_info(response, cache_headers, response.content_length()));
     }
     failure_verdict(response)
 }
@@ -369,21 +272,20 @@ pub fn standard_verdict_with(
 /// The verdict for a non-2xx answer, by status code.
 pub fn failure_verdict(response: &ResponseMeta) -> Verdict {
     let status = response.status;
-    let fail = |kind, what: &str| {
-        Verdict::Failed(Failure {
-            kind,
-            message: format!("HTTP {status}: {what}"),
-        })
-    };
+    let fail = |kind, what: &str| Verdict::Failed(Failure { kind, message: format!("HTTP {status}: {what}") });
     match status {
-        408 | 425 | 429 | 500..=599 => Verdict::Retryable(Retry {
-            reason: format!("HTTP {status}"),
-            after_ms: response.retry_after_ms(),
-        }),
+        408 | 425 | 429 | 500..=599 => {
+            Verdict::Retryable(Retry { reason: format!("HTTP {status}"), after_ms: response.retry_after_ms() })
+        }
         404 | 410 => fail(FailureKind::NotFound, "not found"),
         401 | 403 => fail(FailureKind::Forbidden, "forbidden"),
         413 => fail(FailureKind::TooLarge, "source too large"),
         400..=499 => fail(FailureKind::ClientError, "request refused"),
+        301 | 302 | 303 | 307 | 308 => match response.header("location") {
+            // Follow redirects as a browser would; the host bounds how many.
+            Some(location) => Verdict::FollowUp(get(resolve_location(&response.url, location))),
+            None => fail(FailureKind::Other, "redirect without a Location"),
+        },
         300..=399 => fail(FailureKind::Other, "unexpected redirect"),
         _ => fail(FailureKind::Other, "unexpected status"),
     }
@@ -392,16 +294,29 @@ pub fn failure_verdict(response: &ResponseMeta) -> Verdict {
 /// The headers [`standard_verdict`] reads, to start a
 /// [`Strategy::response_headers`] list from.
 pub fn standard_headers() -> Vec<String> {
-    [
-        "content-length",
-        "retry-after",
-        "cf-cache-status",
-        "cache-status",
-        "x-cache-status",
-        "x-cache",
-    ]
-    .map(String::from)
-    .to_vec()
+    ["content-length", "retry-after", "location", "cf-cache-status", "cache-status", "x-cache-status", "x-cache"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// A `Location` header resolved against the URL that was requested:
+/// absolute, scheme-relative (`//host/x`), absolute-path (`/x`) or relative.
+pub fn resolve_location(request_url: &str, location: &str) -> String {
+    let location = location.trim();
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return location.to_string();
+    }
+    let (scheme, rest) = request_url.split_once("://").unwrap_or(("https", request_url));
+    if let Some(net) = location.strip_prefix("//") {
+        return format!("{scheme}://{net}");
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    if location.starts_with('/') {
+        return format!("{scheme}://{authority}{location}");
+    }
+    let path = rest[authority.len()..].split(['?', '#']).next().unwrap_or("");
+    let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+    format!("{scheme}://{authority}{dir}/{location}")
 }
 
 /// Send a log line to the host's logs.
@@ -431,20 +346,14 @@ pub mod __private {
         T::info()
     }
 
-    pub fn configure<T: Strategy>(
-        base_url: String,
-        settings: Vec<(String, String)>,
-    ) -> Result<(), String> {
+    pub fn configure<T: Strategy>(base_url: String, settings: Vec<(String, String)>) -> Result<(), String> {
         let settings = Settings::new(settings, &T::info().settings)?;
         let strategy = T::configure(base_url.trim_end_matches('/'), &settings)?;
         STATE.with(|s| *s.borrow_mut() = Some(Box::new(strategy)));
         Ok(())
     }
 
-    pub fn warm_request<T: Strategy>(
-        object: Object,
-        derivative: Derivative,
-    ) -> Result<Request, String> {
+    pub fn warm_request<T: Strategy>(object: Object, derivative: Derivative) -> Result<Request, String> {
         with::<T, _>(|t| t.warm_request(&object, &derivative))?
     }
 
@@ -456,17 +365,9 @@ pub mod __private {
         with::<T, _>(|t| t.size_methods(&derivative)).unwrap_or_default()
     }
 
-    pub fn classify<T: Strategy>(
-        object: Object,
-        derivative: Derivative,
-        response: ResponseMeta,
-    ) -> Verdict {
-        with::<T, _>(|t| t.classify(&object, &derivative, &response)).unwrap_or_else(|message| {
-            Verdict::Failed(Failure {
-                kind: FailureKind::Other,
-                message,
-            })
-        })
+    pub fn classify<T: Strategy>(object: Object, derivative: Derivative, response: ResponseMeta) -> Verdict {
+        with::<T, _>(|t| t.classify(&object, &derivative, &response))
+            .unwrap_or_else(|message| Verdict::Failed(Failure { kind: FailureKind::Other, message }))
     }
 }
 

@@ -15,6 +15,9 @@ struct Template {
     cache_headers: Vec<String>,
     sizes: Vec<SizeMethod>,
     pending_status: Vec<u16>,
+    /// What a redirect means: follow it, or "still transforming" (ImageKit
+    /// redirects to the original while it works).
+    redirects_pending: bool,
 }
 
 /// A template split into literal text and placeholders, checked once.
@@ -45,9 +48,7 @@ impl Pattern {
             if open > 0 {
                 pieces.push(Piece::Text(rest[..open].to_string()));
             }
-            let close = rest[open..]
-                .find('}')
-                .ok_or_else(|| format!("unclosed `{{` in template `{template}`"))?;
+            let close = rest[open..].find('}').ok_or_else(|| format!("unclosed `{{` in template `{template}`"))?;
             let var = match &rest[open + 1..open + close] {
                 "base" => Var::Base,
                 "path" => Var::Path,
@@ -86,16 +87,12 @@ impl Pattern {
                 }
                 Piece::Var(Var::Name) => out.push_str(&encode_path(base_name(&object.path))),
                 Piece::Var(Var::Derivative) => out.push_str(&encode_query_value(&d.name)),
-                Piece::Var(Var::Width) => out.push_str(
-                    &d.width
-                        .ok_or_else(|| format!("derivative `{}` has no width", d.name))?
-                        .to_string(),
-                ),
-                Piece::Var(Var::Height) => out.push_str(
-                    &d.height
-                        .ok_or_else(|| format!("derivative `{}` has no height", d.name))?
-                        .to_string(),
-                ),
+                Piece::Var(Var::Width) => {
+                    out.push_str(&d.width.ok_or_else(|| format!("derivative `{}` has no width", d.name))?.to_string())
+                }
+                Piece::Var(Var::Height) => {
+                    out.push_str(&d.height.ok_or_else(|| format!("derivative `{}` has no height", d.name))?.to_string())
+                }
                 Piece::Var(Var::Size) => out.push_str(&object.size.to_string()),
             }
         }
@@ -132,11 +129,7 @@ impl Strategy for Configured {
                     "URL template; placeholders {base} {path} {dir} {name} {derivative} {width} {height} {size}",
                     Some("{base}/{path}?width={width}&height={height}"),
                 ),
-                setting(
-                    "headers",
-                    "Extra request headers, `Name: value` separated by `;` (templates allowed)",
-                    None,
-                ),
+                setting("headers", "Extra request headers, `Name: value` separated by `;` (templates allowed)", None),
                 setting(
                     "cache-header",
                     "Comma-separated response headers to read the cache status from, first found wins",
@@ -152,46 +145,32 @@ impl Strategy for Configured {
                     "Comma-separated statuses meaning `still transforming, ask again`",
                     Some("202"),
                 ),
+                setting(
+                    "redirects",
+                    "What a redirect means: follow (fetch the Location) or pending (still transforming, as ImageKit does)",
+                    Some("follow"),
+                ),
             ],
             default_derivatives: standard_derivatives(),
-            limits: Limits {
-                max_source_bytes: None,
-            },
+            limits: Limits { max_source_bytes: None },
         }
     }
 
     fn configure(base_url: &str, s: &Settings) -> Result<Self, String> {
         let url = Pattern::parse(s.get("url").unwrap_or_default())?;
         let mut headers = Vec::new();
-        for h in s
-            .get("headers")
-            .unwrap_or("")
-            .split(';')
-            .filter(|h| !h.trim().is_empty())
-        {
-            let (name, value) = h
-                .split_once(':')
-                .ok_or_else(|| format!("setting `headers`: `{h}` is not `Name: value`"))?;
+        for h in s.get("headers").unwrap_or("").split(';').filter(|h| !h.trim().is_empty()) {
+            let (name, value) =
+                h.split_once(':').ok_or_else(|| format!("setting `headers`: `{h}` is not `Name: value`"))?;
             headers.push((name.trim().to_string(), Pattern::parse(value.trim())?));
         }
         let list = |key| -> Vec<String> {
-            s.get(key)
-                .unwrap_or("")
-                .split(',')
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-                .collect()
+            s.get(key).unwrap_or("").split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect()
         };
-        let sizes = list("size-methods")
-            .iter()
-            .map(|m| parse_size_method(m))
-            .collect::<Result<Vec<_>, _>>()?;
+        let sizes = list("size-methods").iter().map(|m| parse_size_method(m)).collect::<Result<Vec<_>, _>>()?;
         let pending_status = list("pending-status")
             .iter()
-            .map(|v| {
-                v.parse::<u16>()
-                    .map_err(|_| format!("setting `pending-status`: `{v}` is not a status code"))
-            })
+            .map(|v| v.parse::<u16>().map_err(|_| format!("setting `pending-status`: `{v}` is not a status code")))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             base: base_url.to_string(),
@@ -201,6 +180,7 @@ impl Strategy for Configured {
                 cache_headers: list("cache-header"),
                 sizes,
                 pending_status,
+                redirects_pending: s.choice("redirects", &["follow", "pending"])? == Some("pending"),
             },
         })
     }
@@ -214,9 +194,7 @@ impl Strategy for Configured {
     fn warm_request(&self, object: &Object, d: &Derivative) -> Result<Request, String> {
         let mut request = get(self.t.url.render(&self.base, object, d)?);
         for (name, value) in &self.t.headers {
-            request
-                .headers
-                .push((name.clone(), value.render(&self.base, object, d)?));
+            request.headers.push((name.clone(), value.render(&self.base, object, d)?));
         }
         Ok(request)
     }
@@ -226,7 +204,8 @@ impl Strategy for Configured {
     }
 
     fn classify(&self, object: &Object, _d: &Derivative, r: &ResponseMeta) -> Verdict {
-        if self.t.pending_status.contains(&r.status) {
+        let redirect = matches!(r.status, 301 | 302 | 303 | 307 | 308);
+        if self.t.pending_status.contains(&r.status) || (redirect && self.t.redirects_pending) {
             return Verdict::Pending(r.retry_after_ms().unwrap_or(1000));
         }
         let names: Vec<&str> = self.t.cache_headers.iter().map(String::as_str).collect();

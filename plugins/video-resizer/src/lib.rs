@@ -37,9 +37,7 @@ impl Strategy for VideoResizer {
                 ),
             ],
             default_derivatives: standard_derivatives(),
-            limits: Limits {
-                max_source_bytes: None,
-            },
+            limits: Limits { max_source_bytes: None },
         }
     }
 
@@ -49,14 +47,9 @@ impl Strategy for VideoResizer {
             _ => UrlFormat::Derivative,
         };
         let poll = s.get("poll-ms").unwrap_or("2000");
-        let poll_ms = poll
-            .parse()
-            .map_err(|_| format!("setting `poll-ms`: `{poll}` is not a number of milliseconds"))?;
-        Ok(Self {
-            base: base_url.to_string(),
-            format,
-            poll_ms,
-        })
+        let poll_ms =
+            poll.parse().map_err(|_| format!("setting `poll-ms`: `{poll}` is not a number of milliseconds"))?;
+        Ok(Self { base: base_url.to_string(), format, poll_ms })
     }
 
     fn response_headers(&self) -> Vec<String> {
@@ -70,39 +63,25 @@ impl Strategy for VideoResizer {
         Ok(get(match self.format {
             UrlFormat::Derivative => with_query(&url, "derivative", &d.name),
             UrlFormat::Imwidth => {
-                let w = d
-                    .width
-                    .ok_or_else(|| format!("derivative `{}` has no width for imwidth", d.name))?;
+                let w = d.width.ok_or_else(|| format!("derivative `{}` has no width for imwidth", d.name))?;
                 with_query(&url, "imwidth", &w.to_string())
             }
         }))
     }
 
     fn classify(&self, object: &Object, _d: &Derivative, r: &ResponseMeta) -> Verdict {
-        if r.status == 202
-            || r.header("x-transform-pending")
-                .is_some_and(|v| v != "false" && v != "0")
-        {
+        if r.status == 202 || r.header("x-transform-pending").is_some_and(|v| v != "false" && v != "0") {
             return Verdict::Pending(r.retry_after_ms().unwrap_or(self.poll_ms));
         }
         match standard_verdict_with(object, r, &["cf-cache-status", "x-cache"]) {
             Verdict::Warm(info) => {
                 let mut info = info;
                 if let Some(source) = r.header("x-transform-source") {
-                    info.cache_status = Some(format!(
-                        "{} ({source})",
-                        info.cache_status.unwrap_or_default()
-                    ));
+                    info.cache_status = Some(format!("{} ({source})", info.cache_status.unwrap_or_default()));
                 }
-                let passthrough = r
-                    .header("x-transform-source")
-                    .is_some_and(|s| s.eq_ignore_ascii_case("passthrough"))
+                let passthrough = r.header("x-transform-source").is_some_and(|s| s.eq_ignore_ascii_case("passthrough"))
                     || (object.size > 0 && r.content_length() == Some(object.size));
-                if passthrough {
-                    Verdict::Passthrough(info)
-                } else {
-                    Verdict::Warm(info)
-                }
+                if passthrough { Verdict::Passthrough(info) } else { Verdict::Warm(info) }
             }
             other => other,
         }

@@ -15,25 +15,17 @@ impl Strategy for Minimal {
             description: "Example: <base>/<width>/<path>".into(),
             settings: vec![],
             default_derivatives: standard_derivatives(),
-            limits: Limits {
-                max_source_bytes: None,
-            },
+            limits: Limits { max_source_bytes: None },
         }
     }
 
     fn configure(base_url: &str, _settings: &Settings) -> Result<Self, String> {
-        Ok(Minimal {
-            base: base_url.to_string(),
-        })
+        Ok(Minimal { base: base_url.to_string() })
     }
 
     fn warm_request(&self, object: &Object, d: &Derivative) -> Result<Request, String> {
         let width = d.width.ok_or("derivative has no width")?;
-        Ok(get(format!(
-            "{}/{width}/{}",
-            self.base,
-            encode_path(&object.path)
-        )))
+        Ok(get(format!("{}/{width}/{}", self.base, encode_path(&object.path))))
     }
 }
 

@@ -15,22 +15,14 @@ impl Strategy for Hostile {
             name: "hostile".into(),
             version: "0.0.1".into(),
             description: "Test plugin that misbehaves on purpose".into(),
-            settings: vec![setting(
-                "mode",
-                "loop, memory, panic, huge-string or ok",
-                Some("ok"),
-            )],
+            settings: vec![setting("mode", "loop, memory, panic, huge-string or ok", Some("ok"))],
             default_derivatives: standard_derivatives(),
-            limits: Limits {
-                max_source_bytes: None,
-            },
+            limits: Limits { max_source_bytes: None },
         }
     }
 
     fn configure(_base_url: &str, s: &Settings) -> Result<Self, String> {
-        Ok(Self {
-            mode: s.get("mode").unwrap_or("ok").to_string(),
-        })
+        Ok(Self { mode: s.get("mode").unwrap_or("ok").to_string() })
     }
 
     fn warm_request(&self, object: &Object, _d: &Derivative) -> Result<Request, String> {
@@ -50,10 +42,7 @@ impl Strategy for Hostile {
             }
             "panic" => panic!("hostile plugin panics on {}", object.path),
             "huge-string" => Ok(get("x".repeat(100 * 1024 * 1024))),
-            _ => Ok(get(format!(
-                "http://127.0.0.1/{}",
-                encode_path(&object.path)
-            ))),
+            _ => Ok(get(format!("http://127.0.0.1/{}", encode_path(&object.path)))),
         }
     }
 }

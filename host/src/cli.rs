@@ -196,6 +196,10 @@ pub struct WarmArgs {
     /// Workers reserved for large sources.
     #[arg(long, value_name = "N")]
     pub workers_large: Option<usize>,
+    /// Threads doing the HTTP and plugin work (default: one per core; 1 is
+    /// fastest when prewarm shares a small machine with the server).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// Time limit for one request, headers and body (e.g. 30s, 5m).
     #[arg(long, default_value = "120s", value_name = "DUR")]
     pub timeout: String,

@@ -21,8 +21,21 @@ use crate::warm::{self, Observer, WarmPlan, http::Timeouts};
 use crate::{Exit, usage};
 
 pub fn run(args: WarmArgs) -> Result<Exit> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(run_async(args))
+    let threads = match args.threads {
+        Some(0) => return Err(usage("--threads 0: must be at least 1")),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    // One thread avoids cross-thread wake-ups (the fastest on small
+    // machines); more spread TLS and plugin work over cores.
+    let runtime = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?
+    };
+    // Run on a runtime thread rather than in `block_on`, so the recorder is
+    // not woken across threads for every result.
+    runtime.block_on(async { tokio::spawn(run_async(args)).await? })
 }
 
 fn parse_settings(raw: &[String]) -> Result<Vec<(String, String)>> {
@@ -267,7 +280,7 @@ async fn dry_run(
     json: bool,
 ) -> Result<Exit> {
     let (mut objects, task) = listing::stream(source, filters);
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = std::io::BufWriter::new(std::io::stdout());
     let mut failed = false;
     while let Some(object) = objects.recv().await {
         for d in derivatives {

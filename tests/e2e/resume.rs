@@ -113,3 +113,29 @@ fn ctrl_c_records_the_pairs_in_flight_and_writes_the_reports() {
     // Every GET that reached the server belongs to a recorded pair.
     assert!(server.total("GET") as usize <= all.len() + 4, "requests without a record");
 }
+
+#[test]
+fn ctrl_c_does_not_wait_out_stalled_requests() {
+    let server = FaultServer::start();
+    let home = tempfile::tempdir().unwrap();
+    let entries = [("stall/a.mp4", 1u64), ("stall/b.mp4", 1)];
+    let results = home.path().join("results.jsonl");
+    let child = warm_listing(home.path(), &server.url, &entries)
+        .args(["--header-timeout", "10m", "--timeout", "10m", "--results"])
+        .arg(&results)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.total("GET") < 6 {
+        assert!(Instant::now() < deadline, "requests never reached the server");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let all = read_results(&results);
+    assert_eq!(all.len(), 6, "every pair in flight is recorded");
+    assert!(all.iter().all(|r| r["outcome"] == "skipped" && r["error_kind"] == "interrupted"), "{all:?}");
+}

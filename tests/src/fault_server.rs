@@ -6,7 +6,7 @@
 //! Scenarios: `ok`, `slow-ok` (100 ms before answering), `reset-once`,
 //! `reset-always`, `slow-headers`, `slow-body`, `fail-then-ok`,
 //! `rate-limited`, `pending`, `no-head`, `no-range`, `truncated`,
-//! `not-found`, `redirect` (302 to the same target with `&moved=1`).
+//! `not-found`, `stall` (no answer for 120 s), `redirect` (302 to the same target with `&moved=1`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -102,6 +102,10 @@ async fn serve(mut stream: TcpStream, counts: Arc<Mutex<HashMap<String, u32>>>) 
                 let _ = socket2_linger_zero(&std);
             }
             Ok(())
+        }
+        "stall" => {
+            tokio::time::sleep(Duration::from_secs(120)).await;
+            send(&mut stream, &full(""), &body).await
         }
         "slow-headers" => {
             tokio::time::sleep(Duration::from_secs(3)).await;

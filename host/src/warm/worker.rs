@@ -18,6 +18,8 @@ use crate::redact::redact_url;
 
 /// Most follow-up requests one pair may take.
 const MAX_FOLLOW_UPS: u32 = 10;
+/// How long a request in flight may still take after Ctrl-C.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(3);
 /// Most 429 answers one pair may absorb; they pause the run rather than
 /// count as retries.
 const MAX_RATE_LIMITED: u32 = 20;
@@ -136,7 +138,19 @@ impl Worker {
             ctx.pacer.ready().await;
             run.record.attempts += 1;
             let body = if request.read_body { Body::Full } else { Body::None };
-            let sent = http::send(&ctx.client, &request, &[], body, run.record.attempts, ctx.timeouts).await;
+            let send = http::send(&ctx.client, &request, &[], body, run.record.attempts, ctx.timeouts);
+            // After Ctrl-C a request in flight gets a short grace, not its
+            // whole timeout, before the pair is recorded as interrupted.
+            let interrupted = async {
+                ctx.cancel.cancelled().await;
+                tokio::time::sleep(INTERRUPT_GRACE).await;
+            };
+            let sent = tokio::select! {
+                sent = send => sent,
+                _ = interrupted => {
+                    return run.finish(Outcome::Skipped, Some(("interrupted", "run interrupted while this request was in flight".into())));
+                }
+            };
             let exchange = match sent {
                 Ok(ex) => ex,
                 Err(TransportError { kind, message }) => {

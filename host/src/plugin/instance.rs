@@ -42,6 +42,11 @@ impl PluginInstance {
         Ok((store, bindings))
     }
 
+    /// The response headers `classify` reads (lowercase; empty: all).
+    pub fn wanted_headers(&self) -> &[String] {
+        &self.wanted_headers
+    }
+
     /// The plugin's name.
     pub fn name(&self) -> &str {
         &self.shared.name

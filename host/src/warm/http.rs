@@ -60,7 +60,11 @@ pub struct TransportError {
 /// A completed exchange.
 #[derive(Debug, Clone)]
 pub struct Exchange {
+    /// What the plugin is shown; its `headers` are filled by
+    /// [`Exchange::headers_for`].
     pub meta: ResponseMeta,
+    /// Every response header.
+    pub headers: reqwest::header::HeaderMap,
     /// Request sent to headers received.
     pub ttfb: Duration,
     /// Request sent to body done (or headers, when the body is not read).
@@ -69,6 +73,23 @@ pub struct Exchange {
     pub content_length: Option<u64>,
     /// Error that cut the body short, if any.
     pub body_error: Option<TransportError>,
+}
+
+impl Exchange {
+    /// A response header's value, if present and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The headers named in `wanted` (lowercase; empty: all) as strings, in
+    /// the order received.
+    pub fn headers_for(&self, wanted: &[String]) -> Vec<(String, String)> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| wanted.is_empty() || wanted.iter().any(|w| w == k.as_str()))
+            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect()
+    }
 }
 
 fn transport_error(e: &reqwest::Error) -> TransportError {
@@ -158,11 +179,9 @@ pub async fn send_method(
     };
     let ttfb = started.elapsed();
     let status = response.status().as_u16();
-    let headers: Vec<(String, String)> = response
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-        .collect();
+    // Headers stay in their map (cheap, reference-counted); only those a
+    // plugin asks for become strings (`Exchange::headers_for`).
+    let headers = response.headers().clone();
     let content_length = response
         .headers()
         .get(reqwest::header::CONTENT_LENGTH)
@@ -211,7 +230,15 @@ pub async fn send_method(
         }
     }
     Ok(Exchange {
-        meta: ResponseMeta { url: request.url.clone(), status, headers, body_bytes, body_complete: complete, attempt },
+        meta: ResponseMeta {
+            url: request.url.clone(),
+            status,
+            headers: Vec::new(),
+            body_bytes,
+            body_complete: complete,
+            attempt,
+        },
+        headers,
         ttfb,
         total: started.elapsed(),
         content_length,

@@ -59,8 +59,8 @@ pub fn backoff(retry: u32, at_least: Option<Duration>) -> Duration {
 }
 
 /// `Retry-After` as a duration: delta-seconds or an HTTP date.
-pub fn retry_after(headers: &[(String, String)]) -> Option<Duration> {
-    let value = headers.iter().find(|(k, _)| k == "retry-after").map(|(_, v)| v.trim())?;
+pub fn retry_after(value: Option<&str>) -> Option<Duration> {
+    let value = value?.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs).min(MAX_WAIT));
     }
@@ -98,9 +98,9 @@ mod tests {
 
     #[test]
     fn parses_retry_after_forms() {
-        let h = |v: &str| vec![("retry-after".to_string(), v.to_string())];
-        assert_eq!(retry_after(&h("3")), Some(Duration::from_secs(3)));
-        assert_eq!(retry_after(&h("Sun, 06 Nov 1994 08:49:37 GMT")), Some(Duration::ZERO));
-        assert_eq!(retry_after(&h("soon")), None);
+        assert_eq!(retry_after(Some("3")), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after(Some("Sun, 06 Nov 1994 08:49:37 GMT")), Some(Duration::ZERO));
+        assert_eq!(retry_after(Some("soon")), None);
+        assert_eq!(retry_after(None), None);
     }
 }

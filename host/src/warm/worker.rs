@@ -168,10 +168,12 @@ impl Worker {
                 }
             };
             run.record.bytes_read += exchange.meta.body_bytes;
+            let mut exchange = exchange;
+            exchange.meta.headers = exchange.headers_for(self.plugin.wanted_headers());
             let verdict = self.plugin.classify(object, derivative, &exchange.meta);
             let body_error = exchange.body_error.clone();
             let status = exchange.meta.status;
-            let retry_after = pacing::retry_after(&exchange.meta.headers);
+            let retry_after = pacing::retry_after(exchange.header("retry-after"));
             run.last = Some(exchange);
             let verdict = match verdict {
                 Ok(v) => v,

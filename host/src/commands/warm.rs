@@ -325,7 +325,7 @@ impl Progress {
         let bar = show.then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
             bar.set_style(
-                ProgressStyle::with_template("{spinner} {elapsed_precise} {pos} pairs ({per_sec}) {msg}")
+                ProgressStyle::with_template("{spinner} {elapsed_precise} {human_pos} pairs · {msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             bar.enable_steady_tick(Duration::from_millis(250));
@@ -346,8 +346,10 @@ impl Observer for Progress {
         if let Some(bar) = &self.bar {
             bar.inc(1);
             if stats.pairs % 16 == 1 {
+                let secs = bar.elapsed().as_secs_f64().max(0.001);
                 bar.set_message(format!(
-                    "warm {} · failed {} · pending {}",
+                    "{:.0}/s · warm {} · failed {} · pending {}",
+                    stats.pairs as f64 / secs,
                     stats.count(Outcome::Warm),
                     stats.count(Outcome::Failed),
                     stats.count(Outcome::Pending)

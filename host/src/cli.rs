@@ -251,7 +251,7 @@ pub struct WarmArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Keep the demo's files here instead of a temporary directory.
+    /// Where to put the demo's files (default: a new directory under the temp dir, kept).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }

@@ -21,13 +21,10 @@ const SAMPLES: &[(&str, u32)] = &[
 const WIDTHS: [u32; 3] = [1920, 1280, 854];
 
 pub fn run(args: DemoArgs) -> Result<Exit> {
-    let temp;
+    // The files are kept: the reports are what the demo is for.
     let dir = match args.dir {
         Some(d) => d,
-        None => {
-            temp = tempfile::Builder::new().prefix("prewarm-demo-").tempdir()?;
-            temp.path().to_path_buf()
-        }
+        None => tempfile::Builder::new().prefix("prewarm-demo-").tempdir()?.keep(),
     };
     let media = dir.join("media");
     let originals = media.join("originals");
@@ -84,5 +81,6 @@ pub fn run(args: DemoArgs) -> Result<Exit> {
     let first = warm("first-pass")?;
     let second = warm("second-pass")?;
     eprintln!("\nThe first pass made the cache fetch every derivative (MISS); the second was served from cache (HIT).");
+    eprintln!("Open {} for the report with charts.", dir.join("first-pass/report.html").display());
     Ok(if first == Exit::Success && second == Exit::Success { Exit::Success } else { Exit::SomeFailed })
 }

@@ -7,6 +7,7 @@
 //! pair; `stats` and `report` summarise the run. `commands` holds one file
 //! per subcommand; `run` dispatches to them.
 
+pub mod atomic_file;
 pub mod cli;
 pub mod commands;
 pub mod lab;

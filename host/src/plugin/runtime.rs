@@ -144,19 +144,11 @@ impl PluginRuntime {
         let compiled = self.engine.precompile_component(bytes)?;
         // SAFETY: the bytes were produced just now by this engine.
         let component = unsafe { Component::deserialize(&self.engine, &compiled)? };
-        if let Err(e) = write_atomically(dir, &path, &compiled) {
+        if let Err(e) = crate::atomic_file::write(&path, &compiled) {
             tracing::debug!("could not cache compiled component in {}: {e}", dir.display());
         }
         Ok(component)
     }
-}
-
-fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let tmp =
-        dir.join(format!(".{}.{}.tmp", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
 }
 
 /// Find the strategy export and check its WIT version is one this host

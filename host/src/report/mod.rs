@@ -78,17 +78,6 @@ impl Summary {
     }
 }
 
-/// Write `bytes` to `path` through a temporary file and a rename, so a
-/// reader never sees half a file.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
-
 /// The report files a run was asked for.
 #[derive(Debug, Default, Clone)]
 pub struct Outputs {
@@ -138,7 +127,7 @@ impl Outputs {
     pub fn write(&self, summary: &Summary) -> Result<()> {
         let write = |path: &Option<PathBuf>, render: &dyn Fn() -> Result<Vec<u8>>| -> Result<()> {
             if let Some(path) = path {
-                write_atomically(path, &render()?)
+                crate::atomic_file::write(path, &render()?)
                     .with_context(|| format!("cannot write report {}", path.display()))?;
             }
             Ok(())

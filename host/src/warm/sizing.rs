@@ -83,12 +83,7 @@ impl Capabilities {
             return Ok(());
         }
         let json = serde_json::to_vec_pretty(&*self.hosts.lock().unwrap_or_else(|p| p.into_inner()))?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-        std::fs::write(&tmp, json)?;
-        std::fs::rename(tmp, path)
+        crate::atomic_file::write(path, &json)
     }
 }
 

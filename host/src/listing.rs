@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt as _, BufReader};
 use tokio::sync::mpsc;
 
 use crate::cli::SourceArgs;
@@ -358,8 +358,6 @@ async fn pump<R: AsyncBufRead + Unpin>(
         }
     }
 }
-
-use tokio::io::AsyncReadExt as _;
 
 /// Size classes from the arguments.
 pub fn size_classes(args: &SourceArgs) -> Result<SizeClasses, ListingError> {

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::hash::{Hash, Hasher};
-use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -182,8 +182,6 @@ pub fn resume(path: &Path) -> std::io::Result<ResumeState> {
     if file.metadata()?.len() > good_end {
         file.set_len(good_end)?;
     }
-    let mut file = file;
-    file.seek(SeekFrom::End(0))?;
     Ok(state)
 }
 

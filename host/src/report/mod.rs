@@ -72,7 +72,7 @@ impl Summary {
         Ok(summary)
     }
 
-    /// Requests per second over the run (pairs with a response).
+    /// Wall-clock length of the run (of the longest run, after a merge).
     pub fn elapsed_s(&self) -> f64 {
         self.runs.iter().map(|r| r.elapsed_s).fold(0.0, f64::max)
     }

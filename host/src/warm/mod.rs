@@ -77,10 +77,6 @@ pub trait Observer: Send {
     fn record(&mut self, record: &Record, stats: &Stats);
 }
 
-impl Observer for () {
-    fn record(&mut self, _: &Record, _: &Stats) {}
-}
-
 /// Run the warm: listing → dispatcher → workers → recorder.
 pub async fn run(
     plan: WarmPlan,

@@ -90,12 +90,6 @@ impl Worker {
         Worker { ctx, plugin, size_methods: vec![None; n] }
     }
 
-    /// A record for a pair that was never attempted.
-    pub fn skipped(job: &Job, derivative: &str, kind: &str, message: String) -> Record {
-        PairRun { started: Instant::now(), record: blank(job, derivative), last: None }
-            .finish(Outcome::Skipped, Some((kind, message)))
-    }
-
     /// Warm one pair.
     pub async fn warm(&mut self, shared: &SharedJob) -> Record {
         let (job, index) = (&shared.job, shared.derivative);
@@ -151,7 +145,7 @@ impl Worker {
                     return run.finish(Outcome::Skipped, Some(("interrupted", "run interrupted while this request was in flight".into())));
                 }
             };
-            let exchange = match sent {
+            let mut exchange = match sent {
                 Ok(ex) => ex,
                 Err(TransportError { kind, message }) => {
                     retries += 1;
@@ -168,7 +162,6 @@ impl Worker {
                 }
             };
             run.record.bytes_read += exchange.meta.body_bytes;
-            let mut exchange = exchange;
             exchange.meta.headers = exchange.headers_for(self.plugin.wanted_headers());
             let verdict = self.plugin.classify(object, derivative, &exchange.meta);
             let body_error = exchange.body_error.clone();

@@ -137,24 +137,10 @@ pub async fn send(
     attempt: u32,
     timeouts: Timeouts,
 ) -> Result<Exchange, TransportError> {
-    let method = match request.method {
-        Method::Get => reqwest::Method::GET,
-        Method::Head => reqwest::Method::HEAD,
+    let (method, is_head) = match request.method {
+        Method::Get => (reqwest::Method::GET, false),
+        Method::Head => (reqwest::Method::HEAD, true),
     };
-    send_method(client, method, request, extra_headers, body, attempt, timeouts).await
-}
-
-/// Send `request` with another method (size probes use HEAD).
-pub async fn send_method(
-    client: &reqwest::Client,
-    method: reqwest::Method,
-    request: &WarmRequest,
-    extra_headers: &[(&str, &str)],
-    body: Body,
-    attempt: u32,
-    timeouts: Timeouts,
-) -> Result<Exchange, TransportError> {
-    let is_head = method == reqwest::Method::HEAD;
     let mut builder = client.request(method, &request.url);
     for (name, value) in
         request.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).chain(extra_headers.iter().copied())

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::http::{self, Body, Exchange, Timeouts};
 use super::pacing::Pacer;
-use crate::plugin::{SizeMethod, WarmInfo, WarmRequest};
+use crate::plugin::{Method, SizeMethod, WarmInfo, WarmRequest};
 
 /// Detected capabilities older than this are probed again.
 const CAPS_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -159,9 +159,8 @@ impl Prober<'_> {
     async fn head(&self, request: &WarmRequest, host: &str, out: &mut SizeOutcome) -> Option<u64> {
         self.pacer.ready().await;
         out.requests += 1;
-        let ex = http::send_method(self.client, reqwest::Method::HEAD, request, &[], Body::None, 1, self.timeouts)
-            .await
-            .ok()?;
+        let head = WarmRequest { method: Method::Head, ..request.clone() };
+        let ex = http::send(self.client, &head, &[], Body::None, 1, self.timeouts).await.ok()?;
         match ex.meta.status {
             405 | 501 => {
                 self.caps.update(host, |c| c.head = Some(false));

@@ -12,16 +12,21 @@ use prometheus::{Encoder, TextEncoder};
 use super::Summary;
 use crate::stats::TimingSummary;
 
-fn labels(pairs: &[(&str, &str)]) -> Vec<LabelPair> {
-    pairs
-        .iter()
-        .map(|(k, v)| {
-            let mut l = LabelPair::default();
-            l.set_name(k.to_string());
-            l.set_value(v.to_string());
-            l
-        })
-        .collect()
+/// A metric carrying `pairs` as labels; the caller sets its value.
+fn labelled(pairs: &[(&str, &str)]) -> Metric {
+    let mut m = Metric::default();
+    m.set_label(
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                let mut l = LabelPair::default();
+                l.set_name(k.to_string());
+                l.set_value(v.to_string());
+                l
+            })
+            .collect(),
+    );
+    m
 }
 
 fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) -> MetricFamily {
@@ -36,8 +41,7 @@ fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) -> Met
 fn counter(value: f64, pairs: &[(&str, &str)]) -> Metric {
     let mut c = Counter::default();
     c.set_value(value);
-    let mut m = Metric::default();
-    m.set_label(labels(pairs));
+    let mut m = labelled(pairs);
     m.set_counter(c);
     m
 }
@@ -45,8 +49,7 @@ fn counter(value: f64, pairs: &[(&str, &str)]) -> Metric {
 fn gauge(value: f64, pairs: &[(&str, &str)]) -> Metric {
     let mut g = Gauge::default();
     g.set_value(value);
-    let mut m = Metric::default();
-    m.set_label(labels(pairs));
+    let mut m = labelled(pairs);
     m.set_gauge(g);
     m
 }
@@ -66,8 +69,7 @@ fn summary(t: &TimingSummary, pairs: &[(&str, &str)]) -> Metric {
             })
             .collect(),
     );
-    let mut m = Metric::default();
-    m.set_label(labels(pairs));
+    let mut m = labelled(pairs);
     m.set_summary(s);
     m
 }

@@ -43,6 +43,7 @@ fn usage_errors_exit_2_with_one_line() {
         (&["--plugin", "template", "--base-url", "http://127.0.0.1:9", "--timeout", "soon"], "--timeout"),
         (&["--plugin", "template", "--base-url", "http://127.0.0.1:9", "--concurrency", "0"], "--concurrency"),
         (&["--plugin", "template", "--base-url", "http://127.0.0.1:9", "--shard", "3/2"], "--shard"),
+        (&["--plugin", "template", "--base-url", "http://127.0.0.1:9", "--threads", "0"], "--threads 0"),
     ];
     for (args, needle) in cases {
         let (code, err) = warm(home.path(), args);
@@ -125,4 +126,15 @@ fn dry_run_plans_without_sending() {
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[0]["url"], "http://127.0.0.1:9/x/a%20b.mp4?derivative=desktop");
     assert_eq!(lines[0]["method"], "GET");
+}
+
+#[test]
+fn replacing_a_results_file_without_resume_is_announced() {
+    let home = tempfile::tempdir().unwrap();
+    let port = prewarm::lab::free_port().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let (_, first) = warm(home.path(), &["--plugin", "template", "--base-url", &base, "--retries", "0"]);
+    assert!(!first.contains("is replaced"), "{first}");
+    let (_, second) = warm(home.path(), &["--plugin", "template", "--base-url", &base, "--retries", "0"]);
+    assert!(second.contains("r.jsonl exists and is replaced") && second.contains("--resume"), "{second}");
 }

@@ -160,7 +160,7 @@ fn rate_cap_and_many_objects_keep_one_line_per_pair() {
     let home = tempfile::tempdir().unwrap();
     let objects: Vec<String> = (0..60).map(|i| format!("ok/dir {}/clip {i}.mp4", i % 7)).collect();
     let refs: Vec<&str> = objects.iter().map(String::as_str).collect();
-    let (results, code) = warm(&server, home.path(), &refs, &["--rate", "400", "--concurrency", "8"]);
+    let (results, code) = warm(&server, home.path(), &refs, &["--rate", "400", "--concurrency", "8", "--threads", "1"]);
     assert_eq!(code, Some(0));
     assert!(results.iter().all(|r| r["outcome"] == "warm"));
     assert_eq!(server.total("GET"), 120);

@@ -233,6 +233,10 @@ pub struct WarmArgs {
     /// Machine-readable end-of-run summary on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Prove it: ask the CDN again for each warm pair (HEAD, or a headers-only
+    /// GET) and record its cache state; a warm pair that is not a hit exits 3.
+    #[arg(long)]
+    pub verify: bool,
     /// Warm sources over the plugin's declared size limit anyway (they are skipped by default).
     #[arg(long)]
     pub ignore_limits: bool,

@@ -73,7 +73,8 @@ pub fn start_origin(rclone: &Path, dir: &Path) -> Result<Service> {
 
 /// nginx with `proxy_cache` in front of `upstream`, its files under `dir`.
 /// The cache key is the full request URI, so each derivative URL is its own
-/// entry; `X-Cache-Status` tells MISS from HIT.
+/// entry; `X-Cache-Status` tells MISS from HIT. Under `/nocache/` the same
+/// origin is served without ever caching (`BYPASS`).
 pub fn start_cache(dir: &Path, upstream: &str) -> Result<Service> {
     let nginx = find_program("nginx").context("nginx not found: install it with `apt-get install nginx-light`")?;
     let port = free_port()?;
@@ -105,6 +106,15 @@ http {{
             proxy_cache_key $scheme$proxy_host$request_uri;
             proxy_cache_valid 200 206 1h;
             proxy_cache_lock on;
+            add_header X-Cache-Status $upstream_cache_status always;
+        }}
+        # A location that never caches (every answer BYPASS), for --verify.
+        location /nocache/ {{
+            proxy_pass {upstream}/;
+            proxy_http_version 1.1;
+            proxy_cache prewarm;
+            proxy_cache_bypass 1;
+            proxy_no_cache 1;
             add_header X-Cache-Status $upstream_cache_status always;
         }}
     }}

@@ -21,6 +21,7 @@ pub mod redact;
 pub mod report;
 pub mod size;
 pub mod stats;
+pub mod verification;
 pub mod warm;
 
 use std::process::ExitCode;

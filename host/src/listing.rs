@@ -219,6 +219,17 @@ pub struct ListingTotals {
     pub seen: u64,
     /// Objects that passed the filters and were sent on.
     pub selected: u64,
+    /// Directory entries (`IsDir: true`), skipped.
+    pub directories: u64,
+    /// Folder markers (keys ending in `/`, which S3-style consoles create),
+    /// skipped.
+    pub folder_markers: u64,
+    /// Selected paths listed again (Google Drive allows two files with one
+    /// name): warmed once, the later entries ignored.
+    pub duplicates: u64,
+    /// Objects whose size the backend does not know (rclone's `Size: -1`),
+    /// taken with size 0.
+    pub unknown_size: u64,
     /// The consumer stopped taking objects, or the limit was reached.
     #[serde(skip)]
     pub stopped_early: bool,
@@ -267,25 +278,41 @@ struct LsjsonEntry {
     is_dir: bool,
 }
 
+/// One listing entry.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// An object to warm. `size_known` is false for rclone's `Size: -1`.
+    Object { object: Object, size_known: bool },
+    /// A directory (`IsDir: true`), with its path.
+    Directory(String),
+    /// A zero-length key ending in `/`: a folder marker, not a video.
+    FolderMarker(String),
+}
+
 /// What one listing line holds.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Line {
-    /// Framing (`[`, `]`), a blank line or a directory.
+    /// Framing (`[`, `]`) or a blank line.
     Nothing,
-    /// One object: rclone's own layout, or JSON lines.
-    One(Object),
+    /// One entry: rclone's own layout, or JSON lines.
+    One(Entry),
     /// A whole array on one line (`jq -c` output), up to the line limit.
-    Many(Vec<Object>),
+    Many(Vec<Entry>),
 }
 
-fn object(entry: LsjsonEntry) -> Result<Option<Object>, String> {
-    if entry.is_dir {
-        return Ok(None);
+fn entry(e: LsjsonEntry) -> Result<Entry, String> {
+    if e.path.is_empty() {
+        return Err("entry with an empty Path".into());
     }
-    if entry.path.is_empty() {
-        return Err("object with an empty Path".into());
+    if e.is_dir {
+        return Ok(Entry::Directory(e.path));
     }
-    Ok(Some(Object { path: entry.path, size: u64::try_from(entry.size).unwrap_or(0) }))
+    if e.path.ends_with('/') {
+        return Ok(Entry::FolderMarker(e.path));
+    }
+    // rclone writes -1 when the backend cannot tell the size.
+    let size_known = e.size >= 0;
+    Ok(Entry::Object { object: Object { path: e.path, size: u64::try_from(e.size).unwrap_or(0) }, size_known })
 }
 
 /// Parse one listing line: `[`, `]`, blank, one object (with or without
@@ -299,14 +326,57 @@ pub fn parse_line(line: &str) -> Result<Line, String> {
     if line.starts_with('[') {
         let entries: Vec<LsjsonEntry> =
             serde_json::from_str(line).map_err(|e| format!("not an array of rclone lsjson objects ({e})"))?;
-        let mut objects = Vec::with_capacity(entries.len());
-        for entry in entries {
-            objects.extend(object(entry)?);
-        }
-        return Ok(Line::Many(objects));
+        return entries.into_iter().map(entry).collect::<Result<_, _>>().map(Line::Many);
     }
-    let entry: LsjsonEntry = serde_json::from_str(line).map_err(|e| format!("not an rclone lsjson object ({e})"))?;
-    Ok(object(entry)?.map_or(Line::Nothing, Line::One))
+    let e: LsjsonEntry = serde_json::from_str(line).map_err(|e| format!("not an rclone lsjson object ({e})"))?;
+    entry(e).map(Line::One)
+}
+
+/// Paths already sent on, to make a path listed twice one object. Keeps a
+/// 64-bit SipHash-1-3 of each selected path: 9 to 19 bytes an object with
+/// the tables' slack, 21 measured at a million (BENCHMARKS.md); two different paths share a hash with
+/// odds near n²/2⁶⁵ (1 in 37 million at a million objects). The hashes are
+/// spread over 256 tables so that growing one never holds two copies of
+/// the whole set at once.
+struct SeenPaths {
+    segments: Vec<std::collections::HashSet<u64, std::hash::BuildHasherDefault<PrehashedU64>>>,
+}
+
+impl Default for SeenPaths {
+    fn default() -> Self {
+        SeenPaths { segments: (0..256).map(|_| Default::default()).collect() }
+    }
+}
+
+impl SeenPaths {
+    /// True the first time `path` is offered.
+    fn first(&mut self, path: &str) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        path.hash(&mut h);
+        let hash = h.finish();
+        // Middle bits pick the table: the tables use the low bits for the
+        // slot and the top bits for their tags.
+        self.segments[((hash >> 32) & 0xff) as usize].insert(hash)
+    }
+}
+
+/// The set's keys are already hashes: use them as they are.
+#[derive(Default)]
+struct PrehashedU64(u64);
+
+impl std::hash::Hasher for PrehashedU64 {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 async fn pump<R: AsyncBufRead + Unpin>(
@@ -316,6 +386,7 @@ async fn pump<R: AsyncBufRead + Unpin>(
     tx: &mpsc::Sender<Object>,
 ) -> Result<ListingTotals, ListingError> {
     let mut totals = ListingTotals::default();
+    let mut seen_paths = SeenPaths::default();
     let mut buf = Vec::with_capacity(1024);
     let mut line_no = 0u64;
     loop {
@@ -335,14 +406,39 @@ async fn pump<R: AsyncBufRead + Unpin>(
             return Err(malformed(format!("line longer than {MAX_LINE} bytes")));
         }
         let text = std::str::from_utf8(&buf).map_err(|_| malformed("not valid UTF-8".into()))?;
-        let objects = match parse_line(text).map_err(malformed)? {
+        let entries = match parse_line(text).map_err(malformed)? {
             Line::Nothing => continue,
-            Line::One(o) => vec![o],
+            Line::One(e) => vec![e],
             Line::Many(many) => many,
         };
-        for object in objects {
+        for e in entries {
+            let object = match e {
+                Entry::Object { object, size_known } => {
+                    totals.unknown_size += u64::from(!size_known);
+                    object
+                }
+                Entry::Directory(_) => {
+                    totals.directories += 1;
+                    continue;
+                }
+                Entry::FolderMarker(_) => {
+                    totals.folder_markers += 1;
+                    continue;
+                }
+            };
             totals.seen += 1;
             if !filters.accepts(&object) {
+                continue;
+            }
+            if !seen_paths.first(&object.path) {
+                if totals.duplicates == 0 {
+                    tracing::warn!(
+                        "listing {name} line {line_no}: `{}` is listed more than once; it is warmed once and the \
+                         later entries are ignored (counted as duplicates in the summary)",
+                        object.path
+                    );
+                }
+                totals.duplicates += 1;
                 continue;
             }
             if tx.send(object).await.is_err() {
@@ -376,16 +472,37 @@ mod tests {
     fn parses_rclone_framing() {
         assert_eq!(parse_line("[").unwrap(), Line::Nothing);
         assert_eq!(parse_line("]").unwrap(), Line::Nothing);
+        let obj = |path: &str, size| Entry::Object { object: Object { path: path.into(), size }, size_known: true };
         assert_eq!(
             parse_line(r#"{"Path":"a/b c.mp4","Name":"b c.mp4","Size":12,"IsDir":false},"#).unwrap(),
-            Line::One(Object { path: "a/b c.mp4".into(), size: 12 })
+            Line::One(obj("a/b c.mp4", 12))
         );
-        assert_eq!(parse_line(r#"{"Path":"dir","Size":-1,"IsDir":true}"#).unwrap(), Line::Nothing);
+        assert_eq!(
+            parse_line(r#"{"Path":"dir","Size":-1,"IsDir":true}"#).unwrap(),
+            Line::One(Entry::Directory("dir".into()))
+        );
+        assert_eq!(
+            parse_line(r#"{"Path":"dir/","Size":0,"IsDir":false}"#).unwrap(),
+            Line::One(Entry::FolderMarker("dir/".into()))
+        );
+        assert_eq!(
+            parse_line(r#"{"Path":"doc.mp4","Size":-1}"#).unwrap(),
+            Line::One(Entry::Object { object: Object { path: "doc.mp4".into(), size: 0 }, size_known: false })
+        );
         assert_eq!(
             parse_line(r#"[{"Path":"a","Size":1},{"Path":"d","IsDir":true},{"Path":"b","Size":2}]"#).unwrap(),
-            Line::Many(vec![Object { path: "a".into(), size: 1 }, Object { path: "b".into(), size: 2 }])
+            Line::Many(vec![obj("a", 1), Entry::Directory("d".into()), obj("b", 2)])
         );
         assert!(parse_line(r#"{"Path":"x", "Size": "#).is_err());
+    }
+
+    #[test]
+    fn a_path_is_taken_once() {
+        let mut seen = SeenPaths::default();
+        assert!(seen.first("a/b.mp4"));
+        assert!(seen.first("a/c.mp4"));
+        assert!(!seen.first("a/b.mp4"));
+        assert!(seen.first("a//b.mp4"));
     }
 
     #[test]

@@ -79,12 +79,57 @@ pub struct Record {
     pub cache: Option<CacheState>,
     /// The raw cache header value.
     pub cache_status: Option<String>,
+    /// Every cache tier the answer listed, origin side first, the last
+    /// being the one that answered (absent for one cache or none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cache_tiers: Vec<CacheState>,
     /// Failure kind: not_found, forbidden, timeout, connection_error, plugin...
     pub error_kind: Option<String>,
     /// One-line reason, credentials redacted.
     pub error: Option<String>,
     /// When the pair finished (RFC 3339).
     pub finished_at: String,
+    /// `--verify`: the cache state when the warm URL was asked again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_cache: Option<CacheState>,
+    /// `--verify`: the raw cache header of that answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_cache_status: Option<String>,
+    /// `--verify`: why the verify request got no answer, if it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_error: Option<String>,
+}
+
+impl Record {
+    /// A record of a pair not yet tried: outcome `skipped`, nothing measured.
+    pub fn blank(path: &str, derivative: &str, original_size: u64, size_class: SizeClass) -> Self {
+        Record {
+            path: path.to_string(),
+            derivative: derivative.to_string(),
+            url: None,
+            outcome: Outcome::Skipped,
+            status: None,
+            attempts: 0,
+            ttfb_ms: None,
+            total_ms: None,
+            elapsed_ms: 0.0,
+            bytes_read: 0,
+            size: None,
+            size_method: None,
+            size_check_bytes: 0,
+            original_size,
+            size_class,
+            cache: None,
+            cache_status: None,
+            cache_tiers: Vec::new(),
+            error_kind: None,
+            error: None,
+            finished_at: String::new(),
+            verify_cache: None,
+            verify_cache_status: None,
+            verify_error: None,
+        }
+    }
 }
 
 /// Appends records, one flushed line each.
@@ -196,9 +241,6 @@ mod tests {
 
     fn record(path: &str, outcome: Outcome) -> Record {
         Record {
-            path: path.into(),
-            derivative: "mobile".into(),
-            url: None,
             outcome,
             status: Some(200),
             attempts: 1,
@@ -208,14 +250,10 @@ mod tests {
             bytes_read: 10,
             size: Some(10),
             size_method: Some(SizeMethod::WarmContentLength),
-            size_check_bytes: 0,
-            original_size: 100,
-            size_class: SizeClass::Small,
             cache: Some(CacheState::Miss),
             cache_status: Some("MISS".into()),
-            error_kind: None,
-            error: None,
             finished_at: now_rfc3339(),
+            ..Record::blank(path, "mobile", 100, SizeClass::Small)
         }
     }
 

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::record::{Outcome, Record};
 use crate::size::{SizeClass, SizeClasses};
+use crate::verification::VerifyTally;
 
 /// How many of the slowest pairs are kept.
 pub const SLOWEST_KEPT: usize = 20;
@@ -267,6 +268,8 @@ pub struct Stats {
     pub slowest: Vec<SlowPair>,
     /// TTFB of every pair with a response, for the headline figures.
     pub ttfb_all: Timing,
+    /// What `--verify` found.
+    pub verify: VerifyTally,
 }
 
 impl Stats {
@@ -284,6 +287,7 @@ impl Stats {
             attempts: 0,
             slowest: Vec::new(),
             ttfb_all: Timing::default(),
+            verify: VerifyTally::default(),
         }
     }
 
@@ -341,6 +345,7 @@ impl Stats {
                 }
             }
         }
+        self.verify.add(r);
         if self.slowest.len() < SLOWEST_KEPT || self.slowest.last().is_some_and(|s| s.elapsed_ms < r.elapsed_ms) {
             self.note_slow(SlowPair {
                 path: r.path.clone(),
@@ -385,6 +390,7 @@ impl Stats {
             self.note_slow(s.clone());
         }
         self.ttfb_all.merge(&o.ttfb_all);
+        self.verify.merge(&o.verify);
     }
 
     /// Groups rolled up per derivative (all size classes).
@@ -434,6 +440,7 @@ impl Stats {
             attempts: self.attempts,
             slowest: self.slowest.clone(),
             ttfb: self.ttfb_all.summary(),
+            verify: self.verify.clone(),
         }
     }
 
@@ -476,6 +483,7 @@ impl Stats {
         stats.attempts = s.attempts;
         stats.slowest = s.slowest.clone();
         stats.ttfb_all = Timing::from_summary(&s.ttfb)?;
+        stats.verify = s.verify.clone();
         Ok(stats)
     }
 }
@@ -520,6 +528,10 @@ pub struct StatsSummary {
     pub slowest: Vec<SlowPair>,
     /// TTFB of every pair with a response.
     pub ttfb: TimingSummary,
+    /// `--verify`: verified hits per derivative and the reasons for misses
+    /// (absent when the run did not verify).
+    #[serde(default, skip_serializing_if = "VerifyTally::is_empty")]
+    pub verify: VerifyTally,
 }
 
 #[cfg(test)]
@@ -529,9 +541,6 @@ mod tests {
 
     fn record(path: String, derivative: &str, ttfb_ms: f64, outcome: Outcome, size: u64) -> Record {
         Record {
-            path,
-            derivative: derivative.into(),
-            url: None,
             outcome,
             status: Some(if outcome == Outcome::Failed { 503 } else { 200 }),
             attempts: 1,
@@ -540,15 +549,9 @@ mod tests {
             elapsed_ms: ttfb_ms * 2.0,
             bytes_read: size,
             size: Some(size),
-            size_method: None,
-            size_check_bytes: 0,
-            original_size: 4 * size,
-            size_class: SizeClasses::default().class_of(4 * size),
             cache: Some(CacheState::Miss),
-            cache_status: None,
             error_kind: (outcome == Outcome::Failed).then(|| "server_error".into()),
-            error: None,
-            finished_at: String::new(),
+            ..Record::blank(&path, derivative, 4 * size, SizeClasses::default().class_of(4 * size))
         }
     }
 

@@ -8,11 +8,11 @@ use prewarm_e2e::fault_server::{BODY_LEN, FaultServer};
 use prewarm_e2e::{read_results, record, run, warm_listing};
 use serde_json::Value;
 
-const DERIVATIVES: &[&str] = &["mobile", "tablet"];
+pub(crate) const DERIVATIVES: &[&str] = &["mobile", "tablet"];
 
 /// Warm `objects` (scenario paths) against the fault server; return the
 /// results and the exit code.
-fn warm(server: &FaultServer, home: &Path, objects: &[&str], extra: &[&str]) -> (Vec<Value>, Option<i32>) {
+pub(crate) fn warm(server: &FaultServer, home: &Path, objects: &[&str], extra: &[&str]) -> (Vec<Value>, Option<i32>) {
     let entries: Vec<(&str, u64)> = objects.iter().map(|o| (*o, 50_000u64)).collect();
     let results = home.join("results.jsonl");
     let out = run(warm_listing(home, &server.url, &entries)
@@ -36,7 +36,7 @@ fn warm(server: &FaultServer, home: &Path, objects: &[&str], extra: &[&str]) -> 
     (results, out.status.code())
 }
 
-fn check(r: &Value, outcome: &str, attempts: u64, kind: Option<&str>) {
+pub(crate) fn check(r: &Value, outcome: &str, attempts: u64, kind: Option<&str>) {
     assert_eq!(r["outcome"], outcome, "{r}");
     assert_eq!(r["attempts"], attempts, "{r}");
     match kind {
@@ -114,7 +114,7 @@ fn size_methods_fall_back_and_capabilities_are_remembered() {
         &server,
         home.path(),
         &["no-head/a.mp4", "no-head/b.mp4"],
-        &["--set", "size-methods=head,range,full-body", "--concurrency", "1"],
+        &["--set", "size-methods=head,range,full-body", "--set", "body=headers-only", "--concurrency", "1"],
     );
     assert_eq!(code, Some(0));
     for r in &results {
@@ -129,26 +129,32 @@ fn size_methods_fall_back_and_capabilities_are_remembered() {
     assert_eq!(host["range"], true);
 
     // The next run reads the remembered capabilities: no HEAD at all.
-    let (_, code) = warm(&server, home.path(), &["no-head/c.mp4"], &["--set", "size-methods=head,range,full-body"]);
+    let (_, code) = warm(
+        &server,
+        home.path(),
+        &["no-head/c.mp4"],
+        &["--set", "size-methods=head,range,full-body", "--set", "body=headers-only"],
+    );
     assert_eq!(code, Some(0));
     assert_eq!(server.total("HEAD"), 1, "capabilities not reused across runs");
 }
 
 #[test]
-fn range_ignored_falls_back_to_the_counted_body() {
+fn range_ignored_falls_back_to_a_counted_body() {
     let server = FaultServer::start();
     let home = tempfile::tempdir().unwrap();
     let (results, code) = warm(
         &server,
         home.path(),
         &["no-range/a.mp4"],
-        &["--set", "size-methods=head,range,full-body", "--concurrency", "1"],
+        &["--set", "size-methods=head,range,full-body", "--set", "body=headers-only", "--concurrency", "1"],
     );
     assert_eq!(code, Some(0));
     for r in &results {
         assert_eq!(r["size"], BODY_LEN, "{r}");
         assert_eq!(r["size_method"], "full-body", "{r}");
-        assert_eq!(r["size_check_bytes"], 0, "the ignored Range's body must not be read: {r}");
+        // One full GET counted; the ignored Range's body was not read.
+        assert_eq!(r["size_check_bytes"], BODY_LEN, "{r}");
     }
     let caps: Value = serde_json::from_slice(&std::fs::read(home.path().join("caps.json")).unwrap()).unwrap();
     assert_eq!(caps.as_object().unwrap().values().next().unwrap()["range"], false);

@@ -3,6 +3,7 @@
 //! warming through a real nginx cache, faults through a scripted server,
 //! kill and resume, and bad input through the real binary.
 
+mod answers;
 mod bad_input;
 mod demo;
 mod faults;

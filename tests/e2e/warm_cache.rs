@@ -114,7 +114,13 @@ fn sizes_by_head_and_range_move_at_most_one_byte() {
     let lab = lab(home.path());
     for (method, max_bytes) in [("head", 0), ("range", 1)] {
         let results_path = home.path().join(format!("{method}.jsonl"));
-        let out = warm(home.path(), &lab, &results_path, &["--set", &format!("size-methods={method}")]);
+        // Headers-only warm requests, so the size must come from the probe.
+        let out = warm(
+            home.path(),
+            &lab,
+            &results_path,
+            &["--set", &format!("size-methods={method}"), "--set", "body=headers-only"],
+        );
         assert_eq!(out.status.code(), Some(0));
         for r in read_results(&results_path) {
             let size = std::fs::metadata(lab.media.join(r["path"].as_str().unwrap())).unwrap().len();
@@ -123,4 +129,52 @@ fn sizes_by_head_and_range_move_at_most_one_byte() {
             assert!(r["size_check_bytes"].as_u64().unwrap() <= max_bytes, "{method} moved {}", r["size_check_bytes"]);
         }
     }
+}
+
+#[test]
+fn verify_proves_every_pair_is_a_hit_and_names_a_cache_that_does_not_keep_it() {
+    let home = tempfile::tempdir().unwrap();
+    let lab = lab(home.path());
+    let results = home.path().join("verified.jsonl");
+    let report = home.path().join("verified.json");
+    let md = home.path().join("verified.md");
+    let out = warm(
+        home.path(),
+        &lab,
+        &results,
+        &["--verify", "--report", report.to_str().unwrap(), "--markdown", md.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let rows = read_results(&results);
+    assert_eq!(rows.len(), VIDEOS.len() * 3);
+    assert!(rows.iter().all(|r| r["verify_cache"] == "hit" && r["verify_cache_status"] == "HIT"), "{rows:?}");
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    for (_, c) in summary["stats"]["verify"]["per_derivative"].as_object().unwrap() {
+        assert_eq!(c["checked"], VIDEOS.len());
+        assert_eq!(c["hit"], VIDEOS.len());
+    }
+    assert!(std::fs::read_to_string(&md).unwrap().contains("| 100.0 % |"));
+
+    // The same objects where nginx never caches: each pair is warm (the
+    // answer came) but does not verify, the reason is named, exit 3.
+    let results = home.path().join("bypass.jsonl");
+    let md = home.path().join("bypass.md");
+    let out = run(prewarm(home.path())
+        .args(["warm", "--source"])
+        .arg(&lab.media)
+        .args(["--extensions", "mp4,mov", "--plugin", "template", "--base-url"])
+        .arg(format!("{}/nocache", lab.cache.url))
+        .args(["--set", "url={base}/{path}?imwidth={width}", "--verify", "--progress", "never"])
+        .arg("--results")
+        .arg(&results)
+        .arg("--markdown")
+        .arg(&md));
+    assert_eq!(out.status.code(), Some(3));
+    let rows = read_results(&results);
+    assert_eq!(rows.len(), VIDEOS.len() * 3);
+    assert!(rows.iter().all(|r| r["outcome"] == "warm" && r["verify_cache"] == "bypass"), "{rows:?}");
+    let text = std::fs::read_to_string(&md).unwrap();
+    assert!(text.contains("| bypass | BYPASS |") && text.contains("will not cache"), "{text}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("verified hits:") && stderr.contains("(0.0 %)"), "{stderr}");
 }

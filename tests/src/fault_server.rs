@@ -7,6 +7,13 @@
 //! `reset-always`, `slow-headers`, `slow-body`, `fail-then-ok`,
 //! `rate-limited`, `pending`, `no-head`, `no-range`, `truncated`,
 //! `not-found`, `stall` (no answer for 120 s), `redirect` (302 to the same target with `&moved=1`).
+//!
+//! Answers as CDNs and origins give them in public bug reports:
+//! `cache-tiers` (RFC 9211 list: a shield hit, then an edge miss),
+//! `cloudfront` (`X-Cache: RefreshHit from cloudfront`), `chunked` (every
+//! answer chunked, HEAD without a length), `zero-head` (HEAD says
+//! `Content-Length: 0`, Range tells the real total), `range-200` (Range
+//! ignored: 200 with the whole length), `unknown-total` (`bytes 0-0/*`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -88,7 +95,35 @@ async fn serve(mut stream: TcpStream, counts: Arc<Mutex<HashMap<String, u32>>>) 
     let simple = |status: &str, extra: &str| {
         format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n{extra}\r\n")
     };
+    let chunked = || {
+        let mut c = format!("{:x}\r\n", BODY_LEN).into_bytes();
+        c.extend_from_slice(&body);
+        c.extend_from_slice(b"\r\n0\r\n\r\n");
+        c
+    };
+    const CHUNKED_OK: &str = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    let partial = |total: &str| {
+        format!(
+            "HTTP/1.1 206 Partial Content\r\nContent-Length: 1\r\nContent-Range: bytes 0-0/{total}\r\nConnection: close\r\n\r\n"
+        )
+    };
     let _ = match scenario.as_str() {
+        "cache-tiers" => {
+            let h = full("Cache-Status: \"Shield, Inc\"; hit; ttl=3000, EdgeCDN; fwd=uri-miss; stored\r\n");
+            send(&mut stream, &h, if head_only { &[] } else { &body }).await
+        }
+        "cloudfront" => {
+            let h = full("X-Cache: RefreshHit from cloudfront\r\n").replace("X-Cache: MISS\r\n", "");
+            send(&mut stream, &h, if head_only { &[] } else { &body }).await
+        }
+        "chunked" | "zero-head" | "range-200" | "unknown-total" if head_only => {
+            let length = if scenario == "zero-head" { "Content-Length: 0\r\n" } else { "" };
+            send(&mut stream, &format!("HTTP/1.1 200 OK\r\n{length}Connection: close\r\n\r\n"), &[]).await
+        }
+        "zero-head" if range.is_some() => send(&mut stream, &partial("5242880"), &body[..1]).await,
+        "unknown-total" if range.is_some() => send(&mut stream, &partial("*"), &body[..1]).await,
+        "chunked" | "zero-head" | "unknown-total" => send(&mut stream, CHUNKED_OK, &chunked()).await,
+        "range-200" => send(&mut stream, &full(""), &body).await,
         "slow-ok" => {
             tokio::time::sleep(Duration::from_millis(100)).await;
             send(&mut stream, &full(""), if head_only { &[] } else { &body }).await

@@ -204,6 +204,7 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
             .capabilities_cache
             .clone()
             .or_else(|| RuntimeOptions::default_cache_dir().map(|d| d.with_file_name("capabilities.json"))),
+        verify: args.verify,
     };
 
     let cancel = CancellationToken::new();
@@ -229,6 +230,10 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         shard: args.shard.clone(),
         objects_listed: outcome.listing.seen,
         objects_selected: outcome.listing.selected,
+        duplicates: outcome.listing.duplicates,
+        directories: outcome.listing.directories,
+        folder_markers: outcome.listing.folder_markers,
+        unknown_size: outcome.listing.unknown_size,
         resumed_skips: outcome.resumed_skips,
         interrupted: outcome.interrupted,
         rclone_processes: rclone.as_ref().map_or(0, Rclone::processes_spawned),
@@ -257,7 +262,8 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
     let s = &outcome.stats;
     let not_warm = s.count(Outcome::Failed)
         + s.count(Outcome::Pending)
-        + if outcome.interrupted { s.count(Outcome::Skipped) } else { 0 };
+        + if outcome.interrupted { s.count(Outcome::Skipped) } else { 0 }
+        + s.verify.not_hit_count();
     Ok(if not_warm > 0 || outcome.interrupted { Exit::SomeFailed } else { Exit::Success })
 }
 

@@ -14,7 +14,7 @@ use self::prewarm::strategy::types as wit;
 pub(crate) use exports::prewarm::strategy::strategy as guest;
 
 /// The WIT package version this host speaks.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.2.0";
 /// The export a strategy must have, without its version.
 pub const STRATEGY_EXPORT: &str = "prewarm:strategy/strategy";
 
@@ -98,15 +98,23 @@ impl From<wit::FailureKind> for domain::FailureKind {
     }
 }
 
+fn cache_state(c: wit::CacheState) -> domain::CacheState {
+    match c {
+        wit::CacheState::Hit => domain::CacheState::Hit,
+        wit::CacheState::Miss => domain::CacheState::Miss,
+        wit::CacheState::Bypass => domain::CacheState::Bypass,
+        wit::CacheState::Unknown => domain::CacheState::Unknown,
+    }
+}
+
+/// Most cache tiers kept per answer.
+const MAX_TIERS: usize = 16;
+
 fn warm_info(w: wit::WarmInfo) -> domain::WarmInfo {
     domain::WarmInfo {
-        cache: match w.cache {
-            wit::CacheState::Hit => domain::CacheState::Hit,
-            wit::CacheState::Miss => domain::CacheState::Miss,
-            wit::CacheState::Bypass => domain::CacheState::Bypass,
-            wit::CacheState::Unknown => domain::CacheState::Unknown,
-        },
+        cache: cache_state(w.cache),
         cache_status: w.cache_status.map(|s| one_line(&s)),
+        tiers: w.tiers.into_iter().take(MAX_TIERS).map(cache_state).collect(),
         size: w.size,
     }
 }
@@ -164,6 +172,7 @@ pub(crate) fn info(i: wit::PluginInfo, wit_version: String) -> domain::PluginInf
                 key: one_line(&s.key),
                 description: one_line(&s.description),
                 default_value: s.default_value.map(|v| one_line(&v)),
+                secret: s.secret,
             })
             .collect(),
         default_derivatives: i.default_derivatives.into_iter().take(256).map(Into::into).collect(),

@@ -29,6 +29,8 @@ pub struct SettingInfo {
     pub key: String,
     pub description: String,
     pub default_value: Option<String>,
+    /// A credential: its value is never shown.
+    pub secret: bool,
 }
 
 /// One transformed rendition of a source.
@@ -108,7 +110,7 @@ pub struct ResponseMeta {
 }
 
 /// Normalised cache state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CacheState {
     Hit,
@@ -134,6 +136,9 @@ pub struct WarmInfo {
     pub cache: CacheState,
     /// The raw header value the state came from.
     pub cache_status: Option<String>,
+    /// Every cache tier the answer listed, origin side first (empty for
+    /// one cache or none).
+    pub tiers: Vec<CacheState>,
     /// Derivative size in bytes, when the answer told it.
     pub size: Option<u64>,
 }

@@ -194,6 +194,7 @@ pub fn render(s: &Summary) -> String {
         }
         body.push_str("</table>");
     }
+    body.push_str(&super::verify::html(&st.verify, esc));
     body.push_str("<h2>Slowest pairs</h2><table><tr><th>path</th><th>derivative</th><th>outcome</th><th>ms</th></tr>");
     for p in &st.slowest {
         let _ = write!(

@@ -41,6 +41,9 @@ pub fn hint(kind: &str) -> &'static str {
             "The plugin refused to build a URL for this pair: check --derivatives and --set against `prewarm plugins inspect`."
         }
         "client_error" => "Another 4xx: the CDN refused the request; check the URLs with `prewarm warm --dry-run`.",
+        "unaddressable" => {
+            "The object's key holds a dot segment (`.`, `..`), a backslash or a line break that URL rules rewrite, so no URL can name it: rename the object."
+        }
         "interrupted" => "The run was stopped before these pairs finished: run again with --resume.",
         "follow_ups" => "The plugin asked for too many follow-up requests: report it to the plugin's author.",
         "passthrough" => "The CDN served the untransformed source (over its limit, or the transform was skipped).",
@@ -166,6 +169,7 @@ pub fn render(s: &Summary) -> String {
         }
     }
 
+    out.push_str(&super::verify::markdown(&st.verify));
     let _ = writeln!(out, "\n## Slowest pairs\n\n| path | derivative | outcome | elapsed ms |\n|---|---|---|---:|");
     for p in &st.slowest {
         let _ = writeln!(

@@ -7,6 +7,7 @@ pub mod html;
 pub mod markdown;
 pub mod prometheus;
 pub mod text;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 
@@ -35,6 +36,17 @@ pub struct RunInfo {
     pub shard: Option<String>,
     pub objects_listed: u64,
     pub objects_selected: u64,
+    /// Listing entries that were not objects to warm, and paths listed more
+    /// than once (warmed once).
+    #[serde(default)]
+    pub duplicates: u64,
+    #[serde(default)]
+    pub directories: u64,
+    #[serde(default)]
+    pub folder_markers: u64,
+    /// Objects whose size the backend could not tell (rclone `Size: -1`).
+    #[serde(default)]
+    pub unknown_size: u64,
     pub resumed_skips: u64,
     pub interrupted: bool,
     pub rclone_processes: u64,

@@ -54,6 +54,7 @@ pub fn render(s: &Summary) -> String {
         let cache: Vec<String> = st.cache.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(out, "  cache: {}", cache.join(" · "));
     }
+    out.push_str(&super::verify::text(&st.verify));
     if !st.failures_by_kind.is_empty() {
         let f: Vec<String> = st.failures_by_kind.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(out, "  not warm: {}", f.join(" · "));

@@ -6,9 +6,11 @@
 //! recorder, which writes each line and folds it into the statistics.
 //! Memory is bounded by the queue depths, whatever the listing's length.
 
+pub mod egress;
 pub mod http;
 pub mod pacing;
 pub mod sizing;
+pub mod verify;
 pub mod worker;
 
 use std::path::PathBuf;
@@ -58,6 +60,8 @@ pub struct WarmPlan {
     pub max_source_bytes: Option<u64>,
     pub size_classes: SizeClasses,
     pub capabilities_cache: Option<PathBuf>,
+    /// `--verify`: ask each warm pair again and record its cache state.
+    pub verify: bool,
 }
 
 /// How the run went.
@@ -106,6 +110,7 @@ pub async fn run(
         max_polls: plan.max_polls,
         derivatives: plan.derivatives.clone(),
         max_source_bytes: plan.max_source_bytes,
+        verify: plan.verify,
         cancel: cancel.clone(),
     });
 

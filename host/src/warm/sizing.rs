@@ -21,7 +21,13 @@ const CAPS_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// What one host supports for size probes (`None`: not known yet).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct HostCaps {
+    /// Answers HEAD (false: 405 or 501).
     pub head: Option<bool>,
+    /// Its HEAD answers carry a usable Content-Length (false: none, or 0).
+    #[serde(default)]
+    pub head_length: Option<bool>,
+    /// Tells a size when asked `Range: bytes=0-0` (false: it answers 200
+    /// without a Content-Length).
     pub range: Option<bool>,
     /// When this was detected (Unix seconds).
     pub checked_unix: u64,
@@ -59,11 +65,17 @@ impl Capabilities {
         Capabilities { hosts: Mutex::new(hosts), path, dirty: AtomicBool::new(false) }
     }
 
+    /// Whether size probes by HEAD are worth sending to `host`.
+    fn head_tells_size(&self, host: &str) -> bool {
+        let caps = self.get(host);
+        caps.head != Some(false) && caps.head_length != Some(false)
+    }
+
     pub fn get(&self, host: &str) -> HostCaps {
         self.hosts.lock().unwrap_or_else(|p| p.into_inner()).get(host).copied().unwrap_or_default()
     }
 
-    fn update(&self, host: &str, f: impl FnOnce(&mut HostCaps)) {
+    pub(crate) fn update(&self, host: &str, f: impl FnOnce(&mut HostCaps)) {
         let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
         let caps = hosts.entry(host.to_string()).or_default();
         let before = *caps;
@@ -110,8 +122,17 @@ fn content_range_total(value: Option<&str>) -> Option<u64> {
     value?.rsplit_once('/').and_then(|(_, total)| total.trim().parse().ok())
 }
 
+/// The size a warm answer itself proved: its body read whole, counted.
+/// A size of 0 is no derivative's size.
+fn counted_body(warm: &Exchange, request: &WarmRequest) -> Option<u64> {
+    let whole = request.read_body && request.method == Method::Get && warm.meta.status == 200;
+    (whole && warm.meta.body_complete && warm.meta.body_bytes > 0).then_some(warm.meta.body_bytes)
+}
+
 impl Prober<'_> {
-    /// Try `methods` in order until one gives a size.
+    /// Try `methods` in order until one gives a size. When the plugin
+    /// accepts `full-body`, a body the warm request already read whole is
+    /// that count, free: it is used before any probe is sent.
     pub async fn resolve(
         &self,
         request: &WarmRequest,
@@ -120,36 +141,28 @@ impl Prober<'_> {
         info: &WarmInfo,
     ) -> SizeOutcome {
         let host = host_key(&request.url);
+        let counted = counted_body(warm, request).filter(|_| methods.contains(&SizeMethod::FullBody));
         let mut out = SizeOutcome::default();
         for &method in methods {
-            let size = match method {
+            let (size, how) = match method {
                 SizeMethod::WarmContentLength => {
                     let plain = (200..300).contains(&warm.meta.status) && warm.meta.status != 206;
-                    info.size.or(if plain { warm.content_length } else { None })
+                    let size = info.size.or(if plain { warm.content_length } else { None });
+                    (size.filter(|&s| s > 0), method)
                 }
-                SizeMethod::Head => {
-                    if self.caps.get(&host).head == Some(false) {
-                        continue;
-                    }
-                    self.head(request, &host, &mut out).await
+                _ if counted.is_some() => (counted, SizeMethod::FullBody),
+                SizeMethod::Head if self.caps.head_tells_size(&host) => {
+                    (self.head(request, &host, &mut out).await, method)
                 }
-                SizeMethod::Range => {
-                    if self.caps.get(&host).range == Some(false) {
-                        continue;
-                    }
-                    self.range(request, &host, &mut out).await
+                SizeMethod::Range if self.caps.get(&host).range != Some(false) => {
+                    (self.range(request, &host, &mut out).await, method)
                 }
-                SizeMethod::FullBody => {
-                    if warm.meta.body_complete && warm.meta.body_bytes > 0 && warm.meta.status == 200 {
-                        Some(warm.meta.body_bytes)
-                    } else {
-                        self.full(request, &mut out).await
-                    }
-                }
+                SizeMethod::Head | SizeMethod::Range => continue,
+                SizeMethod::FullBody => (self.full(request, &mut out).await, method),
             };
             if let Some(size) = size {
                 out.size = Some(size);
-                out.method = Some(method);
+                out.method = Some(how);
                 break;
             }
         }
@@ -167,8 +180,14 @@ impl Prober<'_> {
                 None
             }
             200..=299 => {
-                self.caps.update(host, |c| c.head = Some(true));
-                ex.content_length
+                // A HEAD without a length (or with 0) says nothing about the
+                // size; remembered like a refusal so later pairs skip it.
+                let size = ex.content_length.filter(|&l| l > 0);
+                self.caps.update(host, |c| {
+                    c.head = Some(true);
+                    c.head_length = Some(size.is_some());
+                });
+                size
             }
             _ => None,
         }
@@ -182,13 +201,22 @@ impl Prober<'_> {
             .ok()?;
         out.bytes_moved += ex.meta.body_bytes;
         match ex.meta.status {
+            // `bytes 0-0/*` (length unknown) is about this URL only: the
+            // host still honours Range.
             206 => {
                 self.caps.update(host, |c| c.range = Some(true));
-                content_range_total(ex.header("content-range"))
+                content_range_total(ex.header("content-range")).filter(|&t| t > 0)
             }
+            // Range ignored: the whole representation's Content-Length is
+            // the size; its body is not read (http::send stops at headers).
+            // Only a host that ignores Range *and* gives no length is
+            // remembered as useless for this method.
             200 => {
-                self.caps.update(host, |c| c.range = Some(false));
-                None
+                let size = ex.content_length.filter(|&l| l > 0);
+                if size.is_none() {
+                    self.caps.update(host, |c| c.range = Some(false));
+                }
+                size
             }
             _ => None,
         }
@@ -199,7 +227,8 @@ impl Prober<'_> {
         out.requests += 1;
         let ex = http::send(self.client, request, &[], Body::Full, 1, self.timeouts).await.ok()?;
         out.bytes_moved += ex.meta.body_bytes;
-        ((200..300).contains(&ex.meta.status) && ex.meta.body_complete).then_some(ex.meta.body_bytes)
+        ((200..300).contains(&ex.meta.status) && ex.meta.body_complete && ex.meta.body_bytes > 0)
+            .then_some(ex.meta.body_bytes)
     }
 }
 
@@ -224,7 +253,7 @@ mod tests {
         assert_eq!(again.get("http://a:80").head, Some(false));
         // An entry older than the TTL is dropped on load.
         let mut stale: HashMap<String, HostCaps> = HashMap::new();
-        stale.insert("http://b:80".into(), HostCaps { head: Some(false), range: None, checked_unix: 1 });
+        stale.insert("http://b:80".into(), HostCaps { head: Some(false), checked_unix: 1, ..Default::default() });
         std::fs::write(&path, serde_json::to_vec(&stale).unwrap()).unwrap();
         assert_eq!(Capabilities::load(Some(path)).get("http://b:80").head, None);
     }

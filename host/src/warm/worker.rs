@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::SharedJob;
 use super::http::{self, Body, Exchange, Timeouts, TransportError};
 use super::pacing::{self, Pacer};
 use super::sizing::{Capabilities, Prober};
-use super::{Job, SharedJob};
-use crate::plugin::{CacheState, Derivative, ObjectRef, PluginInstance, SizeMethod, Verdict, WarmInfo, WarmRequest};
+use super::{egress, verify};
+use crate::plugin::{Derivative, ObjectRef, PluginInstance, SizeMethod, Verdict, WarmInfo, WarmRequest};
 use crate::record::{Outcome, Record, now_rfc3339};
 use crate::redact::redact_url;
 
@@ -34,6 +35,8 @@ pub struct WorkerContext {
     pub max_polls: u32,
     pub derivatives: Vec<Derivative>,
     pub max_source_bytes: Option<u64>,
+    /// Ask each warm pair's URL again and record the cache state.
+    pub verify: bool,
     pub cancel: CancellationToken,
 }
 
@@ -96,7 +99,11 @@ impl Worker {
         let ctx = self.ctx.clone();
         let derivative = &ctx.derivatives[index];
         let object = ObjectRef { path: &job.object.path, size: job.object.size };
-        let mut run = PairRun { started: Instant::now(), record: blank(job, &derivative.name), last: None };
+        let mut run = PairRun {
+            started: Instant::now(),
+            record: Record::blank(&job.object.path, &derivative.name, job.object.size, job.class),
+            last: None,
+        };
 
         if let Some(max) = ctx.max_source_bytes.filter(|m| job.object.size > *m) {
             return run.finish(
@@ -119,6 +126,9 @@ impl Worker {
         run.record.url = Some(redact_url(&request.url));
         if let Err(e) = reqwest::Url::parse(&request.url) {
             return run.finish(Outcome::Failed, Some(("plan", format!("the plugin built an invalid URL: {e}"))));
+        }
+        if let Err(refused) = egress::check_planned(&request.url, &job.object.path) {
+            return run.finish(Outcome::Failed, Some((refused.kind, refused.message)));
         }
 
         let (mut retries, mut polls, mut follow_ups, mut rate_limited) = (0u32, 0u32, 0u32, 0u32);
@@ -202,6 +212,9 @@ impl Worker {
                         return run
                             .finish(Outcome::Failed, Some(("plan", format!("follow-up to an invalid URL: {e}"))));
                     }
+                    if let Err(refused) = egress::check_follow_up(&next.url) {
+                        return run.finish(Outcome::Failed, Some((refused.kind, refused.message)));
+                    }
                     request = next;
                 }
                 Verdict::Retryable { reason, after_ms } => {
@@ -240,7 +253,12 @@ impl Worker {
 
         run.record.cache = Some(info.cache);
         run.record.cache_status = info.cache_status.clone();
+        run.record.cache_tiers = info.tiers.clone();
         self.size(&mut run, index, &request, &info).await;
+        if ctx.verify && outcome == Outcome::Warm {
+            let found = verify::ask_again(&ctx, &mut self.plugin, object, derivative, &request).await;
+            found.fill(&mut run.record);
+        }
         run.finish(outcome, None)
     }
 
@@ -269,30 +287,5 @@ impl Worker {
             _ = tokio::time::sleep(d) => true,
             _ = self.ctx.cancel.cancelled() => false,
         }
-    }
-}
-
-fn blank(job: &Job, derivative: &str) -> Record {
-    Record {
-        path: job.object.path.clone(),
-        derivative: derivative.to_string(),
-        url: None,
-        outcome: Outcome::Skipped,
-        status: None,
-        attempts: 0,
-        ttfb_ms: None,
-        total_ms: None,
-        elapsed_ms: 0.0,
-        bytes_read: 0,
-        size: None,
-        size_method: None,
-        size_check_bytes: 0,
-        original_size: job.object.size,
-        size_class: job.class,
-        cache: None::<CacheState>,
-        cache_status: None,
-        error_kind: None,
-        error: None,
-        finished_at: String::new(),
     }
 }

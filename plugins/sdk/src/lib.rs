@@ -10,7 +10,7 @@
 #[doc(hidden)]
 pub mod wit {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "wit",
         world: "plugin",
         pub_export_macro: true,
         default_bindings_module: "prewarm_plugin_sdk::wit",
@@ -18,8 +18,12 @@ pub mod wit {
     });
 }
 
+mod cache_status;
+
 use std::any::Any;
 use std::cell::RefCell;
+
+pub use cache_status::{CACHE_HEADERS, CacheReading, read_cache_header, read_cache_status, read_tier_list};
 
 pub use wit::exports::prewarm::strategy::strategy::Guest as __Guest;
 pub use wit::prewarm::strategy::log::Level;
@@ -109,7 +113,18 @@ impl Settings {
 
 /// A declared setting.
 pub fn setting(key: &str, description: &str, default: Option<&str>) -> SettingInfo {
-    SettingInfo { key: key.into(), description: description.into(), default_value: default.map(Into::into) }
+    SettingInfo {
+        key: key.into(),
+        description: description.into(),
+        default_value: default.map(Into::into),
+        secret: false,
+    }
+}
+
+/// A declared secret setting (a token, key or signing secret): the host
+/// never shows its value anywhere.
+pub fn secret_setting(key: &str, description: &str) -> SettingInfo {
+    SettingInfo { key: key.into(), description: description.into(), default_value: None, secret: true }
 }
 
 /// A derivative with a width and height and no extra options.
@@ -129,8 +144,9 @@ pub fn get(url: String) -> Request {
 }
 
 /// Characters kept as they are in a path segment: RFC 3986 unreserved and
-/// the sub-delimiters that are legal in paths. `/` separates segments and is
-/// never inside one.
+/// the sub-delimiters that are legal in paths, except `+`: S3-compatible
+/// origins read a raw `+` in a key's path as a space, so it is sent as
+/// `%2B`. `/` separates segments and is never inside one.
 const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
@@ -143,7 +159,6 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'(')
     .remove(b')')
     .remove(b'*')
-    .remove(b'+')
     .remove(b',')
     .remove(b';')
     .remove(b'=')
@@ -206,46 +221,23 @@ impl ResponseMeta {
     }
 }
 
-/// Read a cache status the common way: Cloudflare's `cf-cache-status`,
-/// Fastly/Akamai/nginx style `x-cache` (every tier listed; any HIT counts),
-/// RFC 9211 `cache-status` (`hit` parameter, or `fwd=`).
+/// The cache state a header value says, for callers that do not know the
+/// header's name: an RFC 9211 list when it has parameters, else an
+/// `X-Cache`-style list (see [`read_cache_header`]).
 pub fn cache_state_of(value: &str) -> CacheState {
-    let has = |needle: &str| value.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()));
-    // RFC 9211: `name; hit` or `name; fwd=miss; stored`, possibly several
-    // caches separated by commas.
-    if value.contains(';') {
-        if has("; hit") || has(";hit") {
-            return CacheState::Hit;
-        }
-        if has("fwd=") {
-            return if has("fwd=bypass") { CacheState::Bypass } else { CacheState::Miss };
-        }
-    }
-    let tokens = || value.split([',', ' ', '\t']).filter(|t| !t.is_empty());
-    let is = |names: &[&str]| {
-        tokens().any(|t| {
-            names.iter().any(|n| t.len() >= n.len() && t.as_bytes()[..n.len()].eq_ignore_ascii_case(n.as_bytes()))
-        })
-    };
-    if is(&["hit", "tcp_hit", "tcp_mem_hit", "tcp_refresh_hit", "revalidated", "updating", "stale"]) {
-        CacheState::Hit
-    } else if is(&["miss", "expired", "tcp_miss", "tcp_refresh_miss"]) {
-        CacheState::Miss
-    } else if is(&["bypass", "dynamic", "pass", "none", "uncacheable"]) {
-        CacheState::Bypass
-    } else {
-        CacheState::Unknown
-    }
+    if value.contains(';') { read_cache_status(value).state } else { read_tier_list(value).state }
 }
 
-/// The cache state from the first of `names` the response carries.
+/// The cache state from the first of `names` the response carries, each
+/// read by its own grammar.
 pub fn cache_info(response: &ResponseMeta, names: &[&str], size: Option<u64>) -> WarmInfo {
     for name in names {
         if let Some(v) = response.header(name) {
-            return WarmInfo { cache: cache_state_of(v), cache_status: Some(v.to_string()), size };
+            let reading = read_cache_header(name, v);
+            return WarmInfo { cache: reading.state, cache_status: Some(v.to_string()), tiers: reading.tiers, size };
         }
     }
-    WarmInfo { cache: CacheState::Unknown, cache_status: None, size }
+    WarmInfo { cache: CacheState::Unknown, cache_status: None, tiers: Vec::new(), size }
 }
 
 /// The usual reading of an HTTP answer: 2xx warm (size from Content-Length,
@@ -253,7 +245,7 @@ pub fn cache_info(response: &ResponseMeta, names: &[&str], size: Option<u64>) ->
 /// retryable, 404/410 not found, 401/403 forbidden, 413 too large, other
 /// 4xx client errors, anything else other.
 pub fn standard_verdict(object: &Object, response: &ResponseMeta) -> Verdict {
-    standard_verdict_with(object, response, &["cf-cache-status", "cache-status", "x-cache-status", "x-cache"])
+    standard_verdict_with(object, response, CACHE_HEADERS)
 }
 
 /// [`standard_verdict`], reading the cache state from the first of
@@ -294,9 +286,7 @@ pub fn failure_verdict(response: &ResponseMeta) -> Verdict {
 /// The headers [`standard_verdict`] reads, to start a
 /// [`Strategy::response_headers`] list from.
 pub fn standard_headers() -> Vec<String> {
-    ["content-length", "retry-after", "location", "cf-cache-status", "cache-status", "x-cache-status", "x-cache"]
-        .map(String::from)
-        .to_vec()
+    ["content-length", "retry-after", "location"].iter().chain(CACHE_HEADERS).map(|h| h.to_string()).collect()
 }
 
 /// A `Location` header resolved against the URL that was requested:

@@ -18,6 +18,8 @@ struct Template {
     /// What a redirect means: follow it, or "still transforming" (ImageKit
     /// redirects to the original while it works).
     redirects_pending: bool,
+    /// Stop the warm request after the headers.
+    headers_only: bool,
 }
 
 /// A template split into literal text and placeholders, checked once.
@@ -133,7 +135,7 @@ impl Strategy for Configured {
                 setting(
                     "cache-header",
                     "Comma-separated response headers to read the cache status from, first found wins",
-                    Some("cache-status,x-cache-status,x-cache,cf-cache-status"),
+                    Some("cache-status,cf-cache-status,x-cache-status,x-cache,x-cache-remote"),
                 ),
                 setting(
                     "size-methods",
@@ -144,6 +146,12 @@ impl Strategy for Configured {
                     "pending-status",
                     "Comma-separated statuses meaning `still transforming, ask again`",
                     Some("202"),
+                ),
+                setting(
+                    "body",
+                    "What the warm request reads: read-full (the whole body, what makes a CDN cache it) or \
+                     headers-only",
+                    Some("read-full"),
                 ),
                 setting(
                     "redirects",
@@ -181,6 +189,7 @@ impl Strategy for Configured {
                 sizes,
                 pending_status,
                 redirects_pending: s.choice("redirects", &["follow", "pending"])? == Some("pending"),
+                headers_only: s.choice("body", &["read-full", "headers-only"])? == Some("headers-only"),
             },
         })
     }
@@ -193,6 +202,9 @@ impl Strategy for Configured {
 
     fn warm_request(&self, object: &Object, d: &Derivative) -> Result<Request, String> {
         let mut request = get(self.t.url.render(&self.base, object, d)?);
+        if self.t.headers_only {
+            request.body = BodyPolicy::HeadersOnly;
+        }
         for (name, value) in &self.t.headers {
             request.headers.push((name.clone(), value.render(&self.base, object, d)?));
         }

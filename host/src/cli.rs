@@ -179,8 +179,16 @@ pub struct WarmArgs {
     #[arg(long, value_name = "URL")]
     pub base_url: String,
     /// A plugin setting (repeatable); see `prewarm plugins inspect NAME`.
+    /// `KEY=env:VAR` and `KEY=file:PATH` read the value from the
+    /// environment or a file (keeps secrets out of `ps` and shell history);
+    /// `KEY=raw:VALUE` takes a value that starts with `env:` or `file:`
+    /// literally.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub settings: Vec<String>,
+    /// Another origin plugin-built requests may reach besides --base-url's
+    /// (repeatable): HOST (ports 80 and 443), HOST:PORT, or *.DOMAIN[:PORT].
+    #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
+    pub allow_hosts: Vec<String>,
     /// Derivatives to warm: names from the plugin's defaults, or NAME=WxH.
     #[arg(long, value_delimiter = ',', value_name = "A,B,...")]
     pub derivatives: Vec<String>,

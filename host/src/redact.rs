@@ -1,5 +1,94 @@
 //! Keeping secrets out of logs, reports and errors: URL credentials and
-//! credential-like query parameters are replaced before anything is shown.
+//! credential-like query parameters are replaced before anything is shown,
+//! and every value known to be a secret (a secret setting, a value read with
+//! `env:`/`file:`, a credential header's value, a base URL's userinfo) is
+//! registered once at start and scrubbed from whatever is shown, wherever it
+//! turns up: results, reports, errors and every log line.
+
+use std::io::Write;
+use std::sync::{OnceLock, RwLock};
+
+/// The secret values of this process. One process-wide list on purpose:
+/// log lines are written far from where settings are parsed, and a secret
+/// must not depend on every caller remembering to pass it along.
+static SECRETS: OnceLock<RwLock<Vec<String>>> = OnceLock::new();
+
+/// Shorter values are not scrubbed: they would blank out ordinary text.
+const MIN_SECRET_LEN: usize = 4;
+
+/// Remember `value` as a secret (and its percent-encoded form).
+pub fn register_secret(value: &str) {
+    let value = value.trim();
+    if value.len() < MIN_SECRET_LEN {
+        return;
+    }
+    // As a URL would carry it: everything but RFC 3986 unreserved encoded.
+    const ENCODED: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+    let encoded = percent_encoding::utf8_percent_encode(value, ENCODED).to_string();
+    let mut list = SECRETS.get_or_init(Default::default).write().unwrap_or_else(|p| p.into_inner());
+    for v in [value.to_string(), encoded] {
+        if !list.contains(&v) {
+            list.push(v);
+        }
+    }
+    // Longest first, so a secret that contains another is cut whole.
+    list.sort_by_key(|v| std::cmp::Reverse(v.len()));
+}
+
+/// `text` with every registered secret replaced by `REDACTED`.
+pub fn scrub(text: String) -> String {
+    let Some(list) = SECRETS.get() else { return text };
+    let list = list.read().unwrap_or_else(|p| p.into_inner());
+    let mut out = text;
+    for secret in list.iter() {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), "REDACTED");
+        }
+    }
+    out
+}
+
+/// Header names whose values are credentials (RFC 9110 §11.6.2, §11.7.2;
+/// RFC 6265 `Cookie`), and names that say so.
+pub fn is_credential_header(name: &str) -> bool {
+    let n = name.trim().to_ascii_lowercase();
+    matches!(n.as_str(), "authorization" | "proxy-authorization" | "cookie" | "set-cookie")
+        || ["token", "key", "secret", "signature", "auth", "password", "session"].iter().any(|s| n.contains(s))
+}
+
+/// A setting value with the values of any `Name: value` credential headers
+/// in it (`;` or line separated) registered and replaced by `REDACTED`.
+pub fn redact_header_list(value: &str) -> String {
+    let parts: Vec<String> = value
+        .split(';')
+        .map(|part| match part.split_once(':') {
+            Some((name, v)) if is_credential_header(name) && !v.trim().is_empty() => {
+                register_secret(v);
+                format!("{name}: REDACTED")
+            }
+            _ => part.to_string(),
+        })
+        .collect();
+    parts.join(";")
+}
+
+/// stderr for the log: every line scrubbed of registered secrets and URL
+/// credentials before it is written.
+#[derive(Clone, Copy, Default)]
+pub struct ScrubbedStderr;
+
+impl Write for ScrubbedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = redact_text(&String::from_utf8_lossy(buf));
+        std::io::stderr().lock().write_all(text.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
 
 /// Query parameter names whose values are secrets.
 const SECRET_PARAMS: &[&str] = &[
@@ -49,7 +138,7 @@ pub fn redact_url(url: &str) -> String {
             .collect();
         out = format!("{head}{}{fragment}", redacted.join("&"));
     }
-    out
+    scrub(out)
 }
 
 /// A setting or header value, hidden when its name says it is a secret.
@@ -58,7 +147,12 @@ pub fn redact_setting(name: &str, value: &str) -> String {
     let secret = ["token", "secret", "password", "pass", "key", "auth", "cookie", "signature", "credential"]
         .iter()
         .any(|s| n.contains(s));
-    if secret { "REDACTED".into() } else { redact_text(value) }
+    if secret {
+        register_secret(value);
+        "REDACTED".into()
+    } else {
+        redact_text(value)
+    }
 }
 
 /// Redact every URL found in free text (error chains, log lines).
@@ -77,7 +171,7 @@ pub fn redact_text(text: &str) -> String {
         rest = &rest[end..];
     }
     out.push_str(rest);
-    redact_query_params(&out)
+    scrub(redact_query_params(&out))
 }
 
 /// Hide secret `?name=value` / `&name=value` pairs wherever they appear,
@@ -132,5 +226,17 @@ mod tests {
             "failed: GET https://REDACTED@h/x?sig=REDACTED (timeout)"
         );
         assert_eq!(redact_text("{base}/{path}?token=abc&w={width}"), "{base}/{path}?token=REDACTED&w={width}");
+    }
+
+    #[test]
+    fn registered_secrets_are_scrubbed_everywhere() {
+        register_secret("s3cr3t-registered/value");
+        assert_eq!(redact_text("error: s3cr3t-registered/value refused"), "error: REDACTED refused");
+        assert_eq!(redact_url("https://cdn/x/s3cr3t-registered%2Fvalue/a.mp4"), "https://cdn/x/REDACTED/a.mp4");
+        assert_eq!(
+            redact_header_list("Accept: video/*; Authorization: Bearer hdr-tok-1; X-Api-Key: k-2-long"),
+            "Accept: video/*; Authorization: REDACTED; X-Api-Key: REDACTED"
+        );
+        assert_eq!(redact_text("sent Bearer hdr-tok-1"), "sent REDACTED");
     }
 }

@@ -12,4 +12,5 @@ mod plugins;
 mod reports;
 mod resume;
 mod sandbox;
+mod trust;
 mod warm_cache;

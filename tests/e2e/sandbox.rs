@@ -83,10 +83,14 @@ fn huge_string_return_is_refused() {
 }
 
 #[test]
-fn panic_is_a_trap_not_a_crash() {
+fn panic_is_a_trap_not_a_crash_and_says_why() {
     let runtime = PluginRuntime::new(RuntimeOptions::default()).unwrap();
     let (err, _) = misbehave(&load(&runtime), "panic");
-    assert!(matches!(trap_kind(&err), TrapKind::Other(_)), "{err}");
+    assert!(matches!(err, PluginError::Panicked { call: "warm-request", .. }), "{err}");
+    assert_eq!(err.kind(), "plugin");
+    assert!(
+        err.to_string().starts_with("plugin `hostile` 0.0.1 panicked in warm-request: hostile plugin panics on a.mp4")
+    );
 }
 
 #[test]

@@ -28,6 +28,7 @@ pub const BODY_LEN: usize = 1000;
 pub struct FaultServer {
     pub url: String,
     counts: Arc<Mutex<HashMap<String, u32>>>,
+    connections: Arc<std::sync::atomic::AtomicU32>,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -38,13 +39,20 @@ impl FaultServer {
         let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let counts = Arc::new(Mutex::new(HashMap::new()));
-        let shared = counts.clone();
+        let connections = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let (shared, accepted) = (counts.clone(), connections.clone());
         runtime.spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 tokio::spawn(serve(stream, shared.clone()));
             }
         });
-        FaultServer { url, counts, _runtime: runtime }
+        FaultServer { url, counts, connections, _runtime: runtime }
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> u32 {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Requests seen for `method` and `target` (path and query).
@@ -188,6 +196,13 @@ async fn serve(mut stream: TcpStream, counts: Arc<Mutex<HashMap<String, u32>>>) 
             Ok(())
         }
         "not-found" => send(&mut stream, &simple("404 Not Found", ""), &[]).await,
+        // `/redirect-to/PORT/rest`: 302 to `http://127.0.0.1:PORT/ok/rest`.
+        "redirect-to" => {
+            let rest = target.trim_start_matches("/redirect-to/");
+            let (port, rest) = rest.split_once('/').unwrap_or((rest, ""));
+            let location = format!("Location: http://127.0.0.1:{port}/ok/{rest}\r\n");
+            send(&mut stream, &simple("302 Found", &location), &[]).await
+        }
         "redirect" if !target.contains("moved=1") => {
             let location = format!("Location: {target}&moved=1\r\n");
             send(&mut stream, &simple("302 Found", &location), &[]).await

@@ -39,17 +39,23 @@ pub fn run(args: WarmArgs) -> Result<Exit> {
 }
 
 fn parse_settings(raw: &[String]) -> Result<Vec<(String, String)>> {
-    raw.iter()
-        .map(|s| match s.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-            _ => Err(usage(format!("--set `{s}`: expected KEY=VALUE"))),
-        })
-        .collect()
+    raw.iter().map(|s| crate::plugin::settings::split(s).map_err(usage)).collect()
 }
 
-fn parse_base_url(raw: &str) -> Result<String> {
+/// The settings' values for the plugin and what of them may be shown.
+pub fn resolve_settings(plugin: &Plugin, pairs: &[(String, String)]) -> Result<Vec<crate::plugin::Setting>> {
+    crate::plugin::settings::resolve(pairs, &plugin.info().settings).map_err(usage)
+}
+
+pub fn parse_base_url(raw: &str) -> Result<String> {
     let shown = redact_url(raw);
     let url = reqwest::Url::parse(raw).map_err(|e| usage(format!("--base-url `{shown}`: not a URL ({e})")))?;
+    for part in [url.username(), url.password().unwrap_or("")] {
+        crate::redact::register_secret(part);
+        if let Ok(decoded) = percent_encoding::percent_decode_str(part).decode_utf8() {
+            crate::redact::register_secret(&decoded);
+        }
+    }
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         return Err(usage(format!("--base-url `{shown}`: must be an http:// or https:// URL with a host")));
     }
@@ -149,12 +155,16 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         total: parse_duration("--timeout", &args.timeout)?,
     };
     let size_classes = listing::size_classes(&args.source)?;
+    let policy = crate::warm::egress::Policy::new(&base_url, &args.allow_hosts).map_err(usage)?;
     let reports = report::Outputs::from_args(&args)?;
 
     let plugin_runtime =
         PluginRuntime::new(RuntimeOptions { cache_dir: RuntimeOptions::default_cache_dir(), ..Default::default() })?;
     let plugin = plugin_runtime.load(&args.plugin)?;
     let derivatives = resolve_derivatives(&plugin, &args.derivatives)?;
+    let resolved = resolve_settings(&plugin, &settings)?;
+    let shown_settings: Vec<(String, String)> = resolved.iter().map(|s| (s.key.clone(), s.shown.clone())).collect();
+    let settings: Vec<(String, String)> = resolved.into_iter().map(|s| (s.key, s.value)).collect();
     // Settings are checked once here so a bad one stops the run before any
     // request.
     let mut probe = plugin.instantiate()?;
@@ -205,6 +215,7 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
             .clone()
             .or_else(|| RuntimeOptions::default_cache_dir().map(|d| d.with_file_name("capabilities.json"))),
         verify: args.verify,
+        policy,
     };
 
     let cancel = CancellationToken::new();
@@ -223,7 +234,7 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         plugin: plugin.info().name.clone(),
         plugin_version: plugin.info().version.clone(),
         base_url: redact_url(&base_url),
-        settings: settings.iter().map(|(k, v)| (k.clone(), crate::redact::redact_setting(k, v))).collect(),
+        settings: shown_settings,
         derivatives: derivatives.iter().map(|d| d.name.clone()).collect(),
         concurrency: args.concurrency,
         source: args.source.source.clone().or(args.source.listing.clone()).unwrap_or_default(),

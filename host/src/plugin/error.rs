@@ -49,6 +49,11 @@ pub enum PluginError {
     #[error("plugin `{plugin}` {version}: `{call}` {kind}")]
     Trap { plugin: String, version: String, call: &'static str, kind: TrapKind },
 
+    /// The plugin panicked; its own message (first KiB), as the SDK's panic
+    /// hook sent it.
+    #[error("plugin `{plugin}` {version} panicked in {call}: {message}")]
+    Panicked { plugin: String, version: String, call: &'static str, message: String },
+
     /// The strategy refused (its own error result).
     #[error("plugin `{plugin}`: {message}")]
     Refused { plugin: String, message: String },

@@ -64,11 +64,16 @@ impl PluginInstance {
     ) -> Result<R, PluginError> {
         store.set_fuel(limits.fuel_per_call).ok();
         store.set_epoch_deadline(deadline_ticks(limits));
-        f(store).map_err(|e| PluginError::Trap {
-            plugin: plugin.to_string(),
-            version: version.to_string(),
-            call,
-            kind: trap_kind(&e),
+        f(store).map_err(|e| match store.data_mut().panic_message.take() {
+            Some(message) => {
+                PluginError::Panicked { plugin: plugin.to_string(), version: version.to_string(), call, message }
+            }
+            None => PluginError::Trap {
+                plugin: plugin.to_string(),
+                version: version.to_string(),
+                call,
+                kind: trap_kind(&e),
+            },
         })
     }
 

@@ -3,7 +3,8 @@
 //! [`PluginRuntime`] owns the engine and loads a [`Plugin`] by built-in name
 //! or path (checking its WIT version, caching its compilation);
 //! [`Plugin::instantiate`] gives each worker its own [`PluginInstance`].
-//! `sandbox` holds the limits and imports, `bindings` the generated code.
+//! `sandbox` holds the limits and imports, `bindings` the generated code,
+//! `settings` what the user sets and what of it may be shown.
 
 mod bindings;
 mod builtin;
@@ -11,6 +12,7 @@ mod error;
 mod instance;
 mod runtime;
 mod sandbox;
+pub mod settings;
 mod types;
 
 pub use bindings::WIT_VERSION;
@@ -19,4 +21,5 @@ pub use error::{PluginError, TrapKind};
 pub use instance::PluginInstance;
 pub use runtime::{Plugin, PluginRuntime, RuntimeOptions};
 pub use sandbox::Limits;
+pub use settings::Setting;
 pub use types::*;

@@ -81,6 +81,9 @@ pub(crate) struct StoreState {
     pub(crate) plugin: Arc<str>,
     /// Log lines this instance may still send.
     pub(crate) log_budget: u32,
+    /// The message of the panic under way, sent by the SDK's panic hook
+    /// just before the trap; taken when the trap is reported.
+    pub(crate) panic_message: Option<String>,
 }
 
 impl StoreState {
@@ -95,6 +98,7 @@ impl StoreState {
                 .build(),
             plugin,
             log_budget: 10_000,
+            panic_message: None,
         }
     }
 }
@@ -104,6 +108,10 @@ impl super::bindings::prewarm::strategy::types::Host for StoreState {}
 impl super::bindings::prewarm::strategy::log::Host for StoreState {
     fn log(&mut self, level: super::bindings::prewarm::strategy::log::Level, message: String) {
         use super::bindings::prewarm::strategy::log::Level;
+        if matches!(level, Level::Error) && message.starts_with(PANIC_PREFIX) {
+            let text = crate::redact::redact_text(&super::bindings::one_line(&message[PANIC_PREFIX.len()..]));
+            self.panic_message = Some(truncate(&text, MAX_PANIC_MESSAGE));
+        }
         if self.log_budget == 0 {
             return;
         }
@@ -121,6 +129,22 @@ impl super::bindings::prewarm::strategy::log::Host for StoreState {
             tracing::warn!(target: "prewarm::plugin", plugin, "log limit reached; further plugin logs dropped");
         }
     }
+}
+
+/// How the SDK's panic hook marks its log line (plugins/sdk `panic_hook`).
+const PANIC_PREFIX: &str = "panicked: ";
+/// The most of a panic message kept.
+const MAX_PANIC_MESSAGE: usize = 1024;
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 /// The linker for one component: the contract's imports, the harmless

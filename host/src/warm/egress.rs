@@ -2,6 +2,12 @@
 //! follow-ups, and the size probes and verify requests derived from them) is
 //! checked here before any connection is made.
 //!
+//! Egress policy: plugins decide, the host enforces. A request goes only to
+//! the origin of `--base-url` (scheme, host and port) or to a host the user
+//! allowed with `--allow-host HOST[:PORT]` (`*.example.com` for its
+//! subdomains; without a port, 80 and 443). Anything else fails its pair
+//! with kind `policy`; nothing a plugin returns can widen the policy.
+//!
 //! Addressable paths: a URL parser resolves dot segments (`.`, `..`, also
 //! percent-encoded as `%2e`), reads `\` as `/` and drops tabs and newlines
 //! (WHATWG URL Standard, "path state"; RFC 3986 §5.2.4). A URL whose path
@@ -16,6 +22,93 @@ pub struct Refusal {
     pub kind: &'static str,
     /// One line, without the URL's credentials.
     pub message: String,
+}
+
+/// One `--allow-host` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Allowed {
+    /// Lowercase host, IDNA-encoded; for `*.example.com`, `.example.com`.
+    host: String,
+    wildcard: bool,
+    /// `None`: the default ports, 80 and 443.
+    port: Option<u16>,
+}
+
+impl Allowed {
+    fn parse(raw: &str) -> Result<Self, String> {
+        let text = raw.trim();
+        let (wildcard, rest) = match text.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let bad = |why: &str| format!("--allow-host `{raw}`: {why}; expected HOST, HOST:PORT or *.DOMAIN[:PORT]");
+        if rest.is_empty() || rest.contains(['/', '?', '#', '@', '*']) {
+            return Err(bad("not a host"));
+        }
+        let url = reqwest::Url::parse(&format!("http://{rest}/")).map_err(|e| bad(&e.to_string()))?;
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("no host"))?.to_string();
+        let port = if rest.rsplit_once(':').is_some_and(|(_, p)| p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty())
+        {
+            Some(url.port_or_known_default().ok_or_else(|| bad("bad port"))?)
+        } else {
+            None
+        };
+        Ok(Allowed { host: if wildcard { format!(".{host}") } else { host }, wildcard, port })
+    }
+
+    fn permits(&self, host: &str, port: u16) -> bool {
+        let host_ok = if self.wildcard { host.ends_with(&self.host) } else { host == self.host };
+        host_ok && self.port.map_or(port == 80 || port == 443, |p| p == port)
+    }
+}
+
+/// Where plugin-built requests may go.
+#[derive(Debug)]
+pub struct Policy {
+    /// `scheme://host:port` of `--base-url`.
+    base_origin: String,
+    allowed: Vec<Allowed>,
+    warned: std::sync::atomic::AtomicBool,
+}
+
+/// `scheme://host:port` of a parsed URL (never its credentials).
+pub fn origin_of(url: &reqwest::Url) -> String {
+    format!("{}://{}:{}", url.scheme(), url.host_str().unwrap_or(""), url.port_or_known_default().unwrap_or(0))
+}
+
+impl Policy {
+    /// The policy of a run: the base URL's origin and the allowed hosts.
+    pub fn new(base_url: &str, allow_hosts: &[String]) -> Result<Self, String> {
+        let base = reqwest::Url::parse(base_url).map_err(|e| format!("--base-url: {e}"))?;
+        let allowed = allow_hosts.iter().map(|a| Allowed::parse(a)).collect::<Result<_, _>>()?;
+        Ok(Policy { base_origin: origin_of(&base), allowed, warned: Default::default() })
+    }
+
+    /// Whether `url` may be requested.
+    pub fn check(&self, url: &reqwest::Url) -> Result<(), Refusal> {
+        let origin = origin_of(url);
+        let port = url.port_or_known_default().unwrap_or(0);
+        let host = url.host_str().unwrap_or("");
+        if origin == self.base_origin || self.allowed.iter().any(|a| a.permits(host, port)) {
+            return Ok(());
+        }
+        let flag = if port == 80 || port == 443 { host.to_string() } else { format!("{host}:{port}") };
+        if !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                "the plugin asked for {origin}, which is neither the origin of --base-url ({}) nor allowed: refused \
+                 (pairs fail with kind `policy`); if that host is yours, allow it with --allow-host {flag}",
+                self.base_origin
+            );
+        }
+        Err(Refusal {
+            kind: "policy",
+            message: format!(
+                "refused a request to {origin}: not the origin of --base-url ({}) and not allowed by --allow-host; \
+                 nothing was sent",
+                self.base_origin
+            ),
+        })
+    }
 }
 
 /// Whether `url`'s path would be rewritten by URL rules; the reason if so.
@@ -42,35 +135,75 @@ pub fn rewritten_path(url: &str) -> Option<&'static str> {
     None
 }
 
-/// Check the URL planned for the object at `key`.
-pub fn check_planned(url: &str, key: &str) -> Result<(), Refusal> {
-    match rewritten_path(url) {
-        None => Ok(()),
-        Some(why) => Err(Refusal {
-            kind: "unaddressable",
-            message: format!(
-                "object key `{}` cannot be addressed by a URL: its path holds {why}, so another object would be \
-                 requested; nothing was sent",
-                crate::redact::redact_text(key)
-            ),
-        }),
-    }
-}
-
-/// Check a follow-up URL (one the plugin or the CDN named).
-pub fn check_follow_up(url: &str) -> Result<(), Refusal> {
-    match rewritten_path(url) {
-        None => Ok(()),
-        Some(why) => Err(Refusal {
-            kind: "unaddressable",
-            message: format!("follow-up `{}` not sent: its path holds {why}", crate::redact::redact_url(url)),
-        }),
+impl Policy {
+    /// Everything a plugin-built URL must pass before it is sent: a valid
+    /// absolute URL, an addressable path (for the warm request, `key` names
+    /// the object), and an allowed origin.
+    pub fn admit(&self, url: &str, key: Option<&str>) -> Result<(), Refusal> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| Refusal {
+            kind: "plan",
+            message: match key {
+                Some(_) => format!("the plugin built an invalid URL: {e}"),
+                None => format!("follow-up to an invalid URL: {e}"),
+            },
+        })?;
+        if let Some(why) = rewritten_path(url) {
+            return Err(Refusal {
+                kind: "unaddressable",
+                message: match key {
+                    Some(key) => format!(
+                        "object key `{}` cannot be addressed by a URL: its path holds {why}, so another object \
+                         would be requested; nothing was sent",
+                        crate::redact::redact_text(key)
+                    ),
+                    None => format!("follow-up {} not sent: its path holds {why}", crate::redact::redact_url(url)),
+                },
+            });
+        }
+        self.check(&parsed)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn allowed(policy: &Policy, url: &str) -> bool {
+        policy.check(&reqwest::Url::parse(url).unwrap()).is_ok()
+    }
+
+    #[test]
+    fn only_the_base_origin_and_allowed_hosts_pass() {
+        let p = Policy::new(
+            "https://user:pw@cdn.example.com/assets",
+            &["media.example.net".into(), "*.edge.example.org".into(), "127.0.0.1:8080".into(), "[::1]:9000".into()],
+        )
+        .unwrap();
+        assert!(allowed(&p, "https://cdn.example.com/a.mp4"));
+        assert!(allowed(&p, "https://CDN.example.com:443/a.mp4"));
+        assert!(!allowed(&p, "http://cdn.example.com/a.mp4"), "another scheme is another origin");
+        assert!(!allowed(&p, "https://cdn.example.com:8443/a.mp4"));
+        assert!(allowed(&p, "https://media.example.net/a.mp4"));
+        assert!(allowed(&p, "http://media.example.net/a.mp4"));
+        assert!(!allowed(&p, "https://media.example.net:8443/a.mp4"));
+        assert!(allowed(&p, "https://a.edge.example.org/x"));
+        assert!(!allowed(&p, "https://edge.example.org/x"), "a wildcard covers subdomains only");
+        assert!(!allowed(&p, "https://evil-edge.example.org/x"));
+        assert!(allowed(&p, "http://127.0.0.1:8080/x"));
+        assert!(!allowed(&p, "http://127.0.0.1:8081/x"));
+        assert!(allowed(&p, "http://[::1]:9000/x"));
+        assert!(!allowed(&p, "http://169.254.169.254/latest/meta-data/"));
+        let refused = p.check(&reqwest::Url::parse("http://u:secret@10.0.0.1:2379/v2/keys").unwrap()).unwrap_err();
+        assert_eq!(refused.kind, "policy");
+        assert!(refused.message.contains("http://10.0.0.1:2379") && !refused.message.contains("secret"));
+    }
+
+    #[test]
+    fn bad_allow_hosts_are_refused() {
+        for bad in ["", "*.", "http://x.com", "x.com/path", "u@x.com", "x.com:99999", "a*.x.com"] {
+            assert!(Policy::new("https://cdn.example.com", &[bad.into()]).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn dot_segments_in_every_spelling_are_refused() {

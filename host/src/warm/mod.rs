@@ -62,6 +62,8 @@ pub struct WarmPlan {
     pub capabilities_cache: Option<PathBuf>,
     /// `--verify`: ask each warm pair again and record its cache state.
     pub verify: bool,
+    /// Where plugin-built requests may go (`--base-url`, `--allow-host`).
+    pub policy: egress::Policy,
 }
 
 /// How the run went.
@@ -111,6 +113,7 @@ pub async fn run(
         derivatives: plan.derivatives.clone(),
         max_source_bytes: plan.max_source_bytes,
         verify: plan.verify,
+        policy: plan.policy,
         cancel: cancel.clone(),
     });
 

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::SharedJob;
+use super::egress::Policy;
 use super::http::{self, Body, Exchange, Timeouts, TransportError};
 use super::pacing::{self, Pacer};
 use super::sizing::{Capabilities, Prober};
-use super::{egress, verify};
+use super::verify;
 use crate::plugin::{Derivative, ObjectRef, PluginInstance, SizeMethod, Verdict, WarmInfo, WarmRequest};
 use crate::record::{Outcome, Record, now_rfc3339};
 use crate::redact::redact_url;
@@ -37,6 +38,8 @@ pub struct WorkerContext {
     pub max_source_bytes: Option<u64>,
     /// Ask each warm pair's URL again and record the cache state.
     pub verify: bool,
+    /// Where plugin-built requests may go.
+    pub policy: Policy,
     pub cancel: CancellationToken,
 }
 
@@ -124,10 +127,7 @@ impl Worker {
             Err(e) => return run.finish(Outcome::Failed, Some((e.kind(), e.to_string()))),
         };
         run.record.url = Some(redact_url(&request.url));
-        if let Err(e) = reqwest::Url::parse(&request.url) {
-            return run.finish(Outcome::Failed, Some(("plan", format!("the plugin built an invalid URL: {e}"))));
-        }
-        if let Err(refused) = egress::check_planned(&request.url, &job.object.path) {
+        if let Err(refused) = ctx.policy.admit(&request.url, Some(&job.object.path)) {
             return run.finish(Outcome::Failed, Some((refused.kind, refused.message)));
         }
 
@@ -208,11 +208,7 @@ impl Worker {
                             Some(("follow_ups", format!("more than {MAX_FOLLOW_UPS} follow-up requests"))),
                         );
                     }
-                    if let Err(e) = reqwest::Url::parse(&next.url) {
-                        return run
-                            .finish(Outcome::Failed, Some(("plan", format!("follow-up to an invalid URL: {e}"))));
-                    }
-                    if let Err(refused) = egress::check_follow_up(&next.url) {
+                    if let Err(refused) = ctx.policy.admit(&next.url, None) {
                         return run.finish(Outcome::Failed, Some((refused.kind, refused.message)));
                     }
                     request = next;

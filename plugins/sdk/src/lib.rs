@@ -318,6 +318,25 @@ pub fn log(level: Level, message: &str) {
 pub mod __private {
     use super::*;
 
+    /// Send a panic's message to the host before the trap, so the pair's
+    /// error says what went wrong (the host reads the `panicked: ` prefix).
+    /// Installed once per instance, at its first call.
+    pub fn panic_hook() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            std::panic::set_hook(Box::new(|info| {
+                let message = info
+                    .payload()
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "(no message)".to_string());
+                let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+                log(Level::Error, &format!("panicked: {message}{at}"));
+            }));
+        });
+    }
+
     thread_local! {
         static STATE: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
     }
@@ -368,9 +387,11 @@ macro_rules! register_strategy {
         struct __PrewarmStrategyExport;
         impl $crate::__Guest for __PrewarmStrategyExport {
             fn info() -> $crate::PluginInfo {
+                $crate::__private::panic_hook();
                 $crate::__private::info::<$t>()
             }
             fn configure(base_url: String, settings: Vec<(String, String)>) -> Result<(), String> {
+                $crate::__private::panic_hook();
                 $crate::__private::configure::<$t>(base_url, settings)
             }
             fn warm_request(object: $crate::Object, derivative: $crate::Derivative) -> Result<$crate::Request, String> {

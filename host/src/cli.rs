@@ -150,6 +150,15 @@ pub enum PluginsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write a new plugin crate (SDK and WIT included) that builds anywhere
+    /// with `cargo build --release --target wasm32-wasip2`.
+    New {
+        /// The plugin's name: lowercase letters, digits and dashes (e.g. acme-cdn).
+        name: String,
+        /// Where to write it (default: ./NAME); must not exist or be empty.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Settings, default derivatives, limits and size methods of a plugin.
     Inspect {
         /// A built-in name or a path to a `.wasm` component.

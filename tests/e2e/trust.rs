@@ -152,3 +152,47 @@ fn secrets_stay_out_of_every_output() {
     let summary = std::fs::read_to_string(dir.join("se.json")).unwrap();
     assert!(summary.contains("env:CDN_SECRET_X"), "the summary says where the value came from: {summary}");
 }
+
+#[test]
+fn plugins_new_builds_outside_the_checkout_and_warms_the_lab() {
+    let home = tempfile::tempdir().unwrap();
+    let crate_dir = home.path().join("acme-cdn");
+    let out = run(prewarm(home.path()).args(["plugins", "new", "acme-cdn", "--dir"]).arg(&crate_dir));
+    assert_eq!(out.status.code(), Some(0));
+    // A second `new` into the same directory is refused.
+    let again = run(prewarm(home.path()).args(["plugins", "new", "acme-cdn", "--dir"]).arg(&crate_dir));
+    assert_eq!(again.status.code(), Some(2));
+
+    // Built where it is, outside this repository; the target dir is kept
+    // beside the suite's so later runs build incrementally.
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.ancestors().nth(3).unwrap().join("plugin-new");
+    let status = std::process::Command::new(option_env!("CARGO").unwrap_or("cargo"))
+        .current_dir(&crate_dir)
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .unwrap();
+    assert!(status.success(), "the new plugin does not build outside the repository");
+    let wasm = target.join("wasm32-wasip2/release/acme_cdn.wasm");
+
+    let media = home.path().join("media");
+    prewarm::lab::make_sample_video(&media.join("clips/a.mp4"), 1, "320x240").unwrap();
+    let rclone = prewarm::lab::find_program("rclone").expect("rclone installed");
+    let origin = prewarm::lab::start_origin(&rclone, &media).unwrap();
+    let cache = prewarm::lab::start_cache(&home.path().join("nginx"), &origin.url).unwrap();
+    let results = home.path().join("r.jsonl");
+    let out = run(prewarm(home.path())
+        .args(["warm", "--plugin"])
+        .arg(&wasm)
+        .args(["--base-url", &cache.url, "--progress", "never", "--source"])
+        .arg(&media)
+        .arg("--results")
+        .arg(&results));
+    assert_eq!(out.status.code(), Some(0));
+    let rows = read_results(&results);
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r["outcome"] == "warm" && r["url"].as_str().unwrap().contains("clips/a.mp4?width=")));
+}

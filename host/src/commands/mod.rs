@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod list;
+pub mod plugin_new;
 pub mod plugins;
 pub mod report;
 pub mod warm;

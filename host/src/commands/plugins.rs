@@ -14,6 +14,7 @@ pub fn run(args: PluginsArgs) -> Result<Exit> {
         PluginRuntime::new(RuntimeOptions { cache_dir: RuntimeOptions::default_cache_dir(), ..Default::default() })?;
     let mut out = std::io::stdout().lock();
     match args.command {
+        PluginsCommand::New { name, dir } => return super::plugin_new::run(&name, dir),
         PluginsCommand::List { json } => {
             let infos = PluginRuntime::builtin_names()
                 .map(|name| runtime.load(name).map(|p| p.info().clone()))

@@ -29,6 +29,8 @@ pub enum Command {
     List(Box<ListArgs>),
     /// List or inspect CDN strategy plugins.
     Plugins(PluginsArgs),
+    /// One object through the whole warm loop, every request, answer, verdict and wait shown.
+    Probe(Box<ProbeArgs>),
     /// Merge summaries from shards, or render a summary again.
     Report(ReportArgs),
     /// A complete local run: sample videos, a loopback origin and cache, a warm, the report.
@@ -268,6 +270,52 @@ pub struct WarmArgs {
     /// Where detected per-host size capabilities are kept (default: user cache dir).
     #[arg(long, value_name = "FILE")]
     pub capabilities_cache: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The object's path, relative to the listed root (as in a listing).
+    #[arg(value_name = "PATH")]
+    pub path: String,
+    /// Strategy: a built-in name or a `.wasm` path.
+    #[arg(long, value_name = "NAME|FILE.wasm")]
+    pub plugin: String,
+    /// The CDN's base URL.
+    #[arg(long, value_name = "URL")]
+    pub base_url: String,
+    /// A plugin setting (repeatable; `env:VAR`, `file:PATH` as for warm).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
+    /// Only this derivative (a default's name or NAME=WxH; default: all the plugin's defaults).
+    #[arg(long, value_name = "D")]
+    pub derivative: Option<String>,
+    /// The source's size in bytes (what a listing would say; e.g. 50MiB).
+    #[arg(long, value_name = "BYTES")]
+    pub size: Option<String>,
+    /// Another origin the plugin may reach (repeatable), as for warm.
+    #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
+    pub allow_hosts: Vec<String>,
+    /// Ask again after a warm answer and show the cache state.
+    #[arg(long)]
+    pub verify: bool,
+    /// Time limit for one request, headers and body.
+    #[arg(long, default_value = "120s", value_name = "DUR")]
+    pub timeout: String,
+    /// Time limit for the connection and response headers.
+    #[arg(long, default_value = "30s", value_name = "DUR")]
+    pub header_timeout: String,
+    /// Retries of a retryable failure.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub retries: u32,
+    /// Most polls of a pending transform.
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    pub max_polls: u32,
+    /// Warm a source over the plugin's declared limit anyway.
+    #[arg(long)]
+    pub ignore_limits: bool,
+    /// The steps and the record as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

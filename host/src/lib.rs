@@ -76,6 +76,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Exit> {
         cli::Command::List(args) => commands::list::run(*args),
         cli::Command::Warm(args) => commands::warm::run(*args),
         cli::Command::Demo(args) => commands::demo::run(args),
+        cli::Command::Probe(args) => commands::probe::run(*args),
         cli::Command::Report(args) => commands::report::run(args),
     }
 }

@@ -196,3 +196,49 @@ fn plugins_new_builds_outside_the_checkout_and_warms_the_lab() {
     assert_eq!(rows.len(), 3);
     assert!(rows.iter().all(|r| r["outcome"] == "warm" && r["url"].as_str().unwrap().contains("clips/a.mp4?width=")));
 }
+
+#[test]
+fn probe_shows_every_step_of_a_pending_transform() {
+    let cdn = FaultServer::start();
+    let home = tempfile::tempdir().unwrap();
+    let out = run(prewarm(home.path())
+        .args(["probe", "--plugin", "template", "--base-url", &cdn.url, "--set", "url={base}/{path}?w={width}"])
+        .args(["--set", "headers=Authorization: Bearer probetok-7", "--derivative", "mobile", "--json"])
+        .arg("pending/clip.mp4"));
+    assert_eq!(out.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let steps = report[0]["steps"].as_array().unwrap();
+    let kinds: Vec<&str> = steps.iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "planned", "sent", "answer", "verdict", "wait", "sent", "answer", "verdict", "wait", "sent", "answer",
+            "verdict", "size"
+        ],
+        "{steps:#?}"
+    );
+    let statuses: Vec<u64> = steps.iter().filter_map(|s| s["status"].as_u64()).collect();
+    assert_eq!(statuses, [202, 202, 200]);
+    assert!(steps[3]["verdict"].as_str().unwrap().starts_with("pending"), "{}", steps[3]);
+    assert!(steps[11]["verdict"].as_str().unwrap().starts_with("warm"), "{}", steps[11]);
+    assert_eq!(steps[12]["size"], 1000);
+    assert_eq!(report[0]["record"]["outcome"], "warm");
+    assert_eq!(report[0]["record"]["attempts"], 3);
+    assert_eq!(cdn.count("GET", "/pending/clip.mp4?w=854"), 3, "what was shown is what happened");
+    assert_eq!(steps[0]["headers"][0][1], "REDACTED");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("probetok-7"));
+
+    // Against a real cache, in text: a miss, then with --verify the hit.
+    let media = home.path().join("media");
+    prewarm::lab::make_sample_video(&media.join("a.mp4"), 1, "320x240").unwrap();
+    let rclone = prewarm::lab::find_program("rclone").expect("rclone installed");
+    let origin = prewarm::lab::start_origin(&rclone, &media).unwrap();
+    let cache = prewarm::lab::start_cache(&home.path().join("nginx"), &origin.url).unwrap();
+    let out = run(prewarm(home.path())
+        .args(["probe", "--plugin", "template", "--base-url", &cache.url, "--derivative", "tablet", "--verify"])
+        .arg("a.mp4"));
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("answer   HTTP 200") && text.contains("x-cache-status: MISS"), "{text}");
+    assert!(text.contains("verify   cache hit (HIT)") && text.contains("\"outcome\":\"warm\""), "{text}");
+}

@@ -4,5 +4,6 @@ pub mod demo;
 pub mod list;
 pub mod plugin_new;
 pub mod plugins;
+pub mod probe;
 pub mod report;
 pub mod warm;

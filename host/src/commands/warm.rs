@@ -65,7 +65,7 @@ pub fn parse_base_url(raw: &str) -> Result<String> {
     Ok(raw.trim_end_matches('/').to_string())
 }
 
-fn parse_duration(flag: &str, raw: &str) -> Result<Duration> {
+pub fn parse_duration(flag: &str, raw: &str) -> Result<Duration> {
     let d = humantime::parse_duration(raw)
         .map_err(|e| usage(format!("{flag} `{raw}`: not a duration ({e}); use e.g. 30s, 2m")))?;
     if d.is_zero() {

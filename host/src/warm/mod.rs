@@ -10,6 +10,7 @@ pub mod egress;
 pub mod http;
 pub mod pacing;
 pub mod sizing;
+pub mod trace;
 pub mod verify;
 pub mod worker;
 

@@ -13,6 +13,7 @@ use super::egress::Policy;
 use super::http::{self, Body, Exchange, Timeouts, TransportError};
 use super::pacing::{self, Pacer};
 use super::sizing::{Capabilities, Prober};
+use super::trace::Step;
 use super::verify;
 use crate::plugin::{Derivative, ObjectRef, PluginInstance, SizeMethod, Verdict, WarmInfo, WarmRequest};
 use crate::record::{Outcome, Record, now_rfc3339};
@@ -48,6 +49,8 @@ pub struct Worker {
     plugin: PluginInstance,
     /// Size methods per derivative index, asked once.
     size_methods: Vec<Option<Vec<SizeMethod>>>,
+    /// The steps of each pair, for `prewarm probe` (`None` in a warm run).
+    pub trace: Option<Vec<Step>>,
 }
 
 /// The running state of one pair.
@@ -93,7 +96,14 @@ fn exhausted_kind(status: Option<u16>) -> &'static str {
 impl Worker {
     pub fn new(ctx: Arc<WorkerContext>, plugin: PluginInstance) -> Self {
         let n = ctx.derivatives.len();
-        Worker { ctx, plugin, size_methods: vec![None; n] }
+        Worker { ctx, plugin, size_methods: vec![None; n], trace: None }
+    }
+
+    /// Record a step when tracing; free otherwise.
+    fn note(&mut self, step: impl FnOnce() -> Step) {
+        if let Some(steps) = &mut self.trace {
+            steps.push(step());
+        }
     }
 
     /// Warm one pair.
@@ -127,6 +137,7 @@ impl Worker {
             Err(e) => return run.finish(Outcome::Failed, Some((e.kind(), e.to_string()))),
         };
         run.record.url = Some(redact_url(&request.url));
+        self.note(|| Step::planned(&request));
         if let Err(refused) = ctx.policy.admit(&request.url, Some(&job.object.path)) {
             return run.finish(Outcome::Failed, Some((refused.kind, refused.message)));
         }
@@ -141,6 +152,7 @@ impl Worker {
             }
             ctx.pacer.ready().await;
             run.record.attempts += 1;
+            self.note(|| Step::sent(&request, run.record.attempts));
             let body = if request.read_body { Body::Full } else { Body::None };
             let send = http::send(&ctx.client, &request, &[], body, run.record.attempts, ctx.timeouts);
             // After Ctrl-C a request in flight gets a short grace, not its
@@ -158,6 +170,7 @@ impl Worker {
             let mut exchange = match sent {
                 Ok(ex) => ex,
                 Err(TransportError { kind, message }) => {
+                    self.note(|| Step::TransportError { kind: kind.as_str().into(), message: message.clone() });
                     retries += 1;
                     if retries > ctx.retries {
                         let attempts = run.record.attempts;
@@ -174,6 +187,10 @@ impl Worker {
             run.record.bytes_read += exchange.meta.body_bytes;
             exchange.meta.headers = exchange.headers_for(self.plugin.wanted_headers());
             let verdict = self.plugin.classify(object, derivative, &exchange.meta);
+            self.note(|| Step::answer(&exchange));
+            if let Ok(v) = &verdict {
+                self.note(|| Step::verdict(v));
+            }
             let body_error = exchange.body_error.clone();
             let status = exchange.meta.status;
             let retry_after = pacing::retry_after(exchange.header("retry-after"));
@@ -253,6 +270,11 @@ impl Worker {
         self.size(&mut run, index, &request, &info).await;
         if ctx.verify && outcome == Outcome::Warm {
             let found = verify::ask_again(&ctx, &mut self.plugin, object, derivative, &request).await;
+            self.note(|| Step::Verify {
+                cache: found.cache.as_str().into(),
+                cache_status: found.cache_status.clone(),
+                error: found.error.clone(),
+            });
             found.fill(&mut run.record);
         }
         run.finish(outcome, None)
@@ -272,13 +294,20 @@ impl Worker {
             timeouts: self.ctx.timeouts,
         };
         let found = prober.resolve(request, methods, warm, info).await;
+        self.note(|| Step::Size {
+            method: found.method.map(|m| m.as_str().to_string()),
+            size: found.size,
+            probes: found.requests,
+            probe_bytes: found.bytes_moved,
+        });
         run.record.size = found.size;
         run.record.size_method = found.method;
         run.record.size_check_bytes = found.bytes_moved;
     }
 
     /// Sleep unless the run is cancelled; false when cancelled.
-    async fn wait(&self, d: Duration) -> bool {
+    async fn wait(&mut self, d: Duration) -> bool {
+        self.note(|| Step::Wait { ms: d.as_secs_f64() * 1e3 });
         tokio::select! {
             _ = tokio::time::sleep(d) => true,
             _ = self.ctx.cancel.cancelled() => false,

@@ -1,0 +1,90 @@
+//! `prewarm probe`: one object through the whole warm loop, every step
+//! printed: each request (redacted), its answer and the headers the plugin
+//! was shown, the plugin's verdicts, waits, retries, polls and follow-ups,
+//! the size method that answered, the verify answer, and the results line a
+//! warm would write. For plugin authors and operators debugging a CDN.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::Result;
+use tokio_util::sync::CancellationToken;
+
+use super::warm::{parse_base_url, parse_duration, resolve_derivatives, resolve_settings};
+use crate::cli::ProbeArgs;
+use crate::listing::Object;
+use crate::plugin::{PluginRuntime, RuntimeOptions};
+use crate::record::Outcome;
+use crate::size::SizeClasses;
+use crate::warm::http::{self, Timeouts};
+use crate::warm::trace::Step;
+use crate::warm::worker::{Worker, WorkerContext};
+use crate::warm::{Job, SharedJob, egress, pacing, sizing};
+use crate::{Exit, usage};
+
+pub fn run(args: ProbeArgs) -> Result<Exit> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(probe(args))
+}
+
+async fn probe(args: ProbeArgs) -> Result<Exit> {
+    let base_url = parse_base_url(&args.base_url)?;
+    let pairs: Vec<(String, String)> =
+        args.settings.iter().map(|s| crate::plugin::settings::split(s).map_err(usage)).collect::<Result<_>>()?;
+    let timeouts = Timeouts {
+        headers: parse_duration("--header-timeout", &args.header_timeout)?,
+        total: parse_duration("--timeout", &args.timeout)?,
+    };
+    let size = args.size.as_deref().map(crate::size::parse_size).transpose().map_err(usage)?.unwrap_or(0);
+    let plugins =
+        PluginRuntime::new(RuntimeOptions { cache_dir: RuntimeOptions::default_cache_dir(), ..Default::default() })?;
+    let plugin = plugins.load(&args.plugin)?;
+    let derivatives = resolve_derivatives(&plugin, &args.derivative.iter().cloned().collect::<Vec<_>>())?;
+    let settings: Vec<(String, String)> =
+        resolve_settings(&plugin, &pairs)?.into_iter().map(|s| (s.key, s.value)).collect();
+    let mut instance = plugin.instantiate()?;
+    instance.configure(&base_url, &settings)?;
+
+    let ctx = Arc::new(WorkerContext {
+        client: http::client(1, timeouts.headers)?,
+        pacer: pacing::Pacer::new(None),
+        caps: sizing::Capabilities::load(None),
+        timeouts,
+        retries: args.retries,
+        max_polls: args.max_polls,
+        derivatives: derivatives.clone(),
+        max_source_bytes: if args.ignore_limits { None } else { plugin.info().max_source_bytes },
+        verify: args.verify,
+        policy: egress::Policy::new(&base_url, &args.allow_hosts).map_err(usage)?,
+        cancel: CancellationToken::new(),
+    });
+    let mut worker = Worker::new(ctx, instance);
+    let job = Arc::new(Job {
+        object: Object { path: args.path.clone(), size },
+        class: SizeClasses::default().class_of(size),
+    });
+    let mut out = std::io::stdout().lock();
+    let mut all_warm = true;
+    let mut reports = Vec::new();
+    for index in 0..derivatives.len() {
+        worker.trace = Some(Vec::new());
+        let record = worker.warm(&SharedJob { job: job.clone(), derivative: index }).await;
+        let steps: Vec<Step> = worker.trace.take().unwrap_or_default();
+        all_warm &= record.outcome == Outcome::Warm && record.verify_cache.is_none_or(|c| c.as_str() == "hit");
+        if args.json {
+            reports
+                .push(serde_json::json!({ "derivative": derivatives[index].name, "steps": steps, "record": record }));
+        } else {
+            writeln!(out, "── {} / {}", args.path, derivatives[index].name)?;
+            for step in &steps {
+                writeln!(out, "  {}", step.line())?;
+            }
+            writeln!(out, "  record   {}", serde_json::to_string(&record)?)?;
+        }
+    }
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &reports)?;
+        writeln!(out)?;
+    }
+    Ok(if all_warm { Exit::Success } else { Exit::SomeFailed })
+}

@@ -66,7 +66,7 @@ async fn probe(args: ProbeArgs) -> Result<Exit> {
     let mut out = std::io::stdout().lock();
     let mut all_warm = true;
     let mut reports = Vec::new();
-    for index in 0..derivatives.len() {
+    for (index, derivative) in derivatives.iter().enumerate() {
         worker.trace = Some(Vec::new());
         let record = worker.warm(&SharedJob { job: job.clone(), derivative: index }).await;
         let steps: Vec<Step> = worker.trace.take().unwrap_or_default();
@@ -75,7 +75,7 @@ async fn probe(args: ProbeArgs) -> Result<Exit> {
             reports
                 .push(serde_json::json!({ "derivative": derivatives[index].name, "steps": steps, "record": record }));
         } else {
-            writeln!(out, "── {} / {}", args.path, derivatives[index].name)?;
+            writeln!(out, "── {} / {}", args.path, derivative.name)?;
             for step in &steps {
                 writeln!(out, "  {}", step.line())?;
             }

@@ -333,18 +333,21 @@ pub fn parse_line(line: &str) -> Result<Line, String> {
 }
 
 /// Paths already sent on, to make a path listed twice one object. Keeps a
-/// 64-bit SipHash-1-3 of each selected path: 9 to 19 bytes an object with
-/// the tables' slack, 21 measured at a million (BENCHMARKS.md); two different paths share a hash with
-/// odds near n²/2⁶⁵ (1 in 37 million at a million objects). The hashes are
-/// spread over 256 tables so that growing one never holds two copies of
-/// the whole set at once.
+/// 64-bit SipHash-1-3 of each selected path in 4096 sorted arrays that grow
+/// by an eighth at a time: about 11 bytes an object (BENCHMARKS.md), and
+/// growing one array never holds two copies of the whole set. Two different
+/// paths share a hash with odds near n²/2⁶⁵ (1 in 37 million at a million
+/// objects).
 struct SeenPaths {
-    segments: Vec<std::collections::HashSet<u64, std::hash::BuildHasherDefault<PrehashedU64>>>,
+    segments: Vec<Vec<u64>>,
 }
+
+/// How many sorted arrays the hashes are spread over.
+const SEGMENTS: usize = 4096;
 
 impl Default for SeenPaths {
     fn default() -> Self {
-        SeenPaths { segments: (0..256).map(|_| Default::default()).collect() }
+        SeenPaths { segments: vec![Vec::new(); SEGMENTS] }
     }
 }
 
@@ -355,27 +358,17 @@ impl SeenPaths {
         let mut h = std::hash::DefaultHasher::new();
         path.hash(&mut h);
         let hash = h.finish();
-        // Middle bits pick the table: the tables use the low bits for the
-        // slot and the top bits for their tags.
-        self.segments[((hash >> 32) & 0xff) as usize].insert(hash)
-    }
-}
-
-/// The set's keys are already hashes: use them as they are.
-#[derive(Default)]
-struct PrehashedU64(u64);
-
-impl std::hash::Hasher for PrehashedU64 {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
+        let segment = &mut self.segments[(hash >> 52) as usize];
+        match segment.binary_search(&hash) {
+            Ok(_) => false,
+            Err(at) => {
+                if segment.len() == segment.capacity() {
+                    segment.reserve_exact((segment.len() / 8).max(4));
+                }
+                segment.insert(at, hash);
+                true
+            }
         }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
     }
 }
 

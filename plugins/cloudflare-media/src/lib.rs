@@ -134,8 +134,9 @@ impl Strategy for CloudflareMedia {
         let mut source_base = String::new();
         let mut origin_host = None;
         match s.get("origin").filter(|o| !o.is_empty()) {
+            // Not echoed: a query may hold a signature.
             Some(o) if o.contains(['?', '#']) => {
-                return Err(format!("setting `origin`: `{o}` has a query or fragment; Cloudflare takes a plain URL"));
+                return Err("setting `origin`: the URL has a query or fragment; Cloudflare takes a plain URL".into());
             }
             Some(o) if o.starts_with("http://") || o.starts_with("https://") => {
                 if !base_path.is_empty() {

@@ -84,7 +84,7 @@ impl CloudflareMedia {
 /// `scheme://authority` and the path (no trailing slash) of a base URL.
 fn split_base(base_url: &str) -> Result<(&str, &str), String> {
     if base_url.contains(['?', '#']) {
-        return Err(format!("base URL `{base_url}` has a query or fragment; give scheme://host[/path]"));
+        return Err("the base URL has a query or fragment; give scheme://host[/path]".into());
     }
     let after_scheme = base_url.find("://").map(|i| i + 3).unwrap_or(0);
     let root = base_url[after_scheme..].find('/').map(|i| after_scheme + i).unwrap_or(base_url.len());

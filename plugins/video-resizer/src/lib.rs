@@ -79,7 +79,10 @@ impl VideoResizer {
         }
         let source = r.header("x-transform-source");
         if let Some(source) = source {
-            info.cache_status = Some(format!("{} ({source})", info.cache_status.unwrap_or_default()));
+            info.cache_status = Some(match info.cache_status {
+                Some(status) => format!("{status} ({source})"),
+                None => format!("({source})"),
+            });
         }
         let passthrough = source.is_some_and(|s| s.eq_ignore_ascii_case("passthrough"))
             || header_is(r, "x-fallback-applied", "true")

@@ -123,8 +123,9 @@ fn dry_run_plans_without_sending() {
     assert!(out.status.success());
     let lines: Vec<serde_json::Value> =
         String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 3);
+    assert_eq!(lines.len(), 4, "the Worker's three breakpoints and its thumbnail");
     assert_eq!(lines[0]["url"], "http://127.0.0.1:9/x/a%20b.mp4?derivative=desktop");
+    assert_eq!(lines[3]["url"], "http://127.0.0.1:9/x/a%20b.mp4?derivative=thumbnail");
     assert_eq!(lines[0]["method"], "GET");
 }
 

@@ -1,7 +1,8 @@
 //! prewarm's end-to-end suites, one test binary: the first-party plugins
 //! and the sandbox through the real runtime, listing through real rclone,
 //! warming through a real nginx cache, faults through a scripted server,
-//! kill and resume, and bad input through the real binary.
+//! the vendors' documented answers through a loopback server, kill and
+//! resume, and bad input through the real binary.
 
 mod answers;
 mod bad_input;
@@ -13,4 +14,5 @@ mod reports;
 mod resume;
 mod sandbox;
 mod trust;
+mod vendors;
 mod warm_cache;

@@ -42,7 +42,9 @@ fn classify(i: &mut PluginInstance, size: u64, status: u16, headers: &[(&str, &s
 #[test]
 fn cloudflare_media_urls() {
     let mut i = instance("cloudflare-media", "https://zone.example.com/", &[]).unwrap();
-    let prefix = "https://zone.example.com/cdn-cgi/media/width=854,height=640,fit=contain";
+    // The source is a full URL on the zone (valid under every version of
+    // Cloudflare's docs), behind /cdn-cgi/media/ at the zone's root.
+    let prefix = "https://zone.example.com/cdn-cgi/media/width=854,height=640,fit=contain/https://zone.example.com";
     assert_eq!(url(&mut i, "video.mp4"), format!("{prefix}/video.mp4"));
     assert_eq!(url(&mut i, "a/b/c.mp4"), format!("{prefix}/a/b/c.mp4"));
     assert_eq!(url(&mut i, "vidéos/été.mp4"), format!("{prefix}/vid%C3%A9os/%C3%A9t%C3%A9.mp4"));
@@ -67,7 +69,7 @@ fn cloudflare_media_urls() {
     .unwrap();
     assert_eq!(
         url(&mut p, "c.mp4"),
-        "https://zone.example.com/cdn-cgi/media/width=854,height=640,fit=contain,audio=false/videos/c.mp4"
+        "https://zone.example.com/cdn-cgi/media/width=854,height=640,fit=contain,audio=false/https://zone.example.com/videos/c.mp4"
     );
     let req = p.warm_request(ObjectRef { path: "c.mp4", size: 1 }, &mobile()).unwrap();
     assert_eq!(req.method, Method::Get);
@@ -127,11 +129,17 @@ fn video_resizer_urls_and_verdicts() {
     let mut w = instance("video-resizer", "https://videos.example.com", &[("url-format", "imwidth")]).unwrap();
     assert_eq!(url(&mut w, "x.mp4"), "https://videos.example.com/x.mp4?imwidth=854");
 
+    // The first wait of a pending transform is 10 s, above a shorter Retry-After.
     assert_eq!(
         classify(&mut i, 10, 202, &[("x-transform-pending", "true"), ("retry-after", "3")]),
-        Verdict::Pending { after_ms: 3000 }
+        Verdict::Pending { after_ms: 10_000 }
     );
-    assert_eq!(classify(&mut i, 10, 202, &[]), Verdict::Pending { after_ms: 2000 });
+    assert_eq!(classify(&mut i, 10, 202, &[("retry-after", "30")]), Verdict::Pending { after_ms: 30_000 });
+    // nginx's (and v1's) X-Cache-Status is read like Cloudflare's own header.
+    assert!(matches!(
+        classify(&mut i, 10_000, 200, &[("x-cache-status", "HIT"), ("content-length", "10")]),
+        Verdict::Warm(prewarm::plugin::WarmInfo { cache: CacheState::Hit, .. })
+    ));
     assert!(matches!(
         classify(&mut i, 10_000, 200, &[("x-transform-source", "passthrough"), ("content-length", "10")]),
         Verdict::Passthrough(_)
@@ -237,11 +245,13 @@ fn builtins_describe_themselves() {
         let p = runtime.load(name).unwrap();
         assert_eq!(p.info().name, name);
         assert_eq!(p.info().wit_version, prewarm::plugin::WIT_VERSION);
-        assert_eq!(p.info().default_derivatives.len(), 3);
+        let expected = if name == "video-resizer" { 4 } else { 3 };
+        assert_eq!(p.info().default_derivatives.len(), expected, "{name}");
         assert!(!p.info().settings.is_empty());
     }
     let cf = runtime.load("cloudflare-media").unwrap();
-    assert_eq!(cf.info().max_source_bytes, Some(100_000_000));
+    // Inputs must be under 100 MB: the largest accepted is one byte less.
+    assert_eq!(cf.info().max_source_bytes, Some(99_999_999));
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Warming through a real cache: sample videos made with ffmpeg, served by
 //! `rclone serve http`, cached by nginx `proxy_cache`. Every pair is in the
 //! results exactly once and warm, and a second request for every derivative
-//! URL is a cache HIT.
+//! URL is a cache HIT, read by the `template` plugin and by `video-resizer`
+//! from nginx's `X-Cache-Status`.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -177,4 +178,32 @@ fn verify_proves_every_pair_is_a_hit_and_names_a_cache_that_does_not_keep_it() {
     assert!(text.contains("| bypass | BYPASS |") && text.contains("will not cache"), "{text}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("verified hits:") && stderr.contains("(0.0 %)"), "{stderr}");
+}
+
+#[test]
+fn video_resizer_reads_nginx_x_cache_status() {
+    let home = tempfile::tempdir().unwrap();
+    let lab = lab(home.path());
+    let run_once = |name: &str| {
+        let results = home.path().join(name);
+        run(prewarm(home.path())
+            .args(["warm", "--source"])
+            .arg(&lab.media)
+            .args(["--extensions", "mp4,mov", "--plugin", "video-resizer", "--base-url", &lab.cache.url])
+            .args(["--progress", "never", "--results"])
+            .arg(&results));
+        read_results(&results)
+    };
+    // nginx ignores the query and serves the untransformed source.
+    let first = run_once("first.jsonl");
+    assert_eq!(first.len(), VIDEOS.len() * 4, "three breakpoints and the thumbnail per video");
+    for r in &first {
+        assert_eq!(r["outcome"], "passthrough", "{r}");
+        assert_eq!(r["cache"], "miss", "{r}");
+    }
+    let second = run_once("second.jsonl");
+    assert_eq!(second.len(), VIDEOS.len() * 4);
+    for r in &second {
+        assert_eq!((&r["cache"], &r["cache_status"]), (&"hit".into(), &"HIT".into()), "{r}");
+    }
 }

@@ -1,8 +1,11 @@
 //! Fixtures for the end-to-end suites: running the built `prewarm` binary,
 //! writing listings, reading results, and a scripted HTTP server for the
-//! faults a real server cannot be made to show (resets, stalls, 429s...).
+//! faults a real server cannot be made to show (resets, stalls, 429s...),
+//! and one answering as Cloudflare Media Transformations and the
+//! video-resizer Worker document.
 
 pub mod fault_server;
+pub mod vendor_server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -12,6 +12,7 @@ use crate::{Exit, usage};
 
 const SDK_LIB: &str = include_str!("../../../plugins/sdk/src/lib.rs");
 const SDK_CACHE_STATUS: &str = include_str!("../../../plugins/sdk/src/cache_status.rs");
+const SDK_VENDOR: &str = include_str!("../../../plugins/sdk/src/vendor.rs");
 const WIT: &str = include_str!("../../../plugins/sdk/wit/strategy.wit");
 
 /// The new plugin's code: a working strategy to start from (`NAME` is
@@ -152,13 +153,14 @@ pub fn run(name: &str, dir: Option<PathBuf>) -> Result<Exit> {
         return Err(usage(format!("plugins new: {} exists and is not empty; choose another --dir", dir.display())));
     }
     let lib = LIB.replace("NAME", name);
-    let files: [(&str, String); 7] = [
+    let files: [(&str, String); 8] = [
         ("Cargo.toml", manifest(name)),
         ("README.md", readme(name)),
         ("src/lib.rs", lib),
         ("prewarm-plugin-sdk/Cargo.toml", SDK_MANIFEST.to_string()),
         ("prewarm-plugin-sdk/src/lib.rs", SDK_LIB.to_string()),
         ("prewarm-plugin-sdk/src/cache_status.rs", SDK_CACHE_STATUS.to_string()),
+        ("prewarm-plugin-sdk/src/vendor.rs", SDK_VENDOR.to_string()),
         ("prewarm-plugin-sdk/wit/strategy.wit", WIT.to_string()),
     ];
     for (path, text) in &files {

@@ -46,7 +46,9 @@ pub fn hint(kind: &str) -> &'static str {
         }
         "interrupted" => "The run was stopped before these pairs finished: run again with --resume.",
         "follow_ups" => "The plugin asked for too many follow-up requests: report it to the plugin's author.",
-        "passthrough" => "The CDN served the untransformed source (over its limit, or the transform was skipped).",
+        "passthrough" => {
+            "The CDN served the untransformed source (over its limit, or the transform was skipped). The video-resizer Worker stores a passthrough (X-R2-Stored: true) and serves it again until its cache for the path is busted (POST /admin/cache/bust): --resume cannot fix it."
+        }
         _ => "See the `error` field of these pairs in the results file.",
     }
 }

@@ -1,61 +1,94 @@
 //! `cloudflare-media`: Cloudflare Media Transformations,
 //! `https://ZONE/cdn-cgi/media/<options>/<source>`.
 //!
-//! The source is the object's path on the zone (with an optional prefix) or
-//! an absolute origin URL. Answers are read from `cf-cache-status` and
-//! `cf-resized: err=...`; a body as large as the source is the untransformed
-//! original (passthrough).
+//! Follows <https://developers.cloudflare.com/stream/transform-videos/>
+//! (URL form, options, the input limit), its troubleshooting page (the
+//! `Cf-Resized: err=` codes, see [`resized`]) and its sources page (allowed
+//! origins). `/cdn-cgi/media/` lives at the zone's root; the source is a full
+//! URL by default (`https://ZONE/<base path>/<prefix>/<path>`), valid under
+//! both the "absolute path or full URL" and the "full URL" wording of the
+//! docs. A body as large as the source is the untransformed original
+//! (passthrough).
 
+mod options;
+mod resized;
+
+use options::Options;
 use prewarm_plugin_sdk::*;
 
-/// Cloudflare's documented input limit for Media Transformations.
-const MAX_SOURCE_BYTES: u64 = 100_000_000;
+/// Inputs must be *less than* 100 MB ("Input video must be less than
+/// 100MB"), so a source of exactly this size is too large.
+const SOURCE_LIMIT: u64 = 100_000_000;
 
 struct CloudflareMedia {
-    base: String,
-    source_prefix: String,
-    origin: Option<String>,
-    fit: String,
-    extra: Vec<String>,
+    /// `scheme://host[:port]` of the base URL: where `/cdn-cgi/media/` is.
+    zone: String,
+    /// What goes before each encoded object path in the source, ending in
+    /// `/` unless empty: a full URL, or a path on the zone without its
+    /// leading slash.
+    source_base: String,
+    /// `fit` and the `options` setting, checked, one value per key.
+    options: Options,
+    /// The origin's host when `origin` is set, for failure hints.
+    origin_host: Option<String>,
+    cache_headers: Vec<&'static str>,
 }
 
 impl CloudflareMedia {
-    /// `width=W,height=H,fit=F,...` written straight into `out`.
+    /// `width=W,height=H,<options>` written straight into `out`; a
+    /// derivative's own options win over the settings, key by key.
     fn push_options(&self, out: &mut String, d: &Derivative) -> Result<(), String> {
-        use std::fmt::Write;
-        let has = |key: &str| d.options.iter().any(|(k, _)| k == key);
+        use std::fmt::{Display, Write};
         let start = out.len();
-        let sep = |out: &mut String| {
+        let put = |out: &mut String, key: &str, value: &dyn Display| {
             if out.len() > start {
                 out.push(',');
             }
+            let _ = write!(out, "{key}={value}");
         };
         for (key, value) in [("width", d.width), ("height", d.height)] {
             if let Some(v) = value {
                 if !(10..=2000).contains(&v) {
                     return Err(format!("derivative `{}`: {key} {v} is outside Cloudflare's 10-2000", d.name));
                 }
-                sep(out);
-                let _ = write!(out, "{key}={v}");
+                put(out, key, &v);
             }
         }
-        if !has("fit") {
-            sep(out);
-            out.push_str("fit=");
-            out.push_str(&self.fit);
+        let own = |key: &str| d.options.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        for (key, value) in self.options.iter() {
+            put(out, key, &own(key).unwrap_or(value));
         }
-        for (k, v) in &d.options {
-            sep(out);
-            let _ = write!(out, "{k}={v}");
-        }
-        for e in &self.extra {
-            if !has(e.split('=').next().unwrap_or("")) {
-                sep(out);
-                out.push_str(e);
-            }
+        for (key, value) in d.options.iter().filter(|(k, _)| self.options.get(k).is_none()) {
+            put(out, key, value);
         }
         Ok(())
     }
+
+    /// A failure with the allowed-origins hint when the source is on
+    /// another host, which Cloudflare refuses unless allowed.
+    fn with_origin_hint(&self, verdict: Verdict) -> Verdict {
+        match (verdict, &self.origin_host) {
+            (Verdict::Failed(mut f), Some(host))
+                if matches!(f.kind, FailureKind::Forbidden | FailureKind::ClientError | FailureKind::NotFound) =>
+            {
+                f.message.push_str(&format!(
+                    " (with `origin` set, {host} must be an allowed source in the zone's Stream > Transformations > Sources)"
+                ));
+                Verdict::Failed(f)
+            }
+            (v, _) => v,
+        }
+    }
+}
+
+/// `scheme://authority` and the path (no trailing slash) of a base URL.
+fn split_base(base_url: &str) -> Result<(&str, &str), String> {
+    if base_url.contains(['?', '#']) {
+        return Err("the base URL has a query or fragment; give scheme://host[/path]".into());
+    }
+    let after_scheme = base_url.find("://").map(|i| i + 3).unwrap_or(0);
+    let root = base_url[after_scheme..].find('/').map(|i| after_scheme + i).unwrap_or(base_url.len());
+    Ok((&base_url[..root], base_url[root..].trim_end_matches('/')))
 }
 
 impl Strategy for CloudflareMedia {
@@ -63,95 +96,112 @@ impl Strategy for CloudflareMedia {
         PluginInfo {
             name: "cloudflare-media".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Cloudflare Media Transformations (/cdn-cgi/media/<options>/<source>)".into(),
+            description: "Cloudflare Media Transformations (/cdn-cgi/media/<options>/<source>); follows developers.cloudflare.com/stream/transform-videos/ and its troubleshooting and sources pages".into(),
             settings: vec![
                 setting("source-prefix", "Path prepended to each object path on the zone, e.g. `videos`", Some("")),
                 setting(
+                    "source-form",
+                    "How the source is written: `url` (https://ZONE/<base path>/<path>, valid in every version of the docs) or `path` (/<base path>/<path>); use what your pages request, since Cloudflare caches by URL",
+                    Some("url"),
+                ),
+                setting(
                     "origin",
-                    "Absolute origin URL; when set the source is <origin>/<path> instead of a path on the zone",
+                    "Absolute origin URL (no query); the source becomes <origin>/<path>. It must be an allowed source in the zone's Stream > Transformations > Sources, or Cloudflare refuses it",
                     None,
                 ),
-                setting("fit", "Resize mode: contain, scale-down or cover", Some("contain")),
+                setting("fit", "Resize mode: contain, scale-down or cover (a `fit` in `options` wins)", Some("contain")),
                 setting(
                     "options",
-                    "Extra transformation options for every derivative, e.g. `audio=false,duration=10s`",
+                    "More options for every derivative, each key once, checked against the docs: mode, time (0-10m), duration (1s-60s), fit, audio, format, filename; e.g. `audio=false,duration=10s`",
                     None,
                 ),
             ],
             default_derivatives: standard_derivatives(),
-            limits: Limits { max_source_bytes: Some(MAX_SOURCE_BYTES) },
+            // The largest source Cloudflare takes: inputs must be under the limit.
+            limits: Limits { max_source_bytes: Some(SOURCE_LIMIT - 1) },
         }
     }
 
     fn configure(base_url: &str, s: &Settings) -> Result<Self, String> {
-        let fit = s.choice("fit", &["contain", "scale-down", "cover"])?.unwrap_or("contain").to_string();
-        let origin = match s.get("origin").filter(|o| !o.is_empty()) {
-            Some(o) if o.starts_with("http://") || o.starts_with("https://") => Some(o.trim_end_matches('/').into()),
-            Some(o) => {
-                return Err(format!("setting `origin`: `{o}` is not an absolute http(s) URL"));
+        let (zone, base_path) = split_base(base_url)?;
+        let mut options = Options::default();
+        options.set("fit", s.choice("fit", &["contain", "scale-down", "cover"])?.unwrap_or("contain"));
+        for (key, value) in Options::parse_setting(s.get("options").unwrap_or(""))?.iter() {
+            options.set(key, value);
+        }
+        options.check_combination().map_err(|e| format!("setting `options`: {e}"))?;
+
+        let mut source_base = String::new();
+        let mut origin_host = None;
+        match s.get("origin").filter(|o| !o.is_empty()) {
+            // Not echoed: a query may hold a signature.
+            Some(o) if o.contains(['?', '#']) => {
+                return Err("setting `origin`: the URL has a query or fragment; Cloudflare takes a plain URL".into());
             }
-            None => None,
-        };
-        let mut extra = Vec::new();
-        for opt in s.get("options").unwrap_or("").split(',').map(str::trim).filter(|o| !o.is_empty()) {
-            if !opt.contains('=') {
-                return Err(format!("setting `options`: `{opt}` is not `key=value`"));
+            Some(o) if o.starts_with("http://") || o.starts_with("https://") => {
+                if !base_path.is_empty() {
+                    return Err(format!(
+                        "setting `origin`: the base URL has a path ({base_path}) that the source would not use; give the base URL without it, or add it to `origin`"
+                    ));
+                }
+                let origin = o.trim_end_matches('/');
+                origin_host = Some(split_base(origin)?.0.split("://").nth(1).unwrap_or(origin).to_string());
+                source_base.push_str(origin);
+                source_base.push('/');
             }
-            extra.push(opt.to_string());
+            Some(o) => return Err(format!("setting `origin`: `{o}` is not an absolute http(s) URL")),
+            None => match s.choice("source-form", &["url", "path"])? {
+                Some("path") => source_base.push_str(base_path.trim_start_matches('/')),
+                _ => {
+                    source_base.push_str(zone);
+                    source_base.push_str(base_path);
+                }
+            },
+        }
+        if !source_base.is_empty() && !source_base.ends_with('/') {
+            source_base.push('/');
+        }
+        let prefix = s.get("source-prefix").unwrap_or("").trim_matches('/');
+        if !prefix.is_empty() {
+            push_encoded_path(&mut source_base, prefix);
+            source_base.push('/');
         }
         Ok(Self {
-            base: base_url.to_string(),
-            source_prefix: s.get("source-prefix").unwrap_or("").trim_matches('/').to_string(),
-            origin,
-            fit,
-            extra,
+            zone: zone.to_string(),
+            source_base,
+            options,
+            origin_host,
+            cache_headers: cache_headers_own_first(&["cf-cache-status"]),
         })
     }
 
     fn response_headers(&self) -> Vec<String> {
         let mut h = standard_headers();
+        h.extend(self.cache_headers.iter().map(|s| s.to_string()));
         h.push("cf-resized".into());
+        h.sort();
+        h.dedup();
         h
     }
 
     fn warm_request(&self, object: &Object, d: &Derivative) -> Result<Request, String> {
-        let mut url = String::with_capacity(self.base.len() + object.path.len() + 64);
-        url.push_str(&self.base);
+        let mut url = String::with_capacity(self.zone.len() + self.source_base.len() + object.path.len() + 64);
+        url.push_str(&self.zone);
         url.push_str("/cdn-cgi/media/");
         self.push_options(&mut url, d)?;
         url.push('/');
-        match &self.origin {
-            Some(origin) => {
-                url.push_str(origin);
-                url.push('/');
-            }
-            None if !self.source_prefix.is_empty() => {
-                push_encoded_path(&mut url, &self.source_prefix);
-                url.push('/');
-            }
-            None => {}
-        }
+        url.push_str(&self.source_base);
         push_encoded_path(&mut url, &object.path);
         Ok(get(url))
     }
 
     fn classify(&self, object: &Object, _d: &Derivative, r: &ResponseMeta) -> Verdict {
-        if let Some(err) = r.header("cf-resized").filter(|v| v.contains("err=")) {
-            let kind = if object.size > MAX_SOURCE_BYTES { FailureKind::TooLarge } else { FailureKind::TransformError };
-            return Verdict::Failed(Failure {
-                kind,
-                message: format!("Cloudflare could not transform: cf-resized {err}"),
-            });
+        if let Some(code) = r.header("cf-resized").and_then(resized::err_code) {
+            return self.with_origin_hint(resized::verdict(code, object, SOURCE_LIMIT));
         }
-        match standard_verdict_with(object, r, &["cf-cache-status"]) {
-            Verdict::Warm(info) => {
-                if object.size > 0 && r.content_length() == Some(object.size) {
-                    Verdict::Passthrough(info)
-                } else {
-                    Verdict::Warm(info)
-                }
-            }
-            other => other,
+        match standard_verdict_with(object, r, &self.cache_headers) {
+            Verdict::Warm(info) if is_source_size(object, r) => Verdict::Passthrough(info),
+            other => self.with_origin_hint(other),
         }
     }
 }

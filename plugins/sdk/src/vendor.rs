@@ -1,0 +1,43 @@
+//! What the first-party strategies share beyond plain HTTP: the cache
+//! headers read in a CDN's own order, the size a body really had (for
+//! passthrough), and a poll wait that grows for long transforms.
+
+use crate::{CACHE_HEADERS, Object, ResponseMeta, Settings};
+
+/// Every cache header the SDK knows, with `own` (the CDN's own headers)
+/// first and the rest in the SDK's order, each once.
+pub fn cache_headers_own_first(own: &[&'static str]) -> Vec<&'static str> {
+    let mut names = own.to_vec();
+    names.extend(CACHE_HEADERS.iter().filter(|h| !own.contains(h)));
+    names
+}
+
+/// The size of the body as served: its Content-Length, else (chunked) the
+/// bytes counted when the whole body was read.
+pub fn served_size(response: &ResponseMeta) -> Option<u64> {
+    response.content_length().or((response.body_complete && response.body_bytes > 0).then_some(response.body_bytes))
+}
+
+/// Whether the answer is exactly as large as the source: the tell of an
+/// untransformed original (a transformed derivative of the same byte count
+/// is vanishingly unlikely).
+pub fn is_source_size(object: &Object, response: &ResponseMeta) -> bool {
+    object.size > 0 && served_size(response) == Some(object.size)
+}
+
+/// The wait before poll number `attempt` (1-based, as in
+/// [`ResponseMeta::attempt`]) of a long transform: `first_ms`, doubling up
+/// to `cap_ms`, never less than the server's `Retry-After`.
+pub fn poll_wait_ms(attempt: u32, first_ms: u32, cap_ms: u32, retry_after_ms: Option<u32>) -> u32 {
+    let doubled = first_ms.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    doubled.min(cap_ms).max(retry_after_ms.unwrap_or(0))
+}
+
+/// A setting holding milliseconds, from 1 to `max`.
+pub fn millis_setting(settings: &Settings, key: &str, max: u32) -> Result<u32, String> {
+    let raw = settings.get(key).unwrap_or("");
+    match raw.trim().parse::<u32>() {
+        Ok(ms) if (1..=max).contains(&ms) => Ok(ms),
+        _ => Err(format!("setting `{key}`: `{raw}` is not a number of milliseconds from 1 to {max}")),
+    }
+}

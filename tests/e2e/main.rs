@@ -1,13 +1,16 @@
 //! prewarm's end-to-end suites, one test binary: the first-party plugins
 //! and the sandbox through the real runtime, listing through real rclone,
 //! warming through a real nginx cache, faults through a scripted server,
-//! kill and resume, and bad input through the real binary.
+//! kill and resume, bad input through the real binary, and what an
+//! operator should never be surprised by.
 
 mod answers;
 mod bad_input;
+mod completions_man;
 mod demo;
 mod faults;
 mod listing;
+mod no_surprises;
 mod plugins;
 mod reports;
 mod resume;

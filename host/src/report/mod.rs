@@ -3,6 +3,7 @@
 //! the terminal, Markdown, a self-contained HTML page, and Prometheus
 //! metrics (textfile or Pushgateway).
 
+mod charts;
 pub mod html;
 pub mod markdown;
 pub mod prometheus;
@@ -15,6 +16,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::WarmArgs;
+use crate::record::Outcome;
 use crate::stats::{Stats, StatsSummary};
 
 /// Version of the summary JSON layout; bumped on incompatible changes.
@@ -84,6 +86,21 @@ impl Summary {
         Ok(summary)
     }
 
+    /// Pairs that are not warm, by outcome, in the order the README names
+    /// them (failed, pending, passthrough; skipped only when a run was
+    /// interrupted), then warm pairs `--verify` did not find cached; empty
+    /// when every pair is warm. This decides exit 3.
+    pub fn not_warm(&self) -> Vec<(&'static str, u64)> {
+        let interrupted = self.runs.iter().any(|r| r.interrupted);
+        [Outcome::Failed, Outcome::Pending, Outcome::Passthrough, Outcome::Skipped]
+            .into_iter()
+            .filter(|o| *o != Outcome::Skipped || interrupted)
+            .map(|o| (o.as_str(), self.stats.outcomes.get(o.as_str()).copied().unwrap_or(0)))
+            .chain(std::iter::once(("not verified", self.stats.verify.not_hit_count())))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
     /// Wall-clock length of the run (of the longest run, after a merge).
     pub fn elapsed_s(&self) -> f64 {
         self.runs.iter().map(|r| r.elapsed_s).fold(0.0, f64::max)
@@ -120,7 +137,7 @@ impl Outputs {
             html: args.render.html.clone(),
             metrics_textfile: args.render.metrics_textfile.clone(),
             pushgateway: args.pushgateway.clone(),
-            instance: match &args.shard {
+            instance: match &args.source.shard {
                 Some(shard) => format!("{host}-shard-{}", shard.replace('/', "-of-")),
                 None => host,
             },

@@ -108,10 +108,16 @@ pub struct RenderTargets {
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
     /// Combine summaries (e.g. one per shard) exactly: counts add, histograms merge.
+    ///
+    /// Shard summaries are checked: all from the same shard count, each
+    /// shard once, none missing (unless --allow-missing).
     Merge {
         /// Summary JSON files from `prewarm warm --report`.
         #[arg(required = true, num_args = 1..)]
         inputs: Vec<PathBuf>,
+        /// Merge even when shards are missing; the report names them.
+        #[arg(long)]
+        allow_missing: bool,
         /// Where to write the merged summary.
         #[arg(short, long, value_name = "OUT.json")]
         output: PathBuf,

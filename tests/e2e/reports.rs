@@ -281,6 +281,29 @@ fn shard_summaries_merge_into_the_whole() {
         std::fs::read_to_string(h.join("all.md")).unwrap()
     );
 
+    // Shards that do not make one whole are refused, naming what is wrong.
+    let merge = |inputs: &[String], extra: &[&str]| {
+        let out = run(prewarm(h).args(["report", "merge"]).args(inputs).args(["-o", &s("part.json")]).args(extra));
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = merge(&[s("s0.json"), s("s0.json")], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("shard 0/2 given twice"), "{err}");
+    let (code, err) = merge(&[s("s1.json")], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("missing shard 0/2;"), "{err}");
+    assert!(err.contains("--allow-missing"), "{err}");
+    warm(&server, h, &["--shard", "1/3", "--results", &s("r3.jsonl"), "--report", &s("s3.json")]);
+    let (code, err) = merge(&[s("s0.json"), s("s3.json")], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("s3.json") && err.contains("different shard count"), "{err}");
+    let (code, err) = merge(&[s("s1.json")], &["--allow-missing", "--markdown", &s("part.md")]);
+    assert_eq!(code, Some(0), "{err}");
+    let part: Value = serde_json::from_slice(&std::fs::read(h.join("part.json")).unwrap()).unwrap();
+    assert_eq!(part["missing_shards"], serde_json::json!(["0/2"]));
+    assert!(std::fs::read_to_string(h.join("part.md")).unwrap().contains("**Missing shards**"));
+    assert!(err.contains("missing shards (merged with --allow-missing): 0/2"), "{err}");
+
     let bad = h.join("bad.json");
     std::fs::write(&bad, "{}").unwrap();
     let out = run(prewarm(h).args(["report", "merge", &s("s0.json"), bad.to_str().unwrap(), "-o", &s("x.json")]));

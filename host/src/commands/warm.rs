@@ -172,6 +172,8 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
     probe.configure(&base_url, &settings)?;
 
     let (source, filters, rclone) = source_and_filters(&args.source)?;
+    // `auto/N` resolved: the summary names the shard this run really was.
+    let shard = filters.shard.map(|s| format!("{}/{}", s.index, s.count));
 
     if args.dry_run {
         return dry_run(probe, &derivatives, source, filters, args.json).await;
@@ -237,7 +239,7 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         derivatives: derivatives.iter().map(|d| d.name.clone()).collect(),
         concurrency: args.concurrency,
         source: args.source.source.clone().or(args.source.listing.clone()).unwrap_or_default(),
-        shard: args.source.shard.clone(),
+        shard,
         objects_listed: outcome.listing.seen,
         objects_selected: outcome.listing.selected,
         duplicates: outcome.listing.duplicates,

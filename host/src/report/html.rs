@@ -136,6 +136,13 @@ pub fn render(s: &Summary) -> String {
         );
     }
     body.push_str("</ul>");
+    if !s.missing_shards.is_empty() {
+        let _ = write!(
+            body,
+            "<p class=\"missing\"><b>Missing shards</b> (merged with --allow-missing): {}</p>",
+            esc(&s.missing_shards.join(", "))
+        );
+    }
     let warm = st.outcomes.get("warm").copied().unwrap_or(0);
     let _ = write!(
         body,

@@ -101,6 +101,9 @@ pub fn render(s: &Summary) -> String {
             },
         );
     }
+    if !s.missing_shards.is_empty() {
+        let _ = writeln!(out, "\n**Missing shards** (merged with `--allow-missing`): {}", s.missing_shards.join(", "));
+    }
     let total = st.pairs.max(1) as f64;
     let _ = writeln!(out, "\n## Outcomes\n\n| outcome | pairs | share |\n|---|---:|---:|");
     for (k, v) in &st.outcomes {

@@ -65,11 +65,19 @@ pub struct Summary {
     /// One entry per run (several after `report merge`).
     pub runs: Vec<RunInfo>,
     pub stats: StatsSummary,
+    /// Shards (`I/N`) that `report merge --allow-missing` merged without.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_shards: Vec<String>,
 }
 
 impl Summary {
     pub fn new(run: RunInfo, stats: &Stats) -> Self {
-        Summary { schema_version: SCHEMA_VERSION, runs: vec![run], stats: stats.to_summary() }
+        Summary {
+            schema_version: SCHEMA_VERSION,
+            runs: vec![run],
+            stats: stats.to_summary(),
+            missing_shards: Vec::new(),
+        }
     }
 
     pub fn read(path: &Path) -> Result<Self> {
@@ -137,9 +145,12 @@ impl Outputs {
             html: args.render.html.clone(),
             metrics_textfile: args.render.metrics_textfile.clone(),
             pushgateway: args.pushgateway.clone(),
-            instance: match &args.source.shard {
-                Some(shard) => format!("{host}-shard-{}", shard.replace('/', "-of-")),
-                None => host,
+            // The resolved shard (`auto/4` names a different one per pod), so
+            // shards do not overwrite each other's group.
+            instance: match args.source.shard.as_deref().map(crate::listing::Shard::parse).transpose() {
+                Ok(Some(shard)) => format!("{host}-shard-{}-of-{}", shard.index, shard.count),
+                Ok(None) => host,
+                Err(e) => return Err(crate::usage(e)),
             },
         })
     }

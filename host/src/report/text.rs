@@ -26,6 +26,9 @@ pub fn render(s: &Summary) -> String {
         rate,
         if s.runs.iter().any(|r| r.interrupted) { ", interrupted" } else { "" }
     );
+    if !s.missing_shards.is_empty() {
+        let _ = writeln!(out, "  missing shards (merged with --allow-missing): {}", s.missing_shards.join(", "));
+    }
     let outcomes: Vec<String> = crate::record::Outcome::ALL
         .iter()
         .map(|o| format!("{} {}", o.as_str(), st.outcomes.get(o.as_str()).copied().unwrap_or(0)))

@@ -8,6 +8,7 @@ mod answers;
 mod bad_input;
 mod completions_man;
 mod demo;
+mod deploy;
 mod faults;
 mod listing;
 mod no_surprises;

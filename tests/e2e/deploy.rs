@@ -1,0 +1,160 @@
+//! What operators deploy: the manifests in deploy/kubernetes validate against
+//! the Kubernetes 1.33 schemas (kubernetes-validate --strict, offline), and
+//! say what a schema cannot check: an Indexed Job with `Never`, the exit
+//! codes of `podFailurePolicy` equal prewarm's, one shard count everywhere,
+//! files named by the index. The Dockerfile is read with a real parser
+//! (dockerfile-parse). Both checkers come from PyPI, installed by
+//! scripts/setup in .tools/venv.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use prewarm::Exit;
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repository root").to_path_buf()
+}
+
+fn tool(name: &str) -> PathBuf {
+    let path = root().join(".tools/venv/bin").join(name);
+    assert!(path.is_file(), "{} missing: run scripts/setup", path.display());
+    path
+}
+
+fn manifests() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("deploy/kubernetes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml") && !p.ends_with("kustomization.yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Every YAML document of `files`, as JSON, read by PyYAML.
+fn load_yaml(files: &[PathBuf]) -> Vec<Value> {
+    let out = Command::new(tool("python"))
+        .args([
+            "-c",
+            "import json, sys, yaml\nprint(json.dumps([d for f in sys.argv[1:] for d in yaml.safe_load_all(open(f)) if d]))",
+        ])
+        .args(files)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn manifests_validate_for_kubernetes_1_33() {
+    let files = manifests();
+    assert!(files.len() >= 3, "{files:?}");
+    let out = Command::new(tool("kubernetes-validate")).args(["--strict", "-k", "1.33"]).args(&files).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(text.matches("passed").count(), files.len(), "{text}");
+
+    // The check can fail: an unknown field is refused.
+    let home = tempfile::tempdir().unwrap();
+    let bad = home.path().join("bad.yaml");
+    let job = std::fs::read_to_string(root().join("deploy/kubernetes/job.yaml")).unwrap();
+    std::fs::write(&bad, job.replace("completionMode: Indexed", "completionMode: Indexed\n  completionz: 4")).unwrap();
+    let out = Command::new(tool("kubernetes-validate")).args(["--strict", "-k", "1.33"]).arg(&bad).output().unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn the_indexed_job_matches_prewarm() {
+    let docs = load_yaml(&manifests());
+    let jobs: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "Job").collect();
+    let indexed: Vec<&&Value> = jobs.iter().filter(|j| j["spec"]["completionMode"] == "Indexed").collect();
+    assert_eq!(indexed.len(), 1, "one Indexed Job");
+    let spec = &indexed[0]["spec"];
+    let pod = &spec["template"]["spec"];
+    assert_eq!(pod["restartPolicy"], "Never");
+    assert!(spec["backoffLimitPerIndex"].as_u64().is_some(), "crashes are retried per index");
+
+    // podFailurePolicy: usage fails the Job, "finished with pairs not warm" fails the index, a crash is retried.
+    let rules = spec["podFailurePolicy"]["rules"].as_array().unwrap();
+    let action_for = |code: i64| -> Option<&str> {
+        rules
+            .iter()
+            .find(|r| r["onExitCodes"]["values"].as_array().is_some_and(|v| v.iter().any(|c| c.as_i64() == Some(code))))
+            .map(|r| r["action"].as_str().unwrap())
+    };
+    assert_eq!(action_for(Exit::Usage as i64), Some("FailJob"));
+    assert_eq!(action_for(Exit::SomeFailed as i64), Some("FailIndex"));
+    assert_eq!(action_for(Exit::Other as i64), None, "a crash counts against backoffLimitPerIndex");
+    assert!(rules.iter().all(|r| r["onExitCodes"].is_null() || r["onExitCodes"]["operator"] == "In"));
+
+    // One shard count: completions, PREWARM_SHARDS, and the limits that depend on it.
+    let n = spec["completions"].as_u64().unwrap();
+    let container = &pod["containers"][0];
+    let env = |name: &str| {
+        container["env"].as_array().unwrap().iter().find(|e| e["name"] == name).map(|e| e["value"].clone())
+    };
+    assert_eq!(env("PREWARM_SHARDS"), Some(Value::String(n.to_string())), "N differs between completions and env");
+    assert!(spec["parallelism"].as_u64().unwrap() <= n && spec["maxFailedIndexes"].as_u64().unwrap() <= n);
+    let script = container["args"][0].as_str().unwrap();
+    assert!(script.contains("--shard auto") && !script.contains("--shard auto/"), "{script}");
+    // Files named by the index, replaced by a rerun of that index.
+    assert!(script.contains("--overwrite"), "{script}");
+    for flag in [
+        "--results \"/results/shard-$JOB_COMPLETION_INDEX.jsonl\"",
+        "--report \"/results/shard-$JOB_COMPLETION_INDEX.json\"",
+    ] {
+        assert!(script.contains(flag), "{flag} missing from {script}");
+    }
+    // rclone's remote from a Secret, as RCLONE_CONFIG_* variables.
+    let secret = container["envFrom"][0]["secretRef"]["name"].as_str().unwrap();
+    let secrets: Vec<&Value> =
+        docs.iter().filter(|d| d["kind"] == "Secret" && d["metadata"]["name"] == secret).collect();
+    assert_eq!(secrets.len(), 1);
+    assert!(secrets[0]["stringData"].as_object().unwrap().keys().all(|k| k.starts_with("RCLONE_CONFIG_")));
+
+    // The merge Job reads the same volume with the same image.
+    let merge = jobs.iter().find(|j| j["spec"]["completionMode"].is_null()).expect("a merge Job");
+    let merge_pod = &merge["spec"]["template"]["spec"];
+    assert!(
+        merge_pod["containers"][0]["args"][0].as_str().unwrap().contains("prewarm report merge /results/shard-*.json")
+    );
+    assert_eq!(merge_pod["containers"][0]["image"], container["image"]);
+    assert_eq!(merge_pod["volumes"], Value::Array(pod["volumes"].as_array().unwrap()[..1].to_vec()));
+
+    // The kustomization names files that exist.
+    let kustomization = load_yaml(&[root().join("deploy/kubernetes/kustomization.yaml")]);
+    for r in kustomization[0]["resources"].as_array().unwrap() {
+        assert!(root().join("deploy/kubernetes").join(r.as_str().unwrap()).is_file(), "{r}");
+    }
+}
+
+#[test]
+fn the_dockerfile_parses_and_builds_what_the_manifests_run() {
+    let out = Command::new(tool("python"))
+        .args([
+            "-c",
+            "import json, sys\nfrom dockerfile_parse import DockerfileParser\np = DockerfileParser(path=sys.argv[1])\nprint(json.dumps({'base': p.baseimage, 'structure': p.structure}))",
+        ])
+        .arg(root().join("Dockerfile"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let parsed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(parsed["base"].as_str().unwrap().starts_with("debian:"), "{parsed}");
+    let steps: Vec<(String, String)> = parsed["structure"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["instruction"].as_str().unwrap().to_string(), s["value"].as_str().unwrap().to_string()))
+        .collect();
+    let find = |i: &str| steps.iter().filter(|(k, _)| k == i).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+    let run = find("RUN").join(" ");
+    assert!(run.contains("apt-get install") && run.contains("rclone") && run.contains("ffmpeg"), "{run}");
+    assert_eq!(find("COPY"), ["target/dist/prewarm /usr/local/bin/prewarm"]);
+    assert_eq!(find("ENTRYPOINT"), ["[\"prewarm\"]"]);
+    // The manifests run as the image's user.
+    assert_eq!(find("USER"), ["65532:65532"]);
+    let job = std::fs::read_to_string(root().join("deploy/kubernetes/job.yaml")).unwrap();
+    assert!(job.contains("runAsUser: 65532") && job.contains("image: prewarm:0.1.0"));
+}

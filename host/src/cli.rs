@@ -325,6 +325,10 @@ pub struct WarmArgs {
     /// Prometheus Pushgateway base URL to PUT the metrics to.
     #[arg(long, value_name = "URL")]
     pub pushgateway: Option<String>,
+    /// At the end, copy the results and reports to this rclone destination (through the managed rclone), so
+    /// shards need no shared volume.
+    #[arg(long, value_name = "REMOTE:PATH")]
+    pub upload: Option<String>,
     /// Where detected per-host size capabilities are kept (default: user cache dir).
     #[arg(long, value_name = "FILE")]
     pub capabilities_cache: Option<PathBuf>,

@@ -158,3 +158,102 @@ fn the_dockerfile_parses_and_builds_what_the_manifests_run() {
     let job = std::fs::read_to_string(root().join("deploy/kubernetes/job.yaml")).unwrap();
     assert!(job.contains("runAsUser: 65532") && job.contains("image: prewarm:0.1.0"));
 }
+
+/// The Indexed Job played locally: N processes with JOB_COMPLETION_INDEX
+/// 0..N-1 (as the Job's pods, sharing nothing) warm through a real nginx
+/// cache and `--upload` to a local rclone remote; the merge of what they
+/// uploaded equals one unsharded run, and a missing or doubled shard is refused.
+#[test]
+fn an_indexed_job_played_locally_merges_to_the_unsharded_run() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let media = h.join("media");
+    for i in 0..12 {
+        let path = media.join(format!("set {}/v{i}.mp4", i % 3));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, vec![b'v'; 2000 + i * 7]).unwrap();
+    }
+    let rclone = prewarm::lab::find_program("rclone").expect("rclone installed");
+    let origin = prewarm::lab::start_origin(&rclone, &media).unwrap();
+    let cache = prewarm::lab::start_cache(&h.join("nginx"), &origin.url).unwrap();
+    let uploaded = h.join("bucket/run-1");
+    let warm = |pod: &Path, shard: Option<u32>| {
+        std::fs::create_dir_all(pod).unwrap();
+        let mut cmd = prewarm_e2e::prewarm(pod);
+        cmd.current_dir(pod)
+            .args(["warm", "--plugin", "template", "--base-url", &cache.url, "--progress", "never"])
+            .args(["--set", "url={base}/{path}?w={width}", "--set", "cache-header=x-cache-status", "--source"])
+            .arg(&media);
+        if let Some(i) = shard {
+            cmd.env("JOB_COMPLETION_INDEX", i.to_string())
+                .env("PREWARM_SHARDS", "3")
+                .env("RCLONE_CONFIG_BUCKET_TYPE", "local")
+                .args([
+                    "--shard",
+                    "auto",
+                    "--results",
+                    &format!("shard-{i}.jsonl"),
+                    "--report",
+                    &format!("shard-{i}.json"),
+                ])
+                .arg("--upload")
+                .arg(format!("bucket:{}", uploaded.display()));
+        } else {
+            cmd.args(["--results", "all.jsonl", "--report", "all.json"]);
+        }
+        let out = prewarm_e2e::run(&mut cmd);
+        assert_eq!(out.status.code(), Some(0), "shard {shard:?}");
+    };
+    for i in 0..3 {
+        warm(&h.join(format!("pod-{i}")), Some(i));
+    }
+    warm(&h.join("single"), None);
+
+    let mut names: Vec<String> =
+        std::fs::read_dir(&uploaded).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["shard-0.json", "shard-0.jsonl", "shard-1.json", "shard-1.jsonl", "shard-2.json", "shard-2.jsonl"]
+    );
+    assert_eq!(
+        std::fs::read(uploaded.join("shard-1.jsonl")).unwrap(),
+        std::fs::read(h.join("pod-1/shard-1.jsonl")).unwrap(),
+        "uploaded as written"
+    );
+
+    let s = |name: &str| uploaded.join(name).to_str().unwrap().to_string();
+    let merge = |inputs: &[&str]| {
+        let mut cmd = prewarm_e2e::prewarm(h);
+        cmd.args(["report", "merge"]).args(inputs.iter().map(|n| s(n))).arg("-o").arg(h.join("merged.json"));
+        prewarm_e2e::run(&mut cmd).status.code()
+    };
+    assert_eq!(merge(&["shard-0.json", "shard-1.json", "shard-2.json"]), Some(0));
+    let read = |p: PathBuf| -> Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
+    let (merged, single) = (read(h.join("merged.json")), read(h.join("single/all.json")));
+    assert_eq!(merged["stats"]["pairs"], 36);
+    assert_eq!(merged["stats"]["pairs"], single["stats"]["pairs"]);
+    assert_eq!(merged["stats"]["outcomes"], single["stats"]["outcomes"]);
+    let shards: Vec<&str> = merged["runs"].as_array().unwrap().iter().map(|r| r["shard"].as_str().unwrap()).collect();
+    assert_eq!(shards, ["0/3", "1/3", "2/3"], "each run records the shard it resolved to");
+
+    assert_eq!(merge(&["shard-0.json", "shard-2.json"]), Some(2), "a missing shard is refused");
+    assert_eq!(merge(&["shard-0.json", "shard-1.json", "shard-1.json", "shard-2.json"]), Some(2), "a doubled shard");
+
+    // An upload that fails is an error (exit 1: retried like a crash), and the files stay where they were written.
+    let pod = h.join("pod-bad");
+    std::fs::create_dir_all(&pod).unwrap();
+    prewarm_e2e::write_listing(&pod.join("l.json"), &[("set 0/v0.mp4", 2000)]);
+    let out = prewarm_e2e::run(
+        prewarm_e2e::prewarm(&pod)
+            .current_dir(&pod)
+            .args(["warm", "--plugin", "template", "--base-url", &cache.url, "--progress", "never"])
+            .args(["--set", "url={base}/{path}?w={width}", "--listing"])
+            .arg(pod.join("l.json"))
+            .args(["--results", "r.jsonl", "--upload", "no-such-remote:out"]),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("--upload no-such-remote:out: cannot copy r.jsonl"), "{err}");
+    assert!(pod.join("r.jsonl").is_file());
+}

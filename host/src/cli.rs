@@ -33,6 +33,7 @@ pub enum Command {
     #[command(after_help = examples::PLUGINS)]
     Plugins(PluginsArgs),
     /// One object through the whole warm loop, every request, answer, verdict and wait shown.
+    #[command(after_help = examples::PROBE)]
     Probe(Box<ProbeArgs>),
     /// Merge summaries from shards, or render a summary again.
     #[command(after_help = examples::REPORT)]
@@ -69,7 +70,10 @@ mod examples {
     pub const PLUGINS: &str = "Examples:
   prewarm plugins list
   prewarm plugins inspect cloudflare-media
-  prewarm plugins inspect ./my-cdn.wasm --json";
+  prewarm plugins new acme-cdn --dir ./acme-cdn";
+    pub const PROBE: &str = "Examples:
+  prewarm probe videos/intro.mp4 --plugin cloudflare-media --base-url https://www.example.com --derivative mobile
+  prewarm probe videos/intro.mp4 --plugin video-resizer --base-url https://videos.example.com --verify";
     pub const REPORT: &str = "Examples:
   prewarm report merge shard-*.json -o all.json --html all.html
   prewarm report render all.json --markdown all.md";

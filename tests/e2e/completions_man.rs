@@ -69,7 +69,7 @@ fn man_pages_render_without_warnings() {
 #[test]
 fn every_help_ends_with_examples() {
     let home = tempfile::tempdir().unwrap();
-    for sub in ["warm", "list", "plugins", "report", "demo", "completions", "man"] {
+    for sub in ["warm", "list", "plugins", "probe", "report", "demo", "completions", "man"] {
         let out = run(prewarm(home.path()).args([sub, "--help"]));
         assert!(out.status.success(), "{sub}");
         let help = String::from_utf8_lossy(&out.stdout);

@@ -24,17 +24,69 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Warm every derivative of every listed object through the CDN.
+    #[command(after_help = examples::WARM)]
     Warm(Box<WarmArgs>),
     /// Print the filtered listing with a size summary.
+    #[command(after_help = examples::LIST)]
     List(Box<ListArgs>),
     /// List or inspect CDN strategy plugins.
+    #[command(after_help = examples::PLUGINS)]
     Plugins(PluginsArgs),
     /// One object through the whole warm loop, every request, answer, verdict and wait shown.
+    #[command(after_help = examples::PROBE)]
     Probe(Box<ProbeArgs>),
     /// Merge summaries from shards, or render a summary again.
+    #[command(after_help = examples::REPORT)]
     Report(ReportArgs),
     /// A complete local run: sample videos, a loopback origin and cache, a warm, the report.
+    #[command(after_help = examples::DEMO)]
     Demo(DemoArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    #[command(after_help = examples::COMPLETIONS)]
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages: one per subcommand into DIR, or prewarm(1) to stdout.
+    #[command(after_help = examples::MAN)]
+    Man {
+        /// Directory for prewarm.1, prewarm-warm.1 and the rest (created if missing).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// The examples that end each subcommand's `--help` (and man page).
+mod examples {
+    pub const WARM: &str = "Examples:
+  prewarm warm --source s3:media/videos --extensions mp4 --plugin cloudflare-media \\
+    --base-url https://www.example.com --set source-prefix=videos --results run.jsonl --html run.html
+  prewarm warm --listing listing.json --plugin video-resizer --base-url https://videos.example.com --resume
+  prewarm warm --listing listing.json --plugin akamai-ivm --base-url https://img.example.com --dry-run";
+    pub const LIST: &str = "Examples:
+  prewarm list --source s3:media/videos --extensions mp4,mov --threshold 100MB
+  prewarm list --listing listing.json --shard 0/4 --summary-only
+  prewarm list --source r2:bucket --json > objects.json";
+    pub const PLUGINS: &str = "Examples:
+  prewarm plugins list
+  prewarm plugins inspect cloudflare-media
+  prewarm plugins new acme-cdn --dir ./acme-cdn";
+    pub const PROBE: &str = "Examples:
+  prewarm probe videos/intro.mp4 --plugin cloudflare-media --base-url https://www.example.com --derivative mobile
+  prewarm probe videos/intro.mp4 --plugin video-resizer --base-url https://videos.example.com --verify";
+    pub const REPORT: &str = "Examples:
+  prewarm report merge shard-*.json -o all.json --html all.html
+  prewarm report render all.json --markdown all.md";
+    pub const DEMO: &str = "Examples:
+  prewarm demo
+  prewarm demo --dir /tmp/prewarm-demo";
+    pub const COMPLETIONS: &str = "Examples:
+  prewarm completions bash > /etc/bash_completion.d/prewarm
+  prewarm completions zsh > \"${fpath[1]}/_prewarm\"
+  prewarm completions fish > ~/.config/fish/completions/prewarm.fish";
+    pub const MAN: &str = "Examples:
+  prewarm man --dir /usr/local/share/man/man1
+  prewarm man | man -l -";
 }
 
 #[derive(Debug, Args)]
@@ -60,10 +112,16 @@ pub struct RenderTargets {
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
     /// Combine summaries (e.g. one per shard) exactly: counts add, histograms merge.
+    ///
+    /// Shard summaries are checked: all from the same shard count, each
+    /// shard once, none missing (unless --allow-missing).
     Merge {
         /// Summary JSON files from `prewarm warm --report`.
         #[arg(required = true, num_args = 1..)]
         inputs: Vec<PathBuf>,
+        /// Merge even when shards are missing; the report names them.
+        #[arg(long)]
+        allow_missing: bool,
         /// Where to write the merged summary.
         #[arg(short, long, value_name = "OUT.json")]
         output: PathBuf,
@@ -106,6 +164,10 @@ pub struct SourceArgs {
     /// Take at most N objects: the first N in listing order, after filters.
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
+    /// Only this shard of the listing: I/N (0-based), `auto/N` (index from JOB_COMPLETION_INDEX), or `auto`
+    /// (count from PREWARM_SHARDS too).
+    #[arg(long, value_name = "I/N|auto")]
+    pub shard: Option<String>,
     /// Sources below this size are `small` (default 50MiB).
     #[arg(long, value_name = "SIZE", default_value = "50MiB")]
     pub small_below: String,
@@ -240,12 +302,12 @@ pub struct WarmArgs {
     /// Skip pairs already warm in the results file, and append to it.
     #[arg(long)]
     pub resume: bool,
+    /// Replace an existing results file (without this or --resume, an existing one is refused).
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
     /// Print the planned requests without sending anything.
     #[arg(long)]
     pub dry_run: bool,
-    /// Only this shard of the listing: I/N (0-based), or `auto` (JOB_COMPLETION_INDEX of N from JOB_COMPLETIONS).
-    #[arg(long, value_name = "I/N|auto")]
-    pub shard: Option<String>,
     /// Progress bar.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
@@ -267,6 +329,10 @@ pub struct WarmArgs {
     /// Prometheus Pushgateway base URL to PUT the metrics to.
     #[arg(long, value_name = "URL")]
     pub pushgateway: Option<String>,
+    /// At the end, copy the results and reports to this rclone destination (through the managed rclone), so
+    /// shards need no shared volume.
+    #[arg(long, value_name = "REMOTE:PATH")]
+    pub upload: Option<String>,
     /// Where detected per-host size capabilities are kept (default: user cache dir).
     #[arg(long, value_name = "FILE")]
     pub capabilities_cache: Option<PathBuf>,

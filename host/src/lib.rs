@@ -14,6 +14,7 @@ pub mod lab;
 pub mod listing;
 pub mod logging;
 pub mod memory;
+pub mod overview;
 pub mod plugin;
 pub mod rclone;
 pub mod record;
@@ -78,5 +79,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Exit> {
         cli::Command::Demo(args) => commands::demo::run(args),
         cli::Command::Probe(args) => commands::probe::run(*args),
         cli::Command::Report(args) => commands::report::run(args),
+        cli::Command::Completions { shell } => commands::completions::run(shell),
+        cli::Command::Man { dir } => commands::man::run(dir.as_deref()),
     }
 }

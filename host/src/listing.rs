@@ -382,6 +382,7 @@ async fn pump<R: AsyncBufRead + Unpin>(
     let mut seen_paths = SeenPaths::default();
     let mut buf = Vec::with_capacity(1024);
     let mut line_no = 0u64;
+    let mut flat = FlatListing::default();
     loop {
         buf.clear();
         let n = (&mut reader)
@@ -390,6 +391,7 @@ async fn pump<R: AsyncBufRead + Unpin>(
             .await
             .map_err(|error| ListingError::Read { source_name: name.to_string(), error })?;
         if n == 0 {
+            flat.warn(name);
             return Ok(totals);
         }
         line_no += 1;
@@ -412,6 +414,7 @@ async fn pump<R: AsyncBufRead + Unpin>(
                 }
                 Entry::Directory(_) => {
                     totals.directories += 1;
+                    flat.note_directory();
                     continue;
                 }
                 Entry::FolderMarker(_) => {
@@ -419,6 +422,7 @@ async fn pump<R: AsyncBufRead + Unpin>(
                     continue;
                 }
             };
+            flat.note_object(&object);
             totals.seen += 1;
             if !filters.accepts(&object) {
                 continue;
@@ -444,6 +448,43 @@ async fn pump<R: AsyncBufRead + Unpin>(
                 totals.stopped_early = true;
                 return Ok(totals);
             }
+        }
+    }
+}
+
+/// Spots a listing saved without `-R`: directory entries, and no path below
+/// any of them, so only the top level would be warmed. Warned once, when the
+/// listing ends (a listing stopped early by `--limit` proves nothing).
+#[derive(Debug, Default)]
+struct FlatListing {
+    directories: u64,
+    nested: bool,
+}
+
+impl FlatListing {
+    fn note_directory(&mut self) {
+        self.directories += 1;
+    }
+
+    fn note_object(&mut self, object: &Object) {
+        self.nested |= object.path.contains('/');
+    }
+
+    fn is_flat(&self) -> bool {
+        self.directories > 0 && !self.nested
+    }
+
+    fn warn(&self, name: &str) {
+        if self.is_flat() {
+            tracing::warn!(
+                "listing {name} has {} and no path below any of them: it looks saved without -R (`rclone lsjson \
+                 -R`), so only its top level is warmed",
+                if self.directories == 1 {
+                    "1 directory entry".to_string()
+                } else {
+                    format!("{} directory entries", self.directories)
+                }
+            );
         }
     }
 }
@@ -496,6 +537,28 @@ mod tests {
         assert!(seen.first("a/c.mp4"));
         assert!(!seen.first("a/b.mp4"));
         assert!(seen.first("a//b.mp4"));
+    }
+
+    #[test]
+    fn a_listing_without_recursion_is_spotted() {
+        let flat = |lines: &[&str]| {
+            let mut f = FlatListing::default();
+            for l in lines {
+                match parse_line(l) {
+                    Ok(Line::One(Entry::Directory(_))) => f.note_directory(),
+                    Ok(Line::One(Entry::Object { object, .. })) => f.note_object(&object),
+                    _ => {}
+                }
+            }
+            f.is_flat()
+        };
+        let dir = r#"{"Path":"season 1","Name":"season 1","Size":-1,"IsDir":true},"#;
+        let top = r#"{"Path":"intro.mp4","Name":"intro.mp4","Size":10,"IsDir":false},"#;
+        let below = r#"{"Path":"season 1/e1.mp4","Name":"e1.mp4","Size":10,"IsDir":false},"#;
+        assert!(flat(&["[", dir, top, "]"]));
+        assert!(flat(&[r#"{"Path":"d", "IsDir" : true}"#]));
+        assert!(!flat(&["[", dir, top, below, "]"]));
+        assert!(!flat(&["[", top, "]"]));
     }
 
     #[test]

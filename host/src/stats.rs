@@ -12,6 +12,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use serde::{Deserialize, Serialize};
 
+use crate::overview::Overview;
 use crate::record::{Outcome, Record};
 use crate::size::{SizeClass, SizeClasses};
 use crate::verification::VerifyTally;
@@ -270,6 +271,8 @@ pub struct Stats {
     pub ttfb_all: Timing,
     /// What `--verify` found.
     pub verify: VerifyTally,
+    /// Cache states per derivative and the timeline, for the charts.
+    pub overview: Overview,
 }
 
 impl Stats {
@@ -288,7 +291,14 @@ impl Stats {
             slowest: Vec::new(),
             ttfb_all: Timing::default(),
             verify: VerifyTally::default(),
+            overview: Overview::default(),
         }
+    }
+
+    /// Fold in a record that finished `at` after the start of the run.
+    pub fn record(&mut self, r: &Record, at: std::time::Duration) {
+        self.add(r);
+        self.overview.add(at, r);
     }
 
     pub fn count(&self, outcome: Outcome) -> u64 {
@@ -391,6 +401,7 @@ impl Stats {
         }
         self.ttfb_all.merge(&o.ttfb_all);
         self.verify.merge(&o.verify);
+        self.overview.merge(&o.overview);
     }
 
     /// Groups rolled up per derivative (all size classes).
@@ -441,6 +452,7 @@ impl Stats {
             slowest: self.slowest.clone(),
             ttfb: self.ttfb_all.summary(),
             verify: self.verify.clone(),
+            overview: self.overview.clone(),
         }
     }
 
@@ -484,6 +496,7 @@ impl Stats {
         stats.slowest = s.slowest.clone();
         stats.ttfb_all = Timing::from_summary(&s.ttfb)?;
         stats.verify = s.verify.clone();
+        stats.overview = s.overview.clone();
         Ok(stats)
     }
 }
@@ -532,6 +545,9 @@ pub struct StatsSummary {
     /// (absent when the run did not verify).
     #[serde(default, skip_serializing_if = "VerifyTally::is_empty")]
     pub verify: VerifyTally,
+    /// `cache_by_derivative` and `timeline` (absent in older summaries).
+    #[serde(flatten)]
+    pub overview: Overview,
 }
 
 #[cfg(test)]

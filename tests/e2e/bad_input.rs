@@ -128,14 +128,3 @@ fn dry_run_plans_without_sending() {
     assert_eq!(lines[3]["url"], "http://127.0.0.1:9/x/a%20b.mp4?derivative=thumbnail");
     assert_eq!(lines[0]["method"], "GET");
 }
-
-#[test]
-fn replacing_a_results_file_without_resume_is_announced() {
-    let home = tempfile::tempdir().unwrap();
-    let port = prewarm::lab::free_port().unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let (_, first) = warm(home.path(), &["--plugin", "template", "--base-url", &base, "--retries", "0"]);
-    assert!(!first.contains("is replaced"), "{first}");
-    let (_, second) = warm(home.path(), &["--plugin", "template", "--base-url", &base, "--retries", "0"]);
-    assert!(second.contains("r.jsonl exists and is replaced") && second.contains("--resume"), "{second}");
-}

@@ -28,7 +28,8 @@ pub(crate) fn warm(server: &FaultServer, home: &Path, objects: &[&str], extra: &
         ])
         .args(["--concurrency", "4", "--capabilities-cache"])
         .arg(home.join("caps.json"))
-        .arg("--results")
+        // Each call is a new run into the same file.
+        .args(["--overwrite", "--results"])
         .arg(&results)
         .args(extra));
     let results = read_results(&results);

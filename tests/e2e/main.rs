@@ -2,13 +2,17 @@
 //! and the sandbox through the real runtime, listing through real rclone,
 //! warming through a real nginx cache, faults through a scripted server,
 //! the vendors' documented answers through a loopback server, kill and
-//! resume, and bad input through the real binary.
+//! resume, bad input through the real binary, and what an operator should
+//! never be surprised by.
 
 mod answers;
 mod bad_input;
+mod completions_man;
 mod demo;
+mod deploy;
 mod faults;
 mod listing;
+mod no_surprises;
 mod plugins;
 mod reports;
 mod resume;

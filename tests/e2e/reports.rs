@@ -110,7 +110,24 @@ fn html_report_renders_in_headless_chromium() {
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
     let html = h.join("report.html");
-    warm(&server, h, &["--results", h.join("r.jsonl").to_str().unwrap(), "--html", html.to_str().unwrap()]);
+    let summary = h.join("s.json");
+    // One object rate limited once: a 429 pause on the timeline.
+    let mut objs = objects();
+    objs.push(("rate-limited/x.mp4".into(), 5000));
+    let refs: Vec<(&str, u64)> = objs.iter().map(|(p, s)| (p.as_str(), *s)).collect();
+    run(warm_listing(h, &server.url, &refs)
+        .args(["--set", "cache-header=x-cache", "--retries", "0", "--results"])
+        .arg(h.join("r.jsonl"))
+        .arg("--html")
+        .arg(&html)
+        .arg("--report")
+        .arg(&summary));
+    let s: Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let buckets = s["stats"]["timeline"]["buckets"].as_array().unwrap();
+    let sum = |k: &str| buckets.iter().map(|b| b[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!((sum("pairs"), sum("failed")), (32 * 3, 3), "{buckets:?}");
+    assert!(sum("rate_limit_pauses") >= 3, "a pause per derivative of the rate-limited object");
+    assert_eq!(s["stats"]["cache_by_derivative"]["mobile"]["miss"], 31);
     let page = std::fs::read_to_string(&html).unwrap();
     for external in ["<script", "src=", "href=", "url(", "@import"] {
         assert!(!page.contains(external), "page must be self-contained, found {external}");
@@ -149,11 +166,15 @@ fn html_report_renders_in_headless_chromium() {
         .output()
         .unwrap();
     let dom = String::from_utf8_lossy(&dom.stdout);
-    for id in ["chart-outcomes", "chart-ttfb", "chart-reduction"] {
+    for id in ["chart-outcomes", "chart-ttfb", "chart-reduction", "chart-cache", "chart-timeline"] {
         assert!(dom.contains(&format!("id=\"{id}\"")), "{id} missing from the rendered DOM");
     }
-    assert_eq!(dom.matches("<polyline").count(), 3, "one TTFB curve per derivative");
+    assert_eq!(dom.matches("class=\"series\"").count(), 3, "one TTFB curve per derivative");
     assert!(dom.matches("class=\"bar\"").count() >= 5);
+    // Cache states: one miss segment per derivative; the timeline: the rate, the failures, the pauses.
+    assert_eq!(dom.matches("class=\"segment\" data-state=\"miss\"").count(), 3);
+    assert_eq!(dom.matches("class=\"rate\"").count(), 1);
+    assert!(dom.contains("class=\"failed\"") && dom.contains("class=\"pause\""));
 }
 
 #[test]
@@ -244,6 +265,13 @@ fn shard_summaries_merge_into_the_whole() {
     let count = |v: &Value| v["stats"]["ttfb"]["count"].as_u64().unwrap();
     assert_eq!(count(&all), count(&parts[0]) + count(&parts[1]));
     assert!(std::fs::read_to_string(h.join("all.md")).unwrap().contains("shard 0/2"));
+    let timeline_pairs = |v: &Value| {
+        v["stats"]["timeline"]["buckets"].as_array().unwrap().iter().map(|b| b["pairs"].as_u64().unwrap()).sum::<u64>()
+    };
+    assert_eq!(timeline_pairs(&all), 93);
+    assert_eq!(all["stats"]["cache_by_derivative"]["tablet"]["miss"], 30);
+    let page = std::fs::read_to_string(h.join("all.html")).unwrap();
+    assert!(page.contains("id=\"chart-cache\"") && page.contains("id=\"chart-timeline\""));
 
     // Rendering a merged summary again gives the same Markdown.
     let out = run(prewarm(h).args(["report", "render", &s("all.json"), "--markdown", &s("again.md")]));
@@ -252,6 +280,29 @@ fn shard_summaries_merge_into_the_whole() {
         std::fs::read_to_string(h.join("again.md")).unwrap(),
         std::fs::read_to_string(h.join("all.md")).unwrap()
     );
+
+    // Shards that do not make one whole are refused, naming what is wrong.
+    let merge = |inputs: &[String], extra: &[&str]| {
+        let out = run(prewarm(h).args(["report", "merge"]).args(inputs).args(["-o", &s("part.json")]).args(extra));
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = merge(&[s("s0.json"), s("s0.json")], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("shard 0/2 given twice"), "{err}");
+    let (code, err) = merge(&[s("s1.json")], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("missing shard 0/2;"), "{err}");
+    assert!(err.contains("--allow-missing"), "{err}");
+    warm(&server, h, &["--shard", "1/3", "--results", &s("r3.jsonl"), "--report", &s("s3.json")]);
+    let (code, err) = merge(&[s("s0.json"), s("s3.json")], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("s3.json") && err.contains("different shard count"), "{err}");
+    let (code, err) = merge(&[s("s1.json")], &["--allow-missing", "--markdown", &s("part.md")]);
+    assert_eq!(code, Some(0), "{err}");
+    let part: Value = serde_json::from_slice(&std::fs::read(h.join("part.json")).unwrap()).unwrap();
+    assert_eq!(part["missing_shards"], serde_json::json!(["0/2"]));
+    assert!(std::fs::read_to_string(h.join("part.md")).unwrap().contains("**Missing shards**"));
+    assert!(err.contains("missing shards (merged with --allow-missing): 0/2"), "{err}");
 
     let bad = h.join("bad.json");
     std::fs::write(&bad, "{}").unwrap();

@@ -61,6 +61,8 @@ pub fn run(args: DemoArgs) -> Result<Exit> {
             "cache-header=x-cache-status".into(),
             "--concurrency".into(),
             "4".into(),
+            // A demo run again in the same --dir replaces its own files.
+            "--overwrite".into(),
             "--results".into(),
             out.join("results.jsonl").display().to_string(),
             "--report".into(),

@@ -47,7 +47,7 @@ pub fn run(args: ListArgs) -> Result<Exit> {
 async fn run_async(args: ListArgs) -> Result<Exit> {
     let threshold = parse_size(&args.threshold).map_err(|e| usage(format!("--threshold: {e}")))?;
     let classes = listing::size_classes(&args.source)?;
-    let (source, filters, rclone) = super::warm::source_and_filters(&args.source, None)?;
+    let (source, filters, rclone) = super::warm::source_and_filters(&args.source)?;
     let (mut objects, task) = listing::stream(source, filters);
 
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());

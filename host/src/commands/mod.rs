@@ -1,7 +1,9 @@
 //! One file per subcommand; each resolves its arguments and runs.
 
+pub mod completions;
 pub mod demo;
 pub mod list;
+pub mod man;
 pub mod plugin_new;
 pub mod plugins;
 pub mod probe;

@@ -47,7 +47,7 @@ async fn probe(args: ProbeArgs) -> Result<Exit> {
 
     let ctx = Arc::new(WorkerContext {
         client: http::client(1, timeouts.headers)?,
-        pacer: pacing::Pacer::new(None),
+        pacer: pacing::Pacer::new(None, std::time::Instant::now()),
         caps: sizing::Capabilities::load(None),
         timeouts,
         retries: args.retries,

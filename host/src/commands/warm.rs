@@ -15,6 +15,7 @@ use crate::plugin::{Derivative, Plugin, PluginRuntime, RuntimeOptions};
 use crate::rclone::Rclone;
 use crate::record::{Outcome, Record};
 use crate::redact::redact_url;
+use crate::report::text::plural;
 use crate::report::{self, RunInfo};
 use crate::stats::Stats;
 use crate::warm::{self, Observer, WarmPlan, http::Timeouts};
@@ -119,9 +120,9 @@ pub fn resolve_derivatives(plugin: &Plugin, wanted: &[String]) -> Result<Vec<Der
 }
 
 /// The listing source and filters from the shared arguments.
-pub fn source_and_filters(args: &SourceArgs, shard: Option<&str>) -> Result<(ListingSource, Filters, Option<Rclone>)> {
+pub fn source_and_filters(args: &SourceArgs) -> Result<(ListingSource, Filters, Option<Rclone>)> {
     let mut filters = Filters::from_args(args)?;
-    if let Some(s) = shard {
+    if let Some(s) = &args.shard {
         filters.shard = Some(Shard::parse(s).map_err(usage)?);
     }
     let mut located = None;
@@ -170,16 +171,26 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
     let mut probe = plugin.instantiate()?;
     probe.configure(&base_url, &settings)?;
 
-    let (source, filters, rclone) = source_and_filters(&args.source, args.shard.as_deref())?;
+    let (source, filters, rclone) = source_and_filters(&args.source)?;
+    let uploader = match &args.upload {
+        Some(dest) if dest.trim().is_empty() => return Err(usage("--upload: give an rclone REMOTE:PATH")),
+        Some(_) if rclone.is_some() => rclone.clone(),
+        Some(_) => Some(Rclone::locate(
+            args.source.rclone.clone(),
+            args.source.rclone_config.clone(),
+            args.source.rclone_flags.clone(),
+        )?),
+        None => None,
+    };
+    // `auto/N` resolved: the summary names the shard this run really was.
+    let shard = filters.shard.map(|s| format!("{}/{}", s.index, s.count));
 
     if args.dry_run {
         return dry_run(probe, &derivatives, source, filters, args.json).await;
     }
     drop(probe);
 
-    if !args.resume && args.results.metadata().is_ok_and(|m| m.len() > 0) {
-        tracing::warn!("{} exists and is replaced; use --resume to continue it instead", args.results.display());
-    }
+    check_results_file(&args)?;
     let already_warm = if args.resume {
         let state = crate::record::resume(&args.results)
             .with_context(|| format!("cannot read results file {} to resume", args.results.display()))?;
@@ -238,7 +249,7 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         derivatives: derivatives.iter().map(|d| d.name.clone()).collect(),
         concurrency: args.concurrency,
         source: args.source.source.clone().or(args.source.listing.clone()).unwrap_or_default(),
-        shard: args.shard.clone(),
+        shard,
         objects_listed: outcome.listing.seen,
         objects_selected: outcome.listing.selected,
         duplicates: outcome.listing.duplicates,
@@ -254,7 +265,11 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
     let summary = report::Summary::new(info, &outcome.stats);
     reports.write(&summary)?;
     let pushed = reports.push(&summary).await;
-    if let Some(r) = &rclone {
+    let uploaded = match (&args.upload, &uploader) {
+        (Some(dest), Some(r)) => upload(r, dest, &args.results, &reports).await,
+        _ => Ok(()),
+    };
+    for r in rclone.iter().chain(uploader.iter()) {
         r.shutdown();
     }
 
@@ -266,16 +281,70 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         eprint!("{}", report::text::render(&summary));
     }
     pushed?;
+    uploaded?;
     if let Some(e) = outcome.listing_error {
         return Err(anyhow::Error::new(e)
             .context("the listing ended early; the pairs listed before the error were warmed and recorded"));
     }
-    let s = &outcome.stats;
-    let not_warm = s.count(Outcome::Failed)
-        + s.count(Outcome::Pending)
-        + if outcome.interrupted { s.count(Outcome::Skipped) } else { 0 }
-        + s.verify.not_hit_count();
-    Ok(if not_warm > 0 || outcome.interrupted { Exit::SomeFailed } else { Exit::Success })
+    Ok(if summary.not_warm().is_empty() && !outcome.interrupted { Exit::Success } else { Exit::SomeFailed })
+}
+
+/// `--upload`: copy the results file and every report written to `dest`,
+/// under their own names.
+async fn upload(rclone: &Rclone, dest: &str, results: &std::path::Path, reports: &report::Outputs) -> Result<()> {
+    let files = std::iter::once(results).chain(
+        [&reports.json, &reports.markdown, &reports.html, &reports.metrics_textfile]
+            .into_iter()
+            .flatten()
+            .map(|p| p.as_path()),
+    );
+    for file in files {
+        let absolute = std::path::absolute(file)?;
+        let (Some(dir), Some(name)) = (absolute.parent(), absolute.file_name()) else { continue };
+        let name = name.to_string_lossy();
+        // Not a usage error (exit 2 would fail a whole Kubernetes Job): the
+        // run is done, and a retry may well upload.
+        rclone.copy_file(&dir.to_string_lossy(), &name, dest, &name).await.map_err(|e| {
+            anyhow::anyhow!("--upload {}: cannot copy {}: {e}", crate::redact::redact_url(dest), file.display())
+        })?;
+        tracing::info!("uploaded {} to {}", file.display(), crate::redact::redact_url(dest));
+    }
+    Ok(())
+}
+
+/// A results file is the history of a run: replacing one takes `--overwrite`
+/// (continuing it takes `--resume`).
+fn check_results_file(args: &WarmArgs) -> Result<()> {
+    let path = &args.results;
+    if args.resume || !path.metadata().is_ok_and(|m| m.len() > 0) {
+        return Ok(());
+    }
+    let records = count_lines(path).with_context(|| format!("cannot read results file {}", path.display()))?;
+    if args.overwrite {
+        tracing::warn!("--overwrite: replacing {} ({})", path.display(), plural(records, "record"));
+        return Ok(());
+    }
+    Err(usage(format!(
+        "--results {}: already holds {} from an earlier run; use --resume to continue it, --overwrite to replace \
+         it, or another --results file",
+        path.display(),
+        plural(records, "record")
+    )))
+}
+
+fn count_lines(path: &std::path::Path) -> std::io::Result<u64> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let (mut buf, mut lines, mut last) = (vec![0u8; 64 * 1024], 0u64, b'\n');
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            // A last line without its newline still counts.
+            return Ok(lines + u64::from(last != b'\n'));
+        }
+        lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+        last = buf[n - 1];
+    }
 }
 
 async fn watch_ctrl_c(cancel: CancellationToken, rclone: Option<Rclone>) {

@@ -1,6 +1,7 @@
 //! The HTML report: one self-contained page (inline CSS and SVG, no
 //! scripts, nothing fetched) with an outcome chart, TTFB percentile curves
-//! per derivative, size reduction per derivative, and the tables of the
+//! per derivative, size reduction per derivative, cache states per
+//! derivative and the timeline of the run (`charts`), and the tables of the
 //! Markdown report.
 
 use std::fmt::Write;
@@ -12,7 +13,7 @@ use crate::stats::Stats;
 
 const COLORS: [&str; 8] = ["#2563eb", "#16a34a", "#ea580c", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#db2777"];
 
-fn esc(text: &str) -> String {
+pub(super) fn esc(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
@@ -135,6 +136,13 @@ pub fn render(s: &Summary) -> String {
         );
     }
     body.push_str("</ul>");
+    if !s.missing_shards.is_empty() {
+        let _ = write!(
+            body,
+            "<p class=\"missing\"><b>Missing shards</b> (merged with --allow-missing): {}</p>",
+            esc(&s.missing_shards.join(", "))
+        );
+    }
     let warm = st.outcomes.get("warm").copied().unwrap_or(0);
     let _ = write!(
         body,
@@ -164,6 +172,8 @@ pub fn render(s: &Summary) -> String {
         })
         .collect();
     body.push_str(&bar_chart("chart-reduction", "Size saved vs source, per derivative (%)", &reduction_bars));
+    body.push_str(&super::charts::cache_chart(&st.overview));
+    body.push_str(&super::charts::timeline_chart(&st.overview.timeline));
     body.push_str("</div>");
 
     body.push_str("<h2>Per derivative</h2><table id=\"table-derivatives\"><tr><th>derivative</th><th>pairs</th><th>warm</th><th>TTFB p50</th><th>p90</th><th>p95</th><th>p99</th><th>max</th><th>total p95</th><th>bytes</th><th>saved</th></tr>");

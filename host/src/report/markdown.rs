@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use super::Summary;
+use super::text::{plural, size_change};
 use crate::size::human;
 use crate::stats::GroupSummary;
 
@@ -55,7 +56,8 @@ pub fn hint(kind: &str) -> &'static str {
 
 fn timing_row(name: &str, g: &GroupSummary) -> String {
     let warm = g.outcomes.get("warm").copied().unwrap_or(0);
-    let saved = if g.reduction.count > 0 { format!("{:.1} %", g.reduction.saved_percent()) } else { "–".into() };
+    let r = &g.reduction;
+    let saved = if r.count > 0 { size_change(r.original_bytes, r.derivative_bytes) } else { "–".into() };
     format!(
         "| {name} | {} | {warm} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} ± {:.1} | {:.1} | {} | {saved} |",
         g.count,
@@ -84,22 +86,25 @@ pub fn render(s: &Summary) -> String {
     for run in &s.runs {
         let _ = writeln!(
             out,
-            "- **{}** {} via `{}` {} — {} derivatives ({}) — concurrency {} — {:.1} s{}{}",
+            "- **{}** {} via `{}` {} — {} ({}) — concurrency {} — {:.1} s{}{}",
             escape(&run.source),
             run.shard.as_deref().map(|sh| format!("(shard {sh})")).unwrap_or_default(),
             escape(&run.base_url),
             escape(&format!("{} {}", run.plugin, run.plugin_version)),
-            run.derivatives.len(),
+            plural(run.derivatives.len() as u64, "derivative"),
             run.derivatives.join(", "),
             run.concurrency,
             run.elapsed_s,
             if run.interrupted { " — **interrupted**" } else { "" },
             if run.resumed_skips > 0 {
-                format!(" — {} pairs already warm (resume)", run.resumed_skips)
+                format!(" — {} already warm (resume)", plural(run.resumed_skips, "pair"))
             } else {
                 String::new()
             },
         );
+    }
+    if !s.missing_shards.is_empty() {
+        let _ = writeln!(out, "\n**Missing shards** (merged with `--allow-missing`): {}", s.missing_shards.join(", "));
     }
     let total = st.pairs.max(1) as f64;
     let _ = writeln!(out, "\n## Outcomes\n\n| outcome | pairs | share |\n|---|---:|---:|");
@@ -142,12 +147,12 @@ pub fn render(s: &Summary) -> String {
         let r = &g.reduction;
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {:.1} % | {:.1} % ± {:.1} |",
+            "| {} | {} | {} | {} | {} | {:.1} % ± {:.1} |",
             escape(name),
             r.count,
             human(r.original_bytes),
             human(r.derivative_bytes),
-            r.saved_percent(),
+            if r.count > 0 { size_change(r.original_bytes, r.derivative_bytes) } else { "–".into() },
             r.percent.mean,
             r.percent.stddev()
         );

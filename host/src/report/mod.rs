@@ -3,6 +3,7 @@
 //! the terminal, Markdown, a self-contained HTML page, and Prometheus
 //! metrics (textfile or Pushgateway).
 
+mod charts;
 pub mod html;
 pub mod markdown;
 pub mod prometheus;
@@ -15,6 +16,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::WarmArgs;
+use crate::record::Outcome;
 use crate::stats::{Stats, StatsSummary};
 
 /// Version of the summary JSON layout; bumped on incompatible changes.
@@ -63,11 +65,19 @@ pub struct Summary {
     /// One entry per run (several after `report merge`).
     pub runs: Vec<RunInfo>,
     pub stats: StatsSummary,
+    /// Shards (`I/N`) that `report merge --allow-missing` merged without.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_shards: Vec<String>,
 }
 
 impl Summary {
     pub fn new(run: RunInfo, stats: &Stats) -> Self {
-        Summary { schema_version: SCHEMA_VERSION, runs: vec![run], stats: stats.to_summary() }
+        Summary {
+            schema_version: SCHEMA_VERSION,
+            runs: vec![run],
+            stats: stats.to_summary(),
+            missing_shards: Vec::new(),
+        }
     }
 
     pub fn read(path: &Path) -> Result<Self> {
@@ -82,6 +92,21 @@ impl Summary {
             )));
         }
         Ok(summary)
+    }
+
+    /// Pairs that are not warm, by outcome, in the order the README names
+    /// them (failed, pending, passthrough; skipped only when a run was
+    /// interrupted), then warm pairs `--verify` did not find cached; empty
+    /// when every pair is warm. This decides exit 3.
+    pub fn not_warm(&self) -> Vec<(&'static str, u64)> {
+        let interrupted = self.runs.iter().any(|r| r.interrupted);
+        [Outcome::Failed, Outcome::Pending, Outcome::Passthrough, Outcome::Skipped]
+            .into_iter()
+            .filter(|o| *o != Outcome::Skipped || interrupted)
+            .map(|o| (o.as_str(), self.stats.outcomes.get(o.as_str()).copied().unwrap_or(0)))
+            .chain(std::iter::once(("not verified", self.stats.verify.not_hit_count())))
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 
     /// Wall-clock length of the run (of the longest run, after a merge).
@@ -120,9 +145,12 @@ impl Outputs {
             html: args.render.html.clone(),
             metrics_textfile: args.render.metrics_textfile.clone(),
             pushgateway: args.pushgateway.clone(),
-            instance: match &args.shard {
-                Some(shard) => format!("{host}-shard-{}", shard.replace('/', "-of-")),
-                None => host,
+            // The resolved shard (`auto/4` names a different one per pod), so
+            // shards do not overwrite each other's group.
+            instance: match args.source.shard.as_deref().map(crate::listing::Shard::parse).transpose() {
+                Ok(Some(shard)) => format!("{host}-shard-{}-of-{}", shard.index, shard.count),
+                Ok(None) => host,
+                Err(e) => return Err(crate::usage(e)),
             },
         })
     }

@@ -106,7 +106,7 @@ pub async fn run(
 
     let ctx = Arc::new(WorkerContext {
         client: http::client(plan.concurrency, plan.timeouts.headers)?,
-        pacer: pacing::Pacer::new(plan.rate),
+        pacer: pacing::Pacer::new(plan.rate, started),
         caps: sizing::Capabilities::load(plan.capabilities_cache.clone()),
         timeouts: plan.timeouts,
         retries: plan.retries,
@@ -163,11 +163,12 @@ pub async fn run(
             writer.flush().map_err(io_error)?;
             unflushed = 0;
         }
-        stats.add(&record);
+        stats.record(&record, started.elapsed());
         observer.record(&record, &stats);
     }
     writer.flush().map_err(io_error)?;
     while workers.join_next().await.is_some() {}
+    stats.overview.timeline.merge(&ctx.pacer.pauses());
     let resumed_skips = dispatcher.await.unwrap_or(0);
     let (listing, listing_error) = match listing_task.await {
         Ok(Ok(totals)) => (totals, None),

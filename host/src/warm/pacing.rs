@@ -10,18 +10,24 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
 use tokio::time::Instant;
 
+use crate::overview::Timeline;
+
 /// Longest single wait prewarm accepts from a server or a plugin.
 pub const MAX_WAIT: Duration = Duration::from_secs(300);
 
 pub struct Pacer {
     limiter: Option<DefaultDirectRateLimiter>,
     paused_until: Mutex<Option<Instant>>,
+    /// When each pause began, for the report's timeline.
+    pauses: Mutex<Timeline>,
+    started: Instant,
 }
 
 impl Pacer {
-    pub fn new(rate_per_second: Option<u32>) -> Self {
+    /// `started`: the start of the run, which the timeline of pauses counts from.
+    pub fn new(rate_per_second: Option<u32>, started: std::time::Instant) -> Self {
         let limiter = rate_per_second.and_then(NonZeroU32::new).map(|r| RateLimiter::direct(Quota::per_second(r)));
-        Pacer { limiter, paused_until: Mutex::new(None) }
+        Pacer { limiter, paused_until: Mutex::new(None), pauses: Mutex::default(), started: Instant::from_std(started) }
     }
 
     /// Wait until a request may be sent.
@@ -40,11 +46,18 @@ impl Pacer {
 
     /// The CDN said "too many requests": hold every worker for `wait`.
     pub fn pause(&self, wait: Duration) {
-        let until = Instant::now() + wait.min(MAX_WAIT);
+        let now = Instant::now();
+        self.pauses.lock().unwrap_or_else(|p| p.into_inner()).add_pause(now - self.started);
+        let until = now + wait.min(MAX_WAIT);
         let mut guard = self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none_or(|t| t < until) {
             *guard = Some(until);
         }
+    }
+
+    /// The pauses so far, timed from the start of the run.
+    pub fn pauses(&self) -> Timeline {
+        self.pauses.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 

@@ -1,0 +1,69 @@
+//! `prewarm man [--dir DIR]`: man pages from the command line's own
+//! definition (clap_mangen), one per subcommand (`prewarm-warm.1`,
+//! `prewarm-plugins-inspect.1`…), each with the environment variables
+//! prewarm reads.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use clap::CommandFactory;
+
+use crate::Exit;
+use crate::cli::Cli;
+
+/// The ENVIRONMENT section every page ends with (roff).
+const ENVIRONMENT: &str = r#".SH ENVIRONMENT
+.TP
+\fBPREWARM_CACHE_DIR\fR
+Where compiled plugins and detected size capabilities are cached (default: the user cache directory).
+.TP
+\fBPREWARM_RCLONE\fR
+The rclone binary, as \fB\-\-rclone\fR.
+.TP
+\fBPREWARM_SHARDS\fR
+The shard count for \fB\-\-shard auto\fR.
+.TP
+\fBJOB_COMPLETION_INDEX\fR
+The shard index for \fB\-\-shard auto\fR and \fB\-\-shard auto/N\fR (set by a Kubernetes Indexed Job).
+.TP
+\fBRUST_LOG\fR
+Log filter, finer than \fB\-v\fR.
+.TP
+\fBNO_COLOR\fR
+When set and not empty, logs are never coloured (they are coloured only on a terminal anyway).
+"#;
+
+pub fn run(dir: Option<&Path>) -> Result<Exit> {
+    // Building names each subcommand `prewarm-warm` (display) and
+    // `prewarm warm` (synopsis).
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    match dir {
+        None => render(&cmd, &mut std::io::stdout().lock())?,
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            write_pages(&cmd, dir)?;
+        }
+    }
+    Ok(Exit::Success)
+}
+
+fn render(cmd: &clap::Command, out: &mut dyn Write) -> Result<()> {
+    clap_mangen::Man::new(cmd.clone()).render(out)?;
+    out.write_all(ENVIRONMENT.as_bytes())?;
+    Ok(())
+}
+
+/// One page for `cmd`, then one per subcommand.
+fn write_pages(cmd: &clap::Command, dir: &Path) -> Result<()> {
+    let name = cmd.get_display_name().unwrap_or_else(|| cmd.get_name());
+    let path = dir.join(format!("{name}.1"));
+    let mut page = Vec::new();
+    render(cmd, &mut page)?;
+    crate::atomic_file::write(&path, &page).with_context(|| format!("cannot write {}", path.display()))?;
+    for sub in cmd.get_subcommands() {
+        write_pages(sub, dir)?;
+    }
+    Ok(())
+}

@@ -87,6 +87,9 @@ pub struct Record {
     pub error_kind: Option<String>,
     /// One-line reason, credentials redacted.
     pub error: Option<String>,
+    /// The CDN's job id of a transform still pending at the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
     /// When the pair finished (RFC 3339).
     pub finished_at: String,
     /// `--verify`: the cache state when the warm URL was asked again.
@@ -124,6 +127,7 @@ impl Record {
             cache_tiers: Vec::new(),
             error_kind: None,
             error: None,
+            job_id: None,
             finished_at: String::new(),
             verify_cache: None,
             verify_cache_status: None,

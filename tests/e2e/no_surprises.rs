@@ -118,7 +118,7 @@ fn every_pair_passthrough_exits_3_and_says_so() {
     let out = run(prewarm(home.path())
         .args(["warm", "--plugin", "video-resizer", "--base-url", &cache.url, "--progress", "never", "--source"])
         .arg(&media)
-        .arg("--results")
+        .args(["--derivatives", "desktop,tablet,mobile", "--results"])
         .arg(&results));
     let err = stderr(&out);
     let records = read_results(&results);

@@ -132,9 +132,9 @@ fn video_resizer_urls_and_verdicts() {
     // The first wait of a pending transform is 10 s, above a shorter Retry-After.
     assert_eq!(
         classify(&mut i, 10, 202, &[("x-transform-pending", "true"), ("retry-after", "3")]),
-        Verdict::Pending { after_ms: 10_000 }
+        Verdict::Pending { after_ms: 10_000, job: None }
     );
-    assert_eq!(classify(&mut i, 10, 202, &[("retry-after", "30")]), Verdict::Pending { after_ms: 30_000 });
+    assert_eq!(classify(&mut i, 10, 202, &[("retry-after", "30")]), Verdict::Pending { after_ms: 30_000, job: None });
     // nginx's (and v1's) X-Cache-Status is read like Cloudflare's own header.
     assert!(matches!(
         classify(&mut i, 10_000, 200, &[("x-cache-status", "HIT"), ("content-length", "10")]),
@@ -174,7 +174,10 @@ fn akamai_ivm_urls_and_verdicts() {
     assert!(req.headers.is_empty());
 
     // The pristine source back: IVM is transforming offline.
-    assert_eq!(classify(&mut i, 5000, 200, &[("content-length", "5000")]), Verdict::Pending { after_ms: 5000 });
+    assert_eq!(
+        classify(&mut i, 5000, 200, &[("content-length", "5000")]),
+        Verdict::Pending { after_ms: 5000, job: None }
+    );
     // Over IVM's limit the pristine file is all there will be.
     assert!(matches!(classify(&mut i, 300_000_000, 200, &[("content-length", "300000000")]), Verdict::Passthrough(_)));
     assert!(matches!(
@@ -217,7 +220,7 @@ fn template_urls_headers_and_cache_headers() {
         classify(&mut i, 1, 200, &[("cache-status", "ExampleCache; fwd=miss; stored")]),
         Verdict::Warm(prewarm::plugin::WarmInfo { cache: CacheState::Miss, .. })
     ));
-    assert_eq!(classify(&mut i, 1, 202, &[]), Verdict::Pending { after_ms: 1000 });
+    assert_eq!(classify(&mut i, 1, 202, &[]), Verdict::Pending { after_ms: 1000, job: None });
     let mut fastly = instance("template", "https://cdn.example.com", &[("cache-header", "x-cache")]).unwrap();
     assert!(matches!(
         classify(&mut fastly, 1, 200, &[("x-cache", "MISS, HIT")]),
@@ -310,6 +313,6 @@ fn redirects_are_followed_or_read_as_pending() {
     let mut imagekit = instance("template", "https://ik.example.com", &[("redirects", "pending")]).unwrap();
     assert_eq!(
         classify(&mut imagekit, 1, 302, &[("location", "https://origin.example.com/x.mp4")]),
-        Verdict::Pending { after_ms: 1000 }
+        Verdict::Pending { after_ms: 1000, job: None }
     );
 }

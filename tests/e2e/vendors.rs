@@ -243,7 +243,10 @@ fn the_worker_202_sequence_ends_stored_and_warm() {
         &["--derivatives", "mobile", "--set", "poll-ms=100", "--max-polls", "1"],
     );
     assert_eq!(code, Some(3));
-    check(record(&results, "vr/pending-3/c.mp4", "mobile"), "pending", 2, Some("still_pending"));
+    let still = record(&results, "vr/pending-3/c.mp4", "mobile");
+    check(still, "pending", 2, Some("still_pending"));
+    let job = still["job_id"].as_str().unwrap_or_default();
+    assert!(job.starts_with("video:vr/pending-3/c.mp4"), "the Worker's job id is kept: {still}");
 }
 
 #[test]

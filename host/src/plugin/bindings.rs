@@ -150,7 +150,7 @@ pub(crate) fn verdict(plugin: &str, v: wit::Verdict) -> Result<domain::Verdict, 
     Ok(match v {
         wit::Verdict::Warm(w) => domain::Verdict::Warm(warm_info(w)),
         wit::Verdict::Passthrough(w) => domain::Verdict::Passthrough(warm_info(w)),
-        wit::Verdict::Pending(ms) => domain::Verdict::Pending { after_ms: ms },
+        wit::Verdict::Pending(p) => domain::Verdict::Pending { after_ms: p.after_ms, job: p.job.map(|j| one_line(&j)) },
         wit::Verdict::FollowUp(r) => domain::Verdict::FollowUp(request(plugin, r)?),
         wit::Verdict::Retryable(r) => domain::Verdict::Retryable { reason: one_line(&r.reason), after_ms: r.after_ms },
         wit::Verdict::Failed(f) => domain::Verdict::Failed { kind: f.kind.into(), message: one_line(&f.message) },

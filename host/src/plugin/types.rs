@@ -176,9 +176,19 @@ impl FailureKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Warm(WarmInfo),
-    Pending { after_ms: u32 },
+    /// Still transforming; `job` is the CDN's id for it, if named.
+    Pending {
+        after_ms: u32,
+        job: Option<String>,
+    },
     FollowUp(WarmRequest),
     Passthrough(WarmInfo),
-    Retryable { reason: String, after_ms: Option<u32> },
-    Failed { kind: FailureKind, message: String },
+    Retryable {
+        reason: String,
+        after_ms: Option<u32>,
+    },
+    Failed {
+        kind: FailureKind,
+        message: String,
+    },
 }

@@ -68,7 +68,10 @@ impl Step {
         let text = match v {
             Verdict::Warm(i) => format!("warm (cache {}, size {:?})", i.cache.as_str(), i.size),
             Verdict::Passthrough(i) => format!("passthrough (cache {}, size {:?})", i.cache.as_str(), i.size),
-            Verdict::Pending { after_ms } => format!("pending: ask again in {after_ms} ms"),
+            Verdict::Pending { after_ms, job } => format!(
+                "pending: ask again in {after_ms} ms{}",
+                job.as_ref().map(|j| format!(" (job {j})")).unwrap_or_default()
+            ),
             Verdict::FollowUp(r) => {
                 format!("follow-up: {} {}", format!("{:?}", r.method).to_uppercase(), redact_url(&r.url))
             }

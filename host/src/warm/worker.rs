@@ -205,9 +205,10 @@ impl Worker {
                 Verdict::Failed { kind, message } => {
                     return run.finish(Outcome::Failed, Some((kind.as_str(), message)));
                 }
-                Verdict::Pending { after_ms } => {
+                Verdict::Pending { after_ms, job } => {
                     polls += 1;
                     if polls > ctx.max_polls {
+                        run.record.job_id = job;
                         return run.finish(
                             Outcome::Pending,
                             Some(("still_pending", format!("still transforming after {} polls", ctx.max_polls))),

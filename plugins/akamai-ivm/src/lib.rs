@@ -106,7 +106,7 @@ impl Strategy for AkamaiIvm {
                 if object.size >= SOURCE_LIMIT {
                     Verdict::Passthrough(info)
                 } else {
-                    Verdict::Pending(poll_wait_ms(r.attempt, self.first_poll_ms, self.max_poll_ms, r.retry_after_ms()))
+                    pending(poll_wait_ms(r.attempt, self.first_poll_ms, self.max_poll_ms, r.retry_after_ms()))
                 }
             }
             other => other,

@@ -30,8 +30,8 @@ pub use vendor::{cache_headers_own_first, is_source_size, millis_setting, poll_w
 pub use wit::exports::prewarm::strategy::strategy::Guest as __Guest;
 pub use wit::prewarm::strategy::log::Level;
 pub use wit::prewarm::strategy::types::{
-    BodyPolicy, CacheState, Derivative, Failure, FailureKind, HttpMethod, Limits, Object, PluginInfo, Request,
-    ResponseMeta, Retry, SettingInfo, SizeMethod, Verdict, WarmInfo,
+    BodyPolicy, CacheState, Derivative, Failure, FailureKind, HttpMethod, Limits, Object, PendingInfo, PluginInfo,
+    Request, ResponseMeta, Retry, SettingInfo, SizeMethod, Verdict, WarmInfo,
 };
 
 /// A CDN strategy. One value is built by [`Strategy::configure`] and then
@@ -138,6 +138,17 @@ pub fn derivative(name: &str, width: u32, height: u32) -> Derivative {
 /// mobile 854×640.
 pub fn standard_derivatives() -> Vec<Derivative> {
     vec![derivative("desktop", 1920, 1080), derivative("tablet", 1280, 720), derivative("mobile", 854, 640)]
+}
+
+/// Still transforming: ask again after `after_ms`.
+pub fn pending(after_ms: u32) -> Verdict {
+    Verdict::Pending(PendingInfo { after_ms, job: None })
+}
+
+/// Still transforming as the CDN's job `job` (if it names one): ask again
+/// after `after_ms`; a pair still pending at the end records the job.
+pub fn pending_job(after_ms: u32, job: Option<&str>) -> Verdict {
+    Verdict::Pending(PendingInfo { after_ms, job: job.map(|j| j.chars().take(256).collect()) })
 }
 
 /// A GET that reads the whole body: what warms a CDN cache.

@@ -218,7 +218,7 @@ impl Strategy for Configured {
     fn classify(&self, object: &Object, _d: &Derivative, r: &ResponseMeta) -> Verdict {
         let redirect = matches!(r.status, 301 | 302 | 303 | 307 | 308);
         if self.t.pending_status.contains(&r.status) || (redirect && self.t.redirects_pending) {
-            return Verdict::Pending(r.retry_after_ms().unwrap_or(1000));
+            return pending(r.retry_after_ms().unwrap_or(1000));
         }
         let names: Vec<&str> = self.t.cache_headers.iter().map(String::as_str).collect();
         standard_verdict_with(object, r, &names)

@@ -187,7 +187,8 @@ impl Strategy for VideoResizer {
                 let job = r.header("x-job-id").unwrap_or("without a job id");
                 log(Level::Info, &format!("{} ({}): transform pending, Worker job {job}", object.path, d.name));
             }
-            return Verdict::Pending(poll_wait_ms(r.attempt, self.first_poll_ms, self.max_poll_ms, r.retry_after_ms()));
+            let wait = poll_wait_ms(r.attempt, self.first_poll_ms, self.max_poll_ms, r.retry_after_ms());
+            return pending_job(wait, r.header("x-job-id"));
         }
         if r.status == 502 && r.header("content-type").is_some_and(|t| t.trim_start().starts_with("application/json")) {
             return fail(

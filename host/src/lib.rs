@@ -63,6 +63,8 @@ pub fn exit_code_for(err: &anyhow::Error) -> Exit {
             || e.is::<plugin::PluginError>()
             || e.is::<listing::ListingError>()
             || e.is::<rclone::RcloneError>()
+            || e.downcast_ref::<media::MediaError>()
+                .is_some_and(|m| matches!(m, media::MediaError::NotFound { .. } | media::MediaError::TooOld { .. }))
     }) {
         Exit::Usage
     } else {
@@ -79,5 +81,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Exit> {
         cli::Command::Demo(args) => commands::demo::run(args),
         cli::Command::Probe(args) => commands::probe::run(*args),
         cli::Command::Report(args) => commands::report::run(args),
+        cli::Command::Hw(args) => commands::hw::run(args),
+        cli::Command::Optimize(args) => commands::optimize::run(*args),
     }
 }

@@ -179,23 +179,42 @@ impl Output {
     }
 }
 
-/// The line of ffmpeg's stderr worth showing.
+/// The line of ffmpeg's stderr worth showing: the first error a component
+/// logged (`[h264_nvenc @ 0x...] Cannot load libcuda.so.1`, the address
+/// dropped), else the last error line that is not a generic wrap-up, else
+/// the last line.
 pub fn error_line(stderr: &str) -> String {
     let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    let generic = |l: &str| l.starts_with("Conversion failed") || l.starts_with("Exiting normally");
+    let generic = |l: &str| {
+        ["Conversion failed", "Exiting normally", "Error initializing output stream", "Error parsing global options"]
+            .iter()
+            .any(|g| l.starts_with(g))
+    };
     let wordy = |l: &str| {
         let lower = l.to_ascii_lowercase();
-        ["error", "failed", "cannot", "could not", "no such", "not supported", "invalid", "unable"]
+        ["error", "fail", "cannot", "could not", "no such", "not supported", "invalid", "unable", "no va display"]
             .iter()
             .any(|w| lower.contains(w))
     };
     lines
         .iter()
-        .rev()
-        .find(|l| wordy(l) && !generic(l))
+        .find(|l| l.starts_with('[') && wordy(l))
+        .or_else(|| lines.iter().rev().find(|l| wordy(l) && !generic(l)))
         .or(lines.last())
-        .map(|l| l.to_string())
+        .map(|l| strip_address(l))
         .unwrap_or_else(|| "no error message".into())
+}
+
+/// `[h264_nvenc @ 0x55d0c0] msg` → `[h264_nvenc] msg`: the address changes
+/// every run.
+fn strip_address(line: &str) -> String {
+    if let (Some(at), Some(close)) = (line.find(" @ 0x"), line.find(']'))
+        && line.starts_with('[')
+        && at < close
+    {
+        return format!("{}{}", &line[..at], &line[close..]);
+    }
+    line.to_string()
 }
 
 /// Process groups of children still running, for [`kill_all`].
@@ -356,6 +375,8 @@ mod tests {
     fn picks_the_error_line() {
         let tail = "Input #0, lavfi\n[h264_nvenc @ 0x55] Cannot load libcuda.so.1\n\
                     Error initializing output stream 0:0 -- Error while opening encoder\nConversion failed!\n";
+        assert_eq!(error_line(tail), "[h264_nvenc] Cannot load libcuda.so.1");
+        let tail = "Error initializing output stream 0:0 -- Error while opening encoder\nConversion failed!\n";
         assert_eq!(error_line(tail), "Error initializing output stream 0:0 -- Error while opening encoder");
         assert_eq!(error_line(""), "no error message");
     }

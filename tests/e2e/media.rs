@@ -325,3 +325,45 @@ fn ctrl_c_mid_encode_leaves_no_partial_object_and_no_process() {
     }
     assert!(!alive(), "the encode's process {grandchild} outlived Ctrl-C");
 }
+
+#[test]
+fn optimize_refuses_bad_input_with_one_line() {
+    let home = tempfile::tempdir().unwrap();
+    let src = home.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let listing = home.path().join("listing.json");
+    prewarm_e2e::write_listing(&listing, &[("a.mp4", 1 << 30)]);
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["--listing".into(), listing.display().to_string(), "--dest".into(), "/tmp/x".into()], "--root"),
+        (vec!["--source".into(), src.display().to_string(), "--dest".into(), src.display().to_string()], "--in-place"),
+        (
+            vec!["--source".into(), src.display().to_string(), "--in-place".into(), "--jobs".into(), "0".into()],
+            "--jobs",
+        ),
+        (
+            vec!["--source".into(), src.display().to_string(), "--in-place".into(), "--threshold".into(), "big".into()],
+            "--threshold",
+        ),
+        (
+            vec!["--source".into(), src.display().to_string(), "--in-place".into(), "--hw".into(), "vaapi".into()],
+            "h264_vaapi",
+        ),
+        (
+            vec![
+                "--source".into(),
+                src.display().to_string(),
+                "--in-place".into(),
+                "--plugin".into(),
+                "template".into(),
+            ],
+            "--threshold",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = run(prewarm(home.path()).arg("optimize").args(&args));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}

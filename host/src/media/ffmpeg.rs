@@ -185,10 +185,9 @@ impl Output {
 /// the last line.
 pub fn error_line(stderr: &str) -> String {
     let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let wrap_up = |l: &str| l.starts_with("Conversion failed") || l.starts_with("Exiting normally");
     let generic = |l: &str| {
-        ["Conversion failed", "Exiting normally", "Error initializing output stream", "Error parsing global options"]
-            .iter()
-            .any(|g| l.starts_with(g))
+        wrap_up(l) || l.starts_with("Error initializing output stream") || l.starts_with("Error parsing global options")
     };
     let wordy = |l: &str| {
         let lower = l.to_ascii_lowercase();
@@ -200,6 +199,7 @@ pub fn error_line(stderr: &str) -> String {
         .iter()
         .find(|l| l.starts_with('[') && wordy(l))
         .or_else(|| lines.iter().rev().find(|l| wordy(l) && !generic(l)))
+        .or_else(|| lines.iter().rev().find(|l| wordy(l) && !wrap_up(l)))
         .or(lines.last())
         .map(|l| strip_address(l))
         .unwrap_or_else(|| "no error message".into())

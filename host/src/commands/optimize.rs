@@ -54,19 +54,7 @@ async fn run_async(args: OptimizeArgs) -> Result<Exit> {
     }
     let (source, mut filters, listing_rclone) = super::warm::source_and_filters(&args.source, None)?;
     filters.at_least(threshold);
-    let source_fs = match (&args.source.source, &args.root) {
-        (Some(s), _) => s.clone(),
-        (None, Some(root)) => root.clone(),
-        (None, None) => return Err(usage("--listing needs --root REMOTE:PATH, the remote its paths are relative to")),
-    };
-    let dest_fs = match (&args.dest, args.in_place) {
-        (_, true) => source_fs.clone(),
-        (Some(d), false) if d.trim_end_matches('/') == source_fs.trim_end_matches('/') => {
-            return Err(usage(format!("--dest {d} is the source: use --in-place to replace the originals")));
-        }
-        (Some(d), false) => d.clone(),
-        (None, false) => return Err(usage("give --dest REMOTE:PATH or --in-place")),
-    };
+    let (source_fs, dest_fs) = locations(&args)?;
     let rclone = match listing_rclone {
         Some(r) => r,
         None => Rclone::locate(
@@ -98,7 +86,6 @@ async fn run_async(args: OptimizeArgs) -> Result<Exit> {
         tools: encoders.tools,
         source_fs,
         dest_fs,
-        in_place: args.in_place,
         codec: args.codec,
         quality: args.quality,
         resolution: args.resolution,
@@ -115,23 +102,8 @@ async fn run_async(args: OptimizeArgs) -> Result<Exit> {
     let signals = tokio::spawn(watch_ctrl_c(cancel.clone(), rclone.clone()));
     let started = Instant::now();
     let mut summary = Summary { threshold, jobs, ..Summary::default() };
-    let (done_tx, mut done_rx) = mpsc::channel::<FileResult>(jobs);
     let objects = Arc::new(Mutex::new(objects));
-    let workers: Vec<_> = (0..jobs)
-        .map(|i| {
-            let choice = choices[i % choices.len()].clone();
-            tokio::spawn(worker(plan.clone(), objects.clone(), choice, cancel.clone(), done_tx.clone()))
-        })
-        .collect();
-    drop(done_tx);
-    while let Some(result) = done_rx.recv().await {
-        summary.add(&result);
-        eprintln!("{}", progress_line(&summary, &result));
-        results.write(&result)?;
-    }
-    for w in workers {
-        w.await?;
-    }
+    run_workers(plan, objects.clone(), &choices, &cancel, &mut results, &mut summary).await?;
     signals.abort();
     summary.interrupted = cancel.is_cancelled();
     // After Ctrl-C the listing may end early: the sources not started are
@@ -151,6 +123,53 @@ async fn run_async(args: OptimizeArgs) -> Result<Exit> {
     }
     let failed = summary.outcomes.get(&Outcome::Failed).copied().unwrap_or(0);
     Ok(if failed > 0 || summary.interrupted { Exit::SomeFailed } else { Exit::Success })
+}
+
+/// Where sources are read and outputs written.
+fn locations(args: &OptimizeArgs) -> Result<(String, String)> {
+    let source_fs = match (&args.source.source, &args.root) {
+        (Some(s), _) => s.clone(),
+        (None, Some(root)) => root.clone(),
+        (None, None) => return Err(usage("--listing needs --root REMOTE:PATH, the remote its paths are relative to")),
+    };
+    let dest_fs = match (&args.dest, args.in_place) {
+        (_, true) => source_fs.clone(),
+        (Some(d), false) if d.trim_end_matches('/') == source_fs.trim_end_matches('/') => {
+            return Err(usage(format!("--dest {d} is the source: use --in-place to replace the originals")));
+        }
+        (Some(d), false) => d.clone(),
+        (None, false) => return Err(usage("give --dest REMOTE:PATH or --in-place")),
+    };
+    Ok((source_fs, dest_fs))
+}
+
+/// `summary.jobs` workers, worker i with the i-th encoder choice; results
+/// recorded and shown as they come.
+async fn run_workers(
+    plan: Arc<Plan>,
+    objects: Arc<Mutex<mpsc::Receiver<Object>>>,
+    choices: &[Choice],
+    cancel: &CancellationToken,
+    results: &mut Results,
+    summary: &mut Summary,
+) -> Result<()> {
+    let (done_tx, mut done_rx) = mpsc::channel::<FileResult>(summary.jobs);
+    let workers: Vec<_> = (0..summary.jobs)
+        .map(|i| {
+            let choice = choices[i % choices.len()].clone();
+            tokio::spawn(worker(plan.clone(), objects.clone(), choice, cancel.clone(), done_tx.clone()))
+        })
+        .collect();
+    drop(done_tx);
+    while let Some(result) = done_rx.recv().await {
+        summary.add(&result);
+        eprintln!("{}", progress_line(summary, &result));
+        results.write(&result)?;
+    }
+    for w in workers {
+        w.await?;
+    }
+    Ok(())
 }
 
 async fn worker(

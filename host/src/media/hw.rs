@@ -411,39 +411,21 @@ async fn detect(explicit: Option<&Path>, cache_path: Option<&Path>, refresh: boo
     let tools = Tools { ffmpeg: ffmpeg_path, ffprobe, version };
     let fingerprint = Fingerprint::current(binary, tools.version.clone());
     let now = now_s();
-    let previous: Vec<EncoderStatus> = match cached {
-        Some(c) if c.fingerprint == fingerprint && !refresh => c.encoders,
+    let fresh: Vec<EncoderStatus> = match cached {
+        Some(c) if c.fingerprint == fingerprint && !refresh => {
+            c.encoders.into_iter().filter(|e| !e.expired(now)).collect()
+        }
         _ => Vec::new(),
     };
-    let fresh = |name: &str| previous.iter().find(|e| e.name == name && !e.expired(now)).cloned();
-    let all_fresh = ENCODERS.iter().all(|(name, ..)| fresh(name).is_some());
-
-    let encoders = if all_fresh {
-        ENCODERS.iter().filter_map(|(name, ..)| fresh(name)).collect()
+    let encoders = if ENCODERS.iter().all(|(name, ..)| fresh.iter().any(|e| e.name == *name)) {
+        ENCODERS.iter().filter_map(|(name, ..)| fresh.iter().find(|e| e.name == *name).cloned()).collect()
     } else {
-        runs += 1;
-        let built = list_encoders(&tools).await?;
-        let mut out = Vec::with_capacity(ENCODERS.len());
-        for &(name, codec, family) in ENCODERS {
-            if let Some(status) = fresh(name).filter(|_| built.iter().any(|b| b == name)) {
-                out.push(status);
-                continue;
-            }
-            let result = if built.iter().any(|b| b == name) {
-                runs += 1;
-                probe(&tools, name, family, &fingerprint).await
-            } else {
-                Err((Reason::NotBuiltIn, format!("this ffmpeg was built without {name}")))
-            };
-            out.push(EncoderStatus::verdict(name, codec, family, result));
-        }
+        let probed = probe_stale(&tools, &fingerprint, &fresh, &mut runs).await?;
         if let Some(path) = cache_path {
-            hw_cache::store(
-                path,
-                &CacheFile { schema: SCHEMA, fingerprint: fingerprint.clone(), encoders: out.clone() },
-            );
+            let file = CacheFile { schema: SCHEMA, fingerprint: fingerprint.clone(), encoders: probed.clone() };
+            hw_cache::store(path, &file);
         }
-        out
+        probed
     };
     Ok(HwReport {
         ffmpeg: tools.ffmpeg,
@@ -456,6 +438,34 @@ async fn detect(explicit: Option<&Path>, cache_path: Option<&Path>, refresh: boo
         cache_file: cache_path.map(Path::to_path_buf),
         fingerprint,
     })
+}
+
+/// Every known encoder: a `fresh` verdict where there is one, else a probe
+/// (or `not_built_in`). Counts the ffmpeg processes in `runs`.
+async fn probe_stale(
+    tools: &Tools,
+    fingerprint: &Fingerprint,
+    fresh: &[EncoderStatus],
+    runs: &mut u32,
+) -> Result<Vec<EncoderStatus>, MediaError> {
+    *runs += 1;
+    let built = list_encoders(tools).await?;
+    let mut out = Vec::with_capacity(ENCODERS.len());
+    for &(name, codec, family) in ENCODERS {
+        let is_built = built.iter().any(|b| b == name);
+        if let Some(status) = fresh.iter().find(|e| e.name == name && e.built_in == is_built) {
+            out.push(status.clone());
+            continue;
+        }
+        let result = if is_built {
+            *runs += 1;
+            probe(tools, name, family, fingerprint).await
+        } else {
+            Err((Reason::NotBuiltIn, format!("this ffmpeg was built without {name}")))
+        };
+        out.push(EncoderStatus::verdict(name, codec, family, result));
+    }
+    Ok(out)
 }
 
 pub async fn list_encoders(tools: &Tools) -> Result<Vec<String>, MediaError> {
@@ -513,6 +523,20 @@ mod tests {
         assert!(args.contains("-vf format=nv12,hwupload"), "{args}");
         assert!(args.contains("testsrc2=size=640x480") && args.contains("-frames:v 10"), "{args}");
         assert!(args.ends_with("-f null -"), "{args}");
+    }
+
+    #[test]
+    fn temporary_verdicts_expire_in_minutes() {
+        let busy = EncoderStatus::verdict("h264_nvenc", Codec::H264, Family::Nvenc, Err((Reason::Busy, "b".into())));
+        let gone =
+            EncoderStatus::verdict("h264_nvenc", Codec::H264, Family::Nvenc, Err((Reason::NoDriver, "d".into())));
+        let works = EncoderStatus::verdict("libx264", Codec::H264, Family::Software, Ok(()));
+        assert_eq!(busy.expires_at_s - busy.checked_at_s, TEMPORARY_S);
+        assert_eq!(gone.expires_at_s - gone.checked_at_s, LASTING_S);
+        assert!(works.usable && works.built_in && works.reason.is_none());
+        let now = busy.checked_at_s;
+        assert!(!busy.expired(now) && busy.expired(now + TEMPORARY_S) && !gone.expired(now + TEMPORARY_S));
+        assert!(gone.expired(now.saturating_sub(10)), "a clock set back does not keep a verdict forever");
     }
 
     #[test]

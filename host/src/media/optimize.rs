@@ -93,9 +93,9 @@ pub struct Plan {
     pub tools: Tools,
     /// The remote the source paths are relative to.
     pub source_fs: String,
-    /// Where outputs go (the source root with --in-place).
+    /// Where outputs go (the source root with --in-place: the move over
+    /// the original is then the replacement).
     pub dest_fs: String,
-    pub in_place: bool,
     pub codec: Codec,
     pub quality: Quality,
     pub resolution: Option<Resolution>,

@@ -275,7 +275,13 @@ fn a_gpu_that_fails_the_real_encode_falls_back_to_software() {
 }
 
 #[test]
-fn ctrl_c_mid_encode_leaves_no_partial_object_and_no_process() {
+fn ctrl_c_or_sigterm_mid_encode_leaves_no_partial_object_and_no_process() {
+    for signal in ["-INT", "-TERM"] {
+        interrupt_mid_encode(signal);
+    }
+}
+
+fn interrupt_mid_encode(signal: &str) {
     let home = tempfile::tempdir().unwrap();
     let (src, dst) = (home.path().join("src"), home.path().join("dst"));
     sample(&src.join("one.mp4"), "640x360", 1);
@@ -299,14 +305,14 @@ fn ctrl_c_mid_encode_leaves_no_partial_object_and_no_process() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(!files(&home.path().join("work")).is_empty(), "the partial output should exist mid-encode");
-    let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let sent = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
     assert!(sent.success());
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(Instant::now() < deadline, "optimize did not stop on Ctrl-C");
+        assert!(Instant::now() < deadline, "optimize did not stop on {signal}");
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(3), "an interrupted run is not a success");
@@ -323,7 +329,7 @@ fn ctrl_c_mid_encode_leaves_no_partial_object_and_no_process() {
     while alive() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(!alive(), "the encode's process {grandchild} outlived Ctrl-C");
+    assert!(!alive(), "the encode's process {grandchild} outlived {signal}");
 }
 
 #[test]

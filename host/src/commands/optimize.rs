@@ -303,17 +303,16 @@ async fn dry_run(
     Ok(Exit::Success)
 }
 
+/// Ctrl-C or SIGTERM: stop cleanly; a second one: kill the children, quit.
 async fn watch_ctrl_c(cancel: CancellationToken, rclone: Rclone) {
-    if tokio::signal::ctrl_c().await.is_ok() {
-        eprintln!("\nprewarm: interrupted; stopping the files in progress and cleaning up (Ctrl-C again to quit now)");
-        cancel.cancel();
-        if tokio::signal::ctrl_c().await.is_ok() {
-            // Exiting skips destructors: stop the children first.
-            ffmpeg::kill_all();
-            rclone.shutdown();
-            std::process::exit(130);
-        }
-    }
+    ffmpeg::interrupted().await;
+    eprintln!("\nprewarm: interrupted; stopping the files in progress and cleaning up (Ctrl-C again to quit now)");
+    cancel.cancel();
+    ffmpeg::interrupted().await;
+    // Exiting skips destructors: stop the children first.
+    ffmpeg::kill_all();
+    rclone.shutdown();
+    std::process::exit(130);
 }
 
 /// The results file, one line per source, flushed as each ends.

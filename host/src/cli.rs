@@ -54,6 +54,12 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// Which video encoders really work here, proven by short encodes (cached).
+    #[command(after_help = examples::HW)]
+    Hw(HwArgs),
+    /// Re-encode sources too big for the CDN to transform, verified, through rclone.
+    #[command(after_help = examples::OPTIMIZE)]
+    Optimize(Box<OptimizeArgs>),
 }
 
 /// The examples that end each subcommand's `--help` (and man page).
@@ -84,6 +90,14 @@ mod examples {
   prewarm completions bash > /etc/bash_completion.d/prewarm
   prewarm completions zsh > \"${fpath[1]}/_prewarm\"
   prewarm completions fish > ~/.config/fish/completions/prewarm.fish";
+    pub const HW: &str = "Examples:
+  prewarm hw
+  prewarm hw --json --refresh
+  prewarm hw --ffmpeg /opt/ffmpeg/bin/ffmpeg";
+    pub const OPTIMIZE: &str = "Examples:
+  prewarm optimize --source s3:media/videos --threshold 100MB --dest s3:media/optimized --dry-run
+  prewarm optimize --source s3:media/videos --plugin cloudflare-media --in-place --codec h264 --resolution 1080p
+  prewarm optimize --source s3:media/videos --threshold 256MiB --dest s3:media/small --hw none --results opt.jsonl";
     pub const MAN: &str = "Examples:
   prewarm man --dir /usr/local/share/man/man1
   prewarm man | man -l -";
@@ -389,4 +403,102 @@ pub struct DemoArgs {
     /// Where to put the demo's files (default: a new directory under the temp dir, kept).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HwArgs {
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    /// Probe again, ignoring the cached verdicts.
+    #[arg(long)]
+    pub refresh: bool,
+    #[command(flatten)]
+    pub ffmpeg: FfmpegArgs,
+}
+
+/// Which ffmpeg to use.
+#[derive(Debug, Clone, Args)]
+pub struct FfmpegArgs {
+    /// The ffmpeg binary (default: PREWARM_FFMPEG, else `ffmpeg` on PATH);
+    /// ffprobe is taken from beside it, else from PATH.
+    #[arg(long, value_name = "PATH")]
+    pub ffmpeg: Option<PathBuf>,
+}
+
+/// `--hw`: which encoders `optimize` may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HwChoice {
+    /// The usable hardware encoders (see `prewarm hw`), then software.
+    Auto,
+    /// Software only; no hardware detection runs.
+    None,
+    Nvenc,
+    Qsv,
+    Vaapi,
+    Amf,
+    Videotoolbox,
+}
+
+/// `prewarm optimize` on its own, so shared flags (`--upload`, `--config`)
+/// can be added beside it.
+#[derive(Debug, Args)]
+pub struct OptimizeArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// The remote the `--listing` paths are relative to (with --listing;
+    /// --source is that remote already).
+    #[arg(long, value_name = "REMOTE:PATH", requires = "listing")]
+    pub root: Option<String>,
+    /// Re-encode sources at or above this size (default: the --plugin's
+    /// max source size, else 256MiB).
+    #[arg(long, value_name = "SIZE")]
+    pub threshold: Option<String>,
+    /// Take the default threshold from this plugin's declared limit.
+    #[arg(long, value_name = "NAME|FILE.wasm")]
+    pub plugin: Option<String>,
+    /// Where the outputs go, under the same relative paths.
+    #[arg(long, value_name = "REMOTE:PATH", conflicts_with = "in_place", required_unless_present = "in_place")]
+    pub dest: Option<String>,
+    /// Replace each original, only after its replacement is uploaded and verified.
+    #[arg(long)]
+    pub in_place: bool,
+    /// Output video codec.
+    #[arg(long, value_enum, default_value_t = crate::media::hw::Codec::H264)]
+    pub codec: crate::media::hw::Codec,
+    /// Quality, mapped per encoder (table in docs/optimize.md).
+    #[arg(long, value_enum, default_value_t = crate::media::encode::Quality::Balanced)]
+    pub quality: crate::media::encode::Quality,
+    /// Fit the output in this box (never upscaled); default: keep the size.
+    #[arg(long, value_enum)]
+    pub resolution: Option<crate::media::encode::Resolution>,
+    /// With --resolution: inside the box whole, or filling it and cropping.
+    #[arg(long, value_enum, default_value_t = crate::media::encode::Fit::Contain)]
+    pub fit: crate::media::encode::Fit,
+    /// Audio: copied as is, re-encoded to AAC, or dropped.
+    #[arg(long, value_enum, default_value_t = crate::media::encode::Audio::Copy)]
+    pub audio: crate::media::encode::Audio,
+    /// Encoders to use.
+    #[arg(long, value_enum, default_value_t = HwChoice::Auto)]
+    pub hw: HwChoice,
+    /// Files in progress at once (default: one per usable hardware encoder, plus one).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Time limit for one file's encode (e.g. 2h).
+    #[arg(long, default_value = "6h", value_name = "DUR")]
+    pub encode_timeout: String,
+    /// Where sources and outputs are kept while in progress (default: the temp dir).
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Print what would be re-encoded, and with which encoder, without doing it.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Results file (JSON lines, one per source).
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub results: Option<PathBuf>,
+    /// Machine-readable end-of-run summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub ffmpeg: FfmpegArgs,
 }

@@ -13,6 +13,7 @@ pub mod commands;
 pub mod lab;
 pub mod listing;
 pub mod logging;
+pub mod media;
 pub mod memory;
 pub mod overview;
 pub mod plugin;
@@ -63,6 +64,8 @@ pub fn exit_code_for(err: &anyhow::Error) -> Exit {
             || e.is::<plugin::PluginError>()
             || e.is::<listing::ListingError>()
             || e.is::<rclone::RcloneError>()
+            || e.downcast_ref::<media::MediaError>()
+                .is_some_and(|m| matches!(m, media::MediaError::NotFound { .. } | media::MediaError::TooOld { .. }))
     }) {
         Exit::Usage
     } else {
@@ -81,5 +84,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Exit> {
         cli::Command::Report(args) => commands::report::run(args),
         cli::Command::Completions { shell } => commands::completions::run(shell),
         cli::Command::Man { dir } => commands::man::run(dir.as_deref()),
+        cli::Command::Hw(args) => commands::hw::run(args),
+        cli::Command::Optimize(args) => commands::optimize::run(*args),
     }
 }

@@ -144,6 +144,11 @@ impl Filters {
         Ok(filters)
     }
 
+    /// Take only objects of at least `min` bytes (as well as `--min-size`).
+    pub fn at_least(&mut self, min: u64) {
+        self.min_size = Some(self.min_size.map_or(min, |m| m.max(min)));
+    }
+
     /// Whether `object` passes every filter but the limit.
     pub fn accepts(&self, object: &Object) -> bool {
         if !self.extensions.is_empty() {

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
 
 /// Oldest rclone whose `lsjson` flags prewarm relies on.
 const MIN_VERSION: (u32, u32) = (1, 55);
@@ -33,6 +34,8 @@ pub enum RcloneError {
     Spawn(std::io::Error),
     #[error("rclone {operation} failed: {message}")]
     Failed { operation: String, message: String },
+    #[error("rclone transfer stopped: interrupted")]
+    Cancelled,
 }
 
 /// A located, version-checked rclone and the flags to pass it.
@@ -204,6 +207,115 @@ impl Rclone {
         if !out.status.success() {
             return Err(RcloneError::Failed {
                 operation: format!("copyto {from} {to}"),
+                message: last_error_line(&String::from_utf8_lossy(&out.stderr)),
+            });
+        }
+        Ok(())
+    }
+
+    /// Copy one file as a daemon job that `cancel` stops (rclone then drops
+    /// what it was writing); without the daemon, a one-off `copyto` killed
+    /// on cancel. Returns `Cancelled` when stopped.
+    pub async fn copy_file_cancellable(
+        &self,
+        (src_fs, src): (&str, &str),
+        (dst_fs, dst): (&str, &str),
+        cancel: &CancellationToken,
+    ) -> Result<(), RcloneError> {
+        let Some(d) = self.daemon().await else {
+            return tokio::select! {
+                r = self.copy_file(src_fs, src, dst_fs, dst) => r,
+                _ = cancel.cancelled() => Err(RcloneError::Cancelled),
+            };
+        };
+        let params = json!({ "srcFs": src_fs, "srcRemote": src, "dstFs": dst_fs, "dstRemote": dst, "_async": true });
+        let job = d.call("operations/copyfile", params).await?;
+        let id = job.get("jobid").and_then(Value::as_i64).ok_or_else(|| RcloneError::Failed {
+            operation: "operations/copyfile".into(),
+            message: "no job id in the answer".into(),
+        })?;
+        let mut stopped = false;
+        loop {
+            // rclone has no push notification of a job's end: poll it.
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = cancel.cancelled(), if !stopped => {
+                    stopped = true;
+                    let _ = d.call("job/stop", json!({ "jobid": id })).await;
+                }
+            }
+            let status = d.call("job/status", json!({ "jobid": id })).await?;
+            if status.get("finished").and_then(Value::as_bool) != Some(true) {
+                continue;
+            }
+            if stopped {
+                return Err(RcloneError::Cancelled);
+            }
+            return match status.get("success").and_then(Value::as_bool) {
+                Some(true) => Ok(()),
+                _ => Err(RcloneError::Failed {
+                    operation: format!("copy {} to {}", join_remote(src_fs, src), join_remote(dst_fs, dst)),
+                    message: crate::redact::redact_text(
+                        status.get("error").and_then(Value::as_str).unwrap_or("unknown error"),
+                    ),
+                }),
+            };
+        }
+    }
+
+    /// Rename one object within `fs`, replacing what is at `dst`.
+    pub async fn move_file(&self, fs: &str, src: &str, dst: &str) -> Result<(), RcloneError> {
+        if let Some(d) = self.daemon().await {
+            d.call("operations/movefile", json!({ "srcFs": fs, "srcRemote": src, "dstFs": fs, "dstRemote": dst }))
+                .await?;
+            return Ok(());
+        }
+        let (from, to) = (join_remote(fs, src), join_remote(fs, dst));
+        self.one_off(&["moveto", &from, &to], &format!("moveto {from} {to}")).await
+    }
+
+    /// Delete one object; a missing one is not an error.
+    pub async fn delete_file(&self, fs: &str, path: &str) -> Result<(), RcloneError> {
+        if self.stat(fs, path).await?.is_none() {
+            return Ok(());
+        }
+        if let Some(d) = self.daemon().await {
+            d.call("operations/deletefile", json!({ "fs": fs, "remote": path })).await?;
+            return Ok(());
+        }
+        let target = join_remote(fs, path);
+        self.one_off(&["deletefile", &target], &format!("deletefile {target}")).await
+    }
+
+    /// The hash types `fs` supports (`md5`, `sha1`...), best first as
+    /// rclone lists them; empty without the daemon.
+    pub async fn hash_types(&self, fs: &str) -> Result<Vec<String>, RcloneError> {
+        let Some(d) = self.daemon().await else { return Ok(Vec::new()) };
+        let info = d.call("operations/fsinfo", json!({ "fs": fs })).await?;
+        Ok(info
+            .get("Hashes")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+            .unwrap_or_default())
+    }
+
+    /// One hash of one object, computed or read by rclone; `None` when the
+    /// backend does not give it.
+    pub async fn hash(&self, fs: &str, path: &str, hash_type: &str) -> Result<Option<String>, RcloneError> {
+        let Some(d) = self.daemon().await else { return Ok(None) };
+        let opt = json!({ "showHash": true, "hashTypes": [hash_type] });
+        let v = d.call("operations/stat", json!({ "fs": fs, "remote": path, "opt": opt })).await?;
+        Ok(v.pointer(&format!("/item/Hashes/{hash_type}"))
+            .and_then(Value::as_str)
+            .filter(|h| !h.is_empty())
+            .map(String::from))
+    }
+
+    async fn one_off(&self, args: &[&str], operation: &str) -> Result<(), RcloneError> {
+        let out = self.command().args(args).output().await.map_err(RcloneError::Spawn)?;
+        if !out.status.success() {
+            return Err(RcloneError::Failed {
+                operation: operation.to_string(),
                 message: last_error_line(&String::from_utf8_lossy(&out.stderr)),
             });
         }

@@ -2,8 +2,9 @@
 //! and the sandbox through the real runtime, listing through real rclone,
 //! warming through a real nginx cache, faults through a scripted server,
 //! the vendors' documented answers through a loopback server, kill and
-//! resume, bad input through the real binary, and what an operator should
-//! never be surprised by.
+//! resume, bad input through the real binary, what an operator should
+//! never be surprised by, and the video half (`hw`, `optimize`) with real
+//! ffmpeg and rclone.
 
 mod answers;
 mod bad_input;
@@ -13,6 +14,7 @@ mod deploy;
 mod faults;
 mod listing;
 mod no_surprises;
+mod media;
 mod plugins;
 mod reports;
 mod resume;

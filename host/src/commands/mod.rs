@@ -2,8 +2,10 @@
 
 pub mod completions;
 pub mod demo;
+pub mod hw;
 pub mod list;
 pub mod man;
+pub mod optimize;
 pub mod plugin_new;
 pub mod plugins;
 pub mod probe;

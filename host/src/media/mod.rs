@@ -1,0 +1,14 @@
+//! The video half of prewarm: finding and running ffmpeg and ffprobe
+//! ([`ffmpeg`]), what a file holds and whether an output is right
+//! ([`probe`]), which encoders really work here ([`hw`], cached by
+//! [`hw_cache`]), how an encode is asked ([`encode`]) and one source
+//! through `prewarm optimize` ([`optimize`]).
+
+pub mod encode;
+pub mod ffmpeg;
+pub mod hw;
+pub mod hw_cache;
+pub mod optimize;
+pub mod probe;
+
+pub use ffmpeg::{MediaError, Output, Tools, run};

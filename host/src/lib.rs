@@ -13,6 +13,7 @@ pub mod commands;
 pub mod lab;
 pub mod listing;
 pub mod logging;
+pub mod media;
 pub mod memory;
 pub mod overview;
 pub mod plugin;

@@ -18,6 +18,7 @@ pub mod memory;
 pub mod overview;
 pub mod plugin;
 pub mod rclone;
+pub mod rclone_serve;
 pub mod record;
 pub mod redact;
 pub mod report;
@@ -82,5 +83,6 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Exit> {
         cli::Command::Report(args) => commands::report::run(args),
         cli::Command::Completions { shell } => commands::completions::run(shell),
         cli::Command::Man { dir } => commands::man::run(dir.as_deref()),
+        cli::Command::Validate(args) => commands::validate::run(*args),
     }
 }

@@ -2,8 +2,9 @@
 //! and the sandbox through the real runtime, listing through real rclone,
 //! warming through a real nginx cache, faults through a scripted server,
 //! the vendors' documented answers through a loopback server, kill and
-//! resume, bad input through the real binary, and what an operator should
-//! never be surprised by.
+//! resume, bad input through the real binary, what an operator should
+//! never be surprised by, and validation of sources and derivatives through
+//! real ffprobe/ffmpeg.
 
 mod answers;
 mod bad_input;
@@ -18,5 +19,6 @@ mod reports;
 mod resume;
 mod sandbox;
 mod trust;
+mod validate;
 mod vendors;
 mod warm_cache;

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::Resettable;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
@@ -402,14 +403,19 @@ pub struct DemoArgs {
 // and excludes `--listing`; here `--results` alone is enough, and a saved
 // listing needs `--source` to say where its paths are.
 #[derive(Debug, Args)]
-#[command(mut_arg("source", |a| a.required_unless_present(clap::builder::Resettable::Reset).conflicts_with(clap::builder::Resettable::Reset)))]
+// Size classes mean nothing to validate: hidden.
+#[command(
+    mut_arg("source", |a| a.required_unless_present(Resettable::Reset).conflicts_with(Resettable::Reset)),
+    mut_arg("small_below", |a| a.hide(true)),
+    mut_arg("medium_below", |a| a.hide(true))
+)]
 pub struct ValidateArgs {
     #[command(flatten)]
     pub source: SourceArgs,
     /// A results file from `prewarm warm`: check every warmed derivative (with --plugin and --base-url).
     #[arg(long, value_name = "FILE.jsonl")]
     pub results: Option<PathBuf>,
-    /// With --results: the strategy the warm used (rebuilds each derivative's real URL).
+    /// The CDN strategy: sources above its size limit are flagged; with --results, the one the warm used.
     #[arg(long, value_name = "NAME|FILE.wasm")]
     pub plugin: Option<String>,
     /// With --results: the CDN's base URL the warm used.

@@ -140,7 +140,6 @@ struct Lab {
     _origin: lab::Service,
     cache: lab::Service,
     originals: PathBuf,
-    media: PathBuf,
 }
 
 /// Sources and their seconds.
@@ -162,7 +161,7 @@ fn lab(root: &Path, spoil: impl FnOnce(&Path)) -> Lab {
     let rclone = lab::find_program("rclone").expect("rclone installed");
     let origin = lab::start_origin(&rclone, &media).unwrap();
     let cache = lab::start_cache(&root.join("nginx"), &origin.url).unwrap();
-    Lab { _origin: origin, cache, originals, media }
+    Lab { _origin: origin, cache, originals }
 }
 
 fn warm_then_validate(home: &Path, lab: &Lab, edit_results: impl FnOnce(&Path)) -> (Option<i32>, Vec<Value>) {

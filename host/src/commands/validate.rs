@@ -426,6 +426,9 @@ impl Checker {
 
     async fn check_source(&self, path: String, size: Option<u64>) -> ItemResult {
         let (url, headers) = self.source_request(&path).expect("sources are served");
+        if let Err(refused) = crate::warm::egress::check_planned(&url, &path) {
+            return ItemResult::new(path, None, None, refused_item(refused.message));
+        }
         let input = Input { url: &url, headers: &headers, shown: &path };
         let mut found = self.inspector.examine(&input, size).await;
         if found.verdict() != judge::Verdict::Unreadable {
@@ -436,13 +439,13 @@ impl Checker {
 
     async fn check_derivative(&self, path: String, d: DerivativeItem) -> ItemResult {
         let shown = redact_url(&d.url);
-        if self.origin.is_some() && origin_of(&d.url) != self.origin {
-            let mut found = Examined::default();
-            found.problems.push(judge::Problem {
-                check: Check::Fetch,
-                detail: format!("{shown} is not on --base-url's host: not requested"),
-            });
-            return ItemResult::new(path, Some(d.name), Some(shown), found);
+        let refused = if self.origin.is_some() && origin_of(&d.url) != self.origin {
+            Some(format!("{shown} is not on --base-url's host: not requested"))
+        } else {
+            crate::warm::egress::check_planned(&d.url, &path).err().map(|r| r.message)
+        };
+        if let Some(why) = refused {
+            return ItemResult::new(path, Some(d.name), Some(shown), refused_item(why));
         }
         let input = Input { url: &d.url, headers: &d.headers, shown: &shown };
         let mut expected = d.expected;
@@ -476,6 +479,13 @@ impl Checker {
             })
             .await
     }
+}
+
+/// An item whose URL is not sent: unreadable, with the reason.
+fn refused_item(why: String) -> Examined {
+    let mut found = Examined::default();
+    found.problems.push(judge::Problem { check: Check::Fetch, detail: why });
+    found
 }
 
 /// `--results-out`: one flushed line per item.

@@ -134,6 +134,30 @@ fn sources_over_the_cdn_limit_are_flagged() {
     assert!(failed(&items["huge.mp4"]).contains(&"too_large"), "{:?}", items["huge.mp4"]);
 }
 
+#[test]
+fn sources_that_cannot_be_read_are_unreadable() {
+    let home = tempfile::tempdir().unwrap();
+    let src = home.path().join("src");
+    video(&src.join("here.mp4"), 2, "320x240", &[]);
+    let listing = home.path().join("listing.json");
+    prewarm_e2e::write_listing(&listing, &[("here.mp4", 1000), ("gone.mp4", 1000)]);
+    let out_path = home.path().join("v.jsonl");
+    let out = run(prewarm(home.path())
+        .args(["validate", "--source"])
+        .arg(&src)
+        .arg("--listing")
+        .arg(&listing)
+        .arg("--results-out")
+        .arg(&out_path));
+    assert_eq!(out.status.code(), Some(3));
+    let items = by_item(&read_results(&out_path));
+    assert_eq!(items["here.mp4"]["verdict"], "ok", "{:?}", items["here.mp4"]);
+    let gone = &items["gone.mp4"];
+    assert_eq!((gone["verdict"].as_str(), failed(gone)), (Some("unreadable"), vec!["fetch"]), "{gone}");
+    assert!(gone["problems"][0].as_str().unwrap().contains("404"), "{gone}");
+    assert!(!gone.to_string().contains("127.0.0.1"), "the loopback URL is not shown: {gone}");
+}
+
 /// The lab the demo uses: originals, one rendition per derivative width,
 /// served by `rclone serve http` behind an nginx cache.
 struct Lab {
@@ -349,5 +373,36 @@ fn no_process_left_behind() {
     let lines = std::fs::read_to_string(&out_path).unwrap();
     for text in [err.as_ref(), report.as_str(), lines.as_str(), &String::from_utf8_lossy(&out.stdout)] {
         assert!(!text.contains(&password), "the rclone password leaked");
+    }
+}
+
+#[test]
+fn rclone_dies_with_a_killed_prewarm() {
+    let home = tempfile::tempdir().unwrap();
+    let src = home.path().join("src");
+    for i in 0..6 {
+        video(&src.join(format!("v{i}.mp4")), 4, "320x240", &[]);
+    }
+    let marker = format!("sigkill-{}", std::process::id());
+    let args: Vec<OsString> = vec!["--source".into(), src.into(), "--deep".into(), "--jobs".into(), "1".into()];
+    let mut child = tagged_run(home.path(), &marker, &args)
+        .arg("--results-out")
+        .arg(home.path().join("v.jsonl"))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let serving = |procs: &[(u32, String)]| procs.iter().any(|(_, c)| c.contains("serve http"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !serving(&tagged(&marker)) {
+        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "rclone serve http never seen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The kernel kills rclone when its parent dies; give it time to happen.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while serving(&tagged(&marker)) {
+        assert!(Instant::now() < deadline, "rclone serve http outlived a killed prewarm: {:?}", tagged(&marker));
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -21,12 +21,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::warm::{parse_base_url, parse_duration, parse_settings, resolve_derivatives, source_and_filters};
 use crate::cli::ValidateArgs;
-use crate::listing::{self, Filters, Object};
+use crate::listing::{self, Filters, ListingSource, Object};
 use crate::media::facts::{self, Input};
 use crate::media::ffmpeg::Tools;
 use crate::media::validate::{self as judge, Check, Depth, Examined, Expected, Inspector, ItemResult};
 use crate::media::validate_report::Summary;
-use crate::plugin::{Derivative, ObjectRef, PluginInstance, PluginRuntime, RuntimeOptions};
+use crate::plugin::{Derivative, ObjectRef, Plugin, PluginInstance, PluginRuntime, RuntimeOptions};
 use crate::rclone::Rclone;
 use crate::rclone_serve::ServeHttp;
 use crate::record::{Outcome, Record};
@@ -101,56 +101,16 @@ async fn run_async(args: ValidateArgs, settled: Settled) -> Result<Exit> {
     let started = Instant::now();
     let Settled { depth, sample, jobs, timeout, mode, tools } = settled;
     let mut out = ResultsOut::create(&args.results_out)?;
-    let plugin = match &args.plugin {
-        Some(spec) => {
-            let runtime = PluginRuntime::new(RuntimeOptions {
-                cache_dir: RuntimeOptions::default_cache_dir(),
-                ..Default::default()
-            })?;
-            Some(runtime.load(spec)?)
-        }
-        None => None,
-    };
-
-    let (source, mut filters, rclone) = match &args.source.source {
+    let plugin = args.plugin.as_deref().map(load_plugin).transpose()?;
+    let (source, filters, rclone) = match &args.source.source {
         Some(_) => {
             let (s, f, r) = source_and_filters(&args.source, None)?;
             (Some(s), f, r)
         }
         None => (None, Filters::from_args(&args.source)?, None),
     };
-    let serve = match (&args.source.source, &rclone) {
-        (Some(remote), Some(rclone)) => Some(Arc::new(ServeHttp::start(rclone, remote).await?)),
-        (Some(remote), None) => {
-            let located = Rclone::locate(
-                args.source.rclone.clone(),
-                args.source.rclone_config.clone(),
-                args.source.rclone_flags.clone(),
-            )?;
-            Some(Arc::new(ServeHttp::start(&located, remote).await?))
-        }
-        _ => None,
-    };
-
-    let (items, producer, summary_input) = match &mode {
-        Mode::Sources => {
-            let source = source.expect("sources mode has --source");
-            let input = args.source.listing.clone().or(args.source.source.clone()).unwrap_or_default();
-            let limit = filters.limit.take();
-            let (objects, task) = listing::stream(source, filters);
-            (sources(objects, sample, limit), Producer::Listing(task), input)
-        }
-        Mode::Derivatives { results, base_url, settings } => {
-            let plugin = plugin.as_ref().expect("derivatives mode has --plugin");
-            let derivatives = resolve_derivatives(plugin, &args.derivatives)?;
-            let mut instance = plugin.instantiate()?;
-            instance.configure(base_url, settings)?;
-            let (tx, rx) = mpsc::channel(256);
-            let reader = ResultsReader { path: results.clone(), instance, derivatives, filters, sample };
-            (rx, Producer::Results(tokio::spawn(reader.run(tx))), results.display().to_string())
-        }
-    };
-
+    let serve = start_server(&args, rclone).await?;
+    let (items, producer, input) = start_items(&args, &mode, plugin.as_ref(), source, filters, sample)?;
     let checker = Arc::new(Checker {
         inspector: Inspector { tools, client: reqwest::Client::new(), timeout, depth },
         serve: serve.clone(),
@@ -162,10 +122,88 @@ async fn run_async(args: ValidateArgs, settled: Settled) -> Result<Exit> {
         durations: Mutex::new(HashMap::new()),
     });
     let mode_name = if matches!(mode, Mode::Sources) { "sources" } else { "derivatives" };
-    let mut summary = Summary::new(mode_name, summary_input, args.results_out.display().to_string());
+    let mut summary = Summary::new(mode_name, input, args.results_out.display().to_string());
 
     let cancel = CancellationToken::new();
     let signals = tokio::spawn(watch_ctrl_c(cancel.clone(), serve.clone()));
+    let checked = check_all(items, checker, jobs, &cancel, &mut out, &mut summary).await;
+    signals.abort();
+    let produced = producer.finish(summary.interrupted).await;
+    if let Some(serve) = &serve {
+        serve.stop();
+    }
+    checked?;
+    summary.lines_skipped = *produced.as_ref().unwrap_or(&0);
+    summary.elapsed_s = started.elapsed().as_secs_f64();
+    out.finish()?;
+    report(&args, &summary)?;
+    produced.context("the input ended early; the items read before the error were checked and recorded")?;
+    Ok(if summary.all_ok() { Exit::Success } else { Exit::SomeFailed })
+}
+
+fn load_plugin(spec: &str) -> Result<Plugin> {
+    let runtime =
+        PluginRuntime::new(RuntimeOptions { cache_dir: RuntimeOptions::default_cache_dir(), ..Default::default() })?;
+    Ok(runtime.load(spec)?)
+}
+
+/// The loopback server over `--source`, when there is one. Started from the
+/// thread running the command: on Linux rclone is killed when the thread
+/// that spawned it ends, so never from a short-lived blocking-pool thread.
+async fn start_server(args: &ValidateArgs, rclone: Option<Rclone>) -> Result<Option<Arc<ServeHttp>>> {
+    let Some(remote) = &args.source.source else { return Ok(None) };
+    let rclone = match rclone {
+        Some(r) => r,
+        // A saved listing: rclone was not needed to list.
+        None => Rclone::locate(
+            args.source.rclone.clone(),
+            args.source.rclone_config.clone(),
+            args.source.rclone_flags.clone(),
+        )?,
+    };
+    Ok(Some(Arc::new(ServeHttp::start(&rclone, remote).await?)))
+}
+
+/// The items to check, the task producing them, and how to name the input.
+fn start_items(
+    args: &ValidateArgs,
+    mode: &Mode,
+    plugin: Option<&Plugin>,
+    source: Option<ListingSource>,
+    mut filters: Filters,
+    sample: Option<f64>,
+) -> Result<(mpsc::Receiver<Item>, Producer, String)> {
+    match mode {
+        Mode::Sources => {
+            let source = source.expect("sources mode has --source");
+            let input = args.source.listing.clone().or(args.source.source.clone()).unwrap_or_default();
+            let limit = filters.limit.take();
+            let (objects, task) = listing::stream(source, filters);
+            Ok((sources(objects, sample, limit), Producer::Listing(task), input))
+        }
+        Mode::Derivatives { results, base_url, settings } => {
+            let plugin = plugin.expect("derivatives mode has --plugin");
+            let derivatives = resolve_derivatives(plugin, &args.derivatives)?;
+            let mut instance = plugin.instantiate()?;
+            instance.configure(base_url, settings)?;
+            let (tx, rx) = mpsc::channel(256);
+            let reader = ResultsReader { path: results.clone(), instance, derivatives, filters, sample };
+            Ok((rx, Producer::Results(tokio::spawn(reader.run(tx))), results.display().to_string()))
+        }
+    }
+}
+
+/// Check `jobs` items at once, recording each as it finishes, until the
+/// items end or `cancel` fires; then the probes in flight are killed (by
+/// dropping them).
+async fn check_all(
+    items: mpsc::Receiver<Item>,
+    checker: Arc<Checker>,
+    jobs: usize,
+    cancel: &CancellationToken,
+    out: &mut ResultsOut,
+    summary: &mut Summary,
+) -> Result<()> {
     let mut checks = Box::pin(
         futures_util::stream::unfold(items, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) })
             .map(|item| {
@@ -178,42 +216,33 @@ async fn run_async(args: ValidateArgs, settled: Settled) -> Result<Exit> {
         tokio::select! {
             _ = cancel.cancelled() => {
                 summary.interrupted = true;
-                break;
+                return Ok(());
             }
             next = checks.next() => match next {
                 Some(item) => {
                     out.write(&item)?;
                     summary.add(&item);
                 }
-                None => break,
+                None => return Ok(()),
             },
         }
     }
-    // Dropping the stream kills the probes still in flight.
-    drop(checks);
-    signals.abort();
-    let produced = producer.finish(summary.interrupted).await;
-    if let Some(serve) = &serve {
-        serve.stop();
-    }
-    if let Ok(skipped) = &produced {
-        summary.lines_skipped = *skipped;
-    }
-    summary.elapsed_s = started.elapsed().as_secs_f64();
-    out.finish()?;
+}
+
+/// The Markdown report, and the summary on the terminal or as JSON.
+fn report(args: &ValidateArgs, summary: &Summary) -> Result<()> {
     if let Some(path) = &args.markdown {
         crate::atomic_file::write(path, summary.markdown().as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if args.json {
         let mut stdout = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut stdout, &summary)?;
+        serde_json::to_writer_pretty(&mut stdout, summary)?;
         writeln!(stdout)?;
     } else {
         eprint!("{}", summary.text());
     }
-    produced.context("the input ended early; the items read before the error were checked and recorded")?;
-    Ok(if summary.all_ok() { Exit::Success } else { Exit::SomeFailed })
+    Ok(())
 }
 
 /// What is being validated.

@@ -424,6 +424,9 @@ pub struct ValidateArgs {
     /// With --results: a plugin setting the warm used (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub settings: Vec<String>,
+    /// With --results: another origin the plugin may reach (repeatable), as for the warm.
+    #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
+    pub allow_hosts: Vec<String>,
     /// With --results: the derivatives the warm used (names, or NAME=WxH).
     #[arg(long, value_delimiter = ',', value_name = "A,B,...")]
     pub derivatives: Vec<String>,

@@ -55,6 +55,11 @@ impl ServeHttp {
         let mut child = cmd.spawn().map_err(RcloneError::Spawn)?;
         let stderr = keep_stderr_tail(&mut child);
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+        // Whatever text might carry them (an ffmpeg message, a log line) is
+        // scrubbed before it is shown.
+        for secret in [&user, &pass, &token] {
+            crate::redact::register_secret(secret);
+        }
         let serve = ServeHttp {
             child: Mutex::new(Some(child)),
             base: format!("http://127.0.0.1:{port}"),

@@ -19,7 +19,9 @@ use tokio::io::AsyncBufReadExt;
 use tokio::sync::{OnceCell, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::warm::{parse_base_url, parse_duration, parse_settings, resolve_derivatives, source_and_filters};
+use super::warm::{
+    parse_base_url, parse_duration, parse_settings, resolve_derivatives, resolve_settings, source_and_filters,
+};
 use crate::cli::ValidateArgs;
 use crate::listing::{self, Filters, ListingSource, Object};
 use crate::media::facts::{self, Input};
@@ -31,6 +33,7 @@ use crate::rclone::Rclone;
 use crate::rclone_serve::ServeHttp;
 use crate::record::{Outcome, Record};
 use crate::redact::redact_url;
+use crate::warm::egress;
 use crate::{Exit, usage};
 
 pub fn run(args: ValidateArgs) -> Result<Exit> {
@@ -91,8 +94,8 @@ struct Checker {
     inspector: Inspector,
     serve: Option<Arc<ServeHttp>>,
     max_source_bytes: Option<u64>,
-    /// `--base-url`'s origin: derivative URLs must stay on it.
-    origin: Option<String>,
+    /// Where derivative URLs may go (`--base-url`'s origin, `--allow-host`).
+    policy: Option<egress::Policy>,
     /// Source durations, each read once however many derivatives it has.
     durations: Mutex<HashMap<String, Arc<OnceCell<Option<f64>>>>>,
 }
@@ -115,8 +118,10 @@ async fn run_async(args: ValidateArgs, settled: Settled) -> Result<Exit> {
         inspector: Inspector { tools, client: reqwest::Client::new(), timeout, depth },
         serve: serve.clone(),
         max_source_bytes: plugin.as_ref().and_then(|p| p.info().max_source_bytes),
-        origin: match &mode {
-            Mode::Derivatives { base_url, .. } => origin_of(base_url),
+        policy: match &mode {
+            Mode::Derivatives { base_url, .. } => {
+                Some(egress::Policy::new(base_url, &args.allow_hosts).map_err(usage)?)
+            }
             Mode::Sources => None,
         },
         durations: Mutex::new(HashMap::new()),
@@ -184,8 +189,10 @@ fn start_items(
         Mode::Derivatives { results, base_url, settings } => {
             let plugin = plugin.expect("derivatives mode has --plugin");
             let derivatives = resolve_derivatives(plugin, &args.derivatives)?;
+            let settings: Vec<(String, String)> =
+                resolve_settings(plugin, settings)?.into_iter().map(|s| (s.key, s.value)).collect();
             let mut instance = plugin.instantiate()?;
-            instance.configure(base_url, settings)?;
+            instance.configure(base_url, &settings)?;
             let (tx, rx) = mpsc::channel(256);
             let reader = ResultsReader { path: results.clone(), instance, derivatives, filters, sample };
             Ok((rx, Producer::Results(tokio::spawn(reader.run(tx))), results.display().to_string()))
@@ -257,6 +264,7 @@ impl Mode {
             for (given, flag) in [
                 (args.base_url.is_some(), "--base-url"),
                 (!args.settings.is_empty(), "--set"),
+                (!args.allow_hosts.is_empty(), "--allow-host"),
                 (!args.derivatives.is_empty(), "--derivatives"),
             ] {
                 if given {
@@ -317,10 +325,6 @@ fn sampled(fraction: Option<f64>, path: &str, derivative: &str) -> bool {
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     ((hash >> 11) as f64 / (1u64 << 53) as f64) < fraction
-}
-
-fn origin_of(url: &str) -> Option<String> {
-    reqwest::Url::parse(url).ok().map(|u| u.origin().ascii_serialization())
 }
 
 /// Sources from the listing, sampled, then limited (the limit counts the
@@ -455,8 +459,9 @@ impl Checker {
 
     async fn check_source(&self, path: String, size: Option<u64>) -> ItemResult {
         let (url, headers) = self.source_request(&path).expect("sources are served");
-        if let Err(refused) = crate::warm::egress::check_planned(&url, &path) {
-            return ItemResult::new(path, None, None, refused_item(refused.message));
+        if let Some(why) = egress::rewritten_path(&url) {
+            let why = format!("the key cannot be addressed by a URL: its path holds {why}; nothing was sent");
+            return ItemResult::new(path, None, None, refused_item(why));
         }
         let input = Input { url: &url, headers: &headers, shown: &path };
         let mut found = self.inspector.examine(&input, size).await;
@@ -468,13 +473,8 @@ impl Checker {
 
     async fn check_derivative(&self, path: String, d: DerivativeItem) -> ItemResult {
         let shown = redact_url(&d.url);
-        let refused = if self.origin.is_some() && origin_of(&d.url) != self.origin {
-            Some(format!("{shown} is not on --base-url's host: not requested"))
-        } else {
-            crate::warm::egress::check_planned(&d.url, &path).err().map(|r| r.message)
-        };
-        if let Some(why) = refused {
-            return ItemResult::new(path, Some(d.name), Some(shown), refused_item(why));
+        if let Some(Err(refused)) = self.policy.as_ref().map(|p| p.admit(&d.url, Some(&path))) {
+            return ItemResult::new(path, Some(d.name), Some(shown), refused_item(refused.message));
         }
         let input = Input { url: &d.url, headers: &d.headers, shown: &shown };
         let mut expected = d.expected;

@@ -23,7 +23,7 @@ use super::warm::{
     parse_base_url, parse_duration, parse_settings, resolve_derivatives, resolve_settings, source_and_filters,
 };
 use crate::cli::ValidateArgs;
-use crate::listing::{self, Filters, ListingSource, Object};
+use crate::listing::{self, Filters, ListingSource, Object, Shard};
 use crate::media::facts::{self, Input};
 use crate::media::ffmpeg::Tools;
 use crate::media::validate::{self as judge, Check, Depth, Examined, Expected, Inspector, ItemResult};
@@ -107,10 +107,14 @@ async fn run_async(args: ValidateArgs, settled: Settled) -> Result<Exit> {
     let plugin = args.plugin.as_deref().map(load_plugin).transpose()?;
     let (source, filters, rclone) = match &args.source.source {
         Some(_) => {
-            let (s, f, r) = source_and_filters(&args.source, None)?;
+            let (s, f, r) = source_and_filters(&args.source)?;
             (Some(s), f, r)
         }
-        None => (None, Filters::from_args(&args.source)?, None),
+        None => {
+            let mut filters = Filters::from_args(&args.source)?;
+            filters.shard = args.source.shard.as_deref().map(Shard::parse).transpose().map_err(usage)?;
+            (None, filters, None)
+        }
     };
     let serve = start_server(&args, rclone).await?;
     let (items, producer, input) = start_items(&args, &mode, plugin.as_ref(), source, filters, sample)?;

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::Resettable;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
@@ -60,6 +61,9 @@ pub enum Command {
     /// Re-encode sources too big for the CDN to transform, verified, through rclone.
     #[command(after_help = examples::OPTIMIZE)]
     Optimize(Box<OptimizeArgs>),
+    /// Find broken sources before a warm (--source), or wrong derivatives after it (--results).
+    #[command(after_help = examples::VALIDATE)]
+    Validate(Box<ValidateArgs>),
 }
 
 /// The examples that end each subcommand's `--help` (and man page).
@@ -98,6 +102,10 @@ mod examples {
   prewarm optimize --source s3:media/videos --threshold 100MB --dest s3:media/optimized --dry-run
   prewarm optimize --source s3:media/videos --plugin cloudflare-media --in-place --codec h264 --resolution 1080p
   prewarm optimize --source s3:media/videos --threshold 256MiB --dest s3:media/small --hw none --results opt.jsonl";
+    pub const VALIDATE: &str = "Examples:
+  prewarm validate --source s3:media/videos --extensions mp4,mov --plugin cloudflare-media --markdown sources.md
+  prewarm validate --results run.jsonl --plugin cloudflare-media --base-url https://www.example.com \\
+    --set source-prefix=videos --source s3:media/videos --sample 0.1";
     pub const MAN: &str = "Examples:
   prewarm man --dir /usr/local/share/man/man1
   prewarm man | man -l -";
@@ -501,4 +509,63 @@ pub struct OptimizeArgs {
     pub json: bool,
     #[command(flatten)]
     pub ffmpeg: FfmpegArgs,
+}
+// The listing arguments are shared with `warm`, where `--source` is required
+// and excludes `--listing`; here `--results` alone is enough, and a saved
+// listing needs `--source` to say where its paths are.
+#[derive(Debug, Args)]
+// Size classes mean nothing to validate: hidden.
+#[command(
+    mut_arg("source", |a| a.required_unless_present(Resettable::Reset).conflicts_with(Resettable::Reset)),
+    mut_arg("small_below", |a| a.hide(true)),
+    mut_arg("medium_below", |a| a.hide(true))
+)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// A results file from `prewarm warm`: check every warmed derivative (with --plugin and --base-url).
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub results: Option<PathBuf>,
+    /// The CDN strategy: sources above its size limit are flagged; with --results, the one the warm used.
+    #[arg(long, value_name = "NAME|FILE.wasm")]
+    pub plugin: Option<String>,
+    /// With --results: the CDN's base URL the warm used.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// With --results: a plugin setting the warm used (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
+    /// With --results: another origin the plugin may reach (repeatable), as for the warm.
+    #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
+    pub allow_hosts: Vec<String>,
+    /// With --results: the derivatives the warm used (names, or NAME=WxH).
+    #[arg(long, value_delimiter = ',', value_name = "A,B,...")]
+    pub derivatives: Vec<String>,
+    /// Decode the first SECONDS of every video (and its last second).
+    #[arg(long, default_value = "2", value_name = "SECONDS")]
+    pub decode: String,
+    /// Decode every video whole instead (slow: reads every byte).
+    #[arg(long)]
+    pub deep: bool,
+    /// Check only this fraction of the items (0 < F <= 1), the same ones every run.
+    #[arg(long, value_name = "FRACTION")]
+    pub sample: Option<String>,
+    /// Items checked at once (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Time limit for each ffprobe or ffmpeg run (e.g. 30s, 5m).
+    #[arg(long, default_value = "120s", value_name = "DUR")]
+    pub timeout: String,
+    /// One JSON line per item checked.
+    #[arg(long, value_name = "FILE.jsonl", default_value = "prewarm-validate.jsonl")]
+    pub results_out: PathBuf,
+    /// Markdown report: the problems grouped by kind, with what to do.
+    #[arg(long, value_name = "FILE.md")]
+    pub markdown: Option<PathBuf>,
+    /// The summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// The ffmpeg binary (ffprobe is looked for beside it).
+    #[arg(long, value_name = "PATH")]
+    pub ffmpeg: Option<PathBuf>,
 }

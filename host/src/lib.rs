@@ -18,6 +18,7 @@ pub mod memory;
 pub mod overview;
 pub mod plugin;
 pub mod rclone;
+pub mod rclone_serve;
 pub mod record;
 pub mod redact;
 pub mod report;
@@ -86,5 +87,6 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Exit> {
         cli::Command::Man { dir } => commands::man::run(dir.as_deref()),
         cli::Command::Hw(args) => commands::hw::run(args),
         cli::Command::Optimize(args) => commands::optimize::run(*args),
+        cli::Command::Validate(args) => commands::validate::run(*args),
     }
 }

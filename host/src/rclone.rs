@@ -3,7 +3,8 @@
 //! operations (stat, copy), bound to 127.0.0.1 with random credentials that
 //! are never printed, started lazily and stopped on drop. When the daemon
 //! cannot start, per-file operations fall back to one-off subprocesses.
-//! Every process spawned is counted.
+//! Every process spawned is counted. The `serve http` child lives in
+//! [`crate::rclone_serve`].
 
 use std::fmt;
 use std::path::PathBuf;
@@ -105,6 +106,18 @@ impl Rclone {
             cmd.arg("--config").arg(config);
         }
         cmd.args(&self.flags).stdin(Stdio::null()).kill_on_drop(true);
+        self.spawned.fetch_add(1, Ordering::Relaxed);
+        cmd
+    }
+
+    /// A blocking-world command for a long-lived rclone child (`rcd`,
+    /// `serve http`): binary, config and flags set, stdin closed, counted.
+    pub(crate) fn std_command(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(&self.binary);
+        if let Some(config) = &self.config {
+            cmd.arg("--config").arg(config);
+        }
+        cmd.args(&self.flags).stdin(Stdio::null());
         self.spawned.fetch_add(1, Ordering::Relaxed);
         cmd
     }
@@ -344,7 +357,7 @@ fn join_remote(fs: &str, path: &str) -> String {
 
 /// The line of rclone's stderr worth showing: the last ERROR/Failed line,
 /// else the last line.
-fn last_error_line(stderr: &str) -> String {
+pub(crate) fn last_error_line(stderr: &str) -> String {
     let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     lines
         .iter()
@@ -411,21 +424,15 @@ impl RcDaemon {
             std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(RcloneError::Spawn)?.port();
         let user = Alphanumeric.sample_string(&mut rand::rng(), 16);
         let pass = Alphanumeric.sample_string(&mut rand::rng(), 32);
-        let mut cmd = std::process::Command::new(&rclone.binary);
-        if let Some(config) = &rclone.config {
-            cmd.arg("--config").arg(config);
-        }
-        cmd.args(&rclone.flags)
-            .arg("rcd")
+        let mut cmd = rclone.std_command();
+        cmd.arg("rcd")
             .arg(format!("--rc-addr=127.0.0.1:{port}"))
             .arg(format!("--rc-user={user}"))
             // rclone reads the password from its flag; it never reaches
             // prewarm's logs or errors (Debug is not derived).
             .arg(format!("--rc-pass={pass}"))
-            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        rclone.spawned.fetch_add(1, Ordering::Relaxed);
         let child = cmd.spawn().map_err(RcloneError::Spawn)?;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(300))

@@ -3,8 +3,9 @@
 //! warming through a real nginx cache, faults through a scripted server,
 //! the vendors' documented answers through a loopback server, kill and
 //! resume, bad input through the real binary, what an operator should
-//! never be surprised by, and the video half (`hw`, `optimize`) with real
-//! ffmpeg and rclone.
+//! never be surprised by, the video half (`hw`, `optimize`) with real
+//! ffmpeg and rclone, and validation of sources and derivatives through
+//! real ffprobe/ffmpeg.
 
 mod answers;
 mod bad_input;
@@ -13,12 +14,13 @@ mod demo;
 mod deploy;
 mod faults;
 mod listing;
-mod no_surprises;
 mod media;
+mod no_surprises;
 mod plugins;
 mod reports;
 mod resume;
 mod sandbox;
 mod trust;
+mod validate;
 mod vendors;
 mod warm_cache;

@@ -10,4 +10,5 @@ pub mod plugin_new;
 pub mod plugins;
 pub mod probe;
 pub mod report;
+pub mod validate;
 pub mod warm;

@@ -39,7 +39,7 @@ pub fn run(args: WarmArgs) -> Result<Exit> {
     runtime.block_on(async { tokio::spawn(run_async(args)).await? })
 }
 
-fn parse_settings(raw: &[String]) -> Result<Vec<(String, String)>> {
+pub(crate) fn parse_settings(raw: &[String]) -> Result<Vec<(String, String)>> {
     raw.iter().map(|s| crate::plugin::settings::split(s).map_err(usage)).collect()
 }
 

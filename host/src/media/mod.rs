@@ -2,13 +2,18 @@
 //! ([`ffmpeg`]), what a file holds and whether an output is right
 //! ([`probe`]), which encoders really work here ([`hw`], cached by
 //! [`hw_cache`]), how an encode is asked ([`encode`]) and one source
-//! through `prewarm optimize` ([`optimize`]).
+//! through `prewarm optimize` ([`optimize`]); reading a media object by URL
+//! without downloading it ([`facts`]) and judging it for `prewarm validate`
+//! ([`validate`], reported by [`validate_report`]).
 
 pub mod encode;
+pub mod facts;
 pub mod ffmpeg;
 pub mod hw;
 pub mod hw_cache;
 pub mod optimize;
 pub mod probe;
+pub mod validate;
+pub mod validate_report;
 
 pub use ffmpeg::{MediaError, Output, Tools, run};

@@ -303,18 +303,8 @@ pub struct WarmArgs {
     /// fastest when prewarm shares a small machine with the server).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Time limit for one request, headers and body (e.g. 30s, 5m).
-    #[arg(long, default_value = "120s", value_name = "DUR")]
-    pub timeout: String,
-    /// Time limit for the connection and response headers.
-    #[arg(long, default_value = "30s", value_name = "DUR")]
-    pub header_timeout: String,
-    /// Retries of a retryable failure per pair.
-    #[arg(long, default_value_t = 3, value_name = "N")]
-    pub retries: u32,
-    /// Most polls of a pending transform per pair.
-    #[arg(long, default_value_t = 30, value_name = "N")]
-    pub max_polls: u32,
+    #[command(flatten)]
+    pub request: RequestArgs,
     /// Cap on requests per second across all workers.
     #[arg(long, value_name = "N")]
     pub rate: Option<u32>,
@@ -360,6 +350,23 @@ pub struct WarmArgs {
     pub capabilities_cache: Option<PathBuf>,
 }
 
+/// How long one request may take and how often a pair is tried again.
+#[derive(Debug, Clone, Args)]
+pub struct RequestArgs {
+    /// Time limit for one request, headers and body (e.g. 30s, 5m).
+    #[arg(long, default_value = "120s", value_name = "DUR")]
+    pub timeout: String,
+    /// Time limit for the connection and response headers.
+    #[arg(long, default_value = "30s", value_name = "DUR")]
+    pub header_timeout: String,
+    /// Retries of a retryable failure per pair.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub retries: u32,
+    /// Most polls of a pending transform per pair.
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    pub max_polls: u32,
+}
+
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
     /// The object's path, relative to the listed root (as in a listing).
@@ -386,18 +393,8 @@ pub struct ProbeArgs {
     /// Ask again after a warm answer and show the cache state.
     #[arg(long)]
     pub verify: bool,
-    /// Time limit for one request, headers and body.
-    #[arg(long, default_value = "120s", value_name = "DUR")]
-    pub timeout: String,
-    /// Time limit for the connection and response headers.
-    #[arg(long, default_value = "30s", value_name = "DUR")]
-    pub header_timeout: String,
-    /// Retries of a retryable failure.
-    #[arg(long, default_value_t = 3, value_name = "N")]
-    pub retries: u32,
-    /// Most polls of a pending transform.
-    #[arg(long, default_value_t = 30, value_name = "N")]
-    pub max_polls: u32,
+    #[command(flatten)]
+    pub request: RequestArgs,
     /// Warm a source over the plugin's declared limit anyway.
     #[arg(long)]
     pub ignore_limits: bool,

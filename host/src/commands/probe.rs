@@ -10,13 +10,13 @@ use std::sync::Arc;
 use anyhow::Result;
 use tokio_util::sync::CancellationToken;
 
-use super::warm::{parse_base_url, parse_duration, resolve_derivatives, resolve_settings};
+use super::warm::{parse_base_url, request_timeouts, resolve_derivatives, resolve_settings};
 use crate::cli::ProbeArgs;
 use crate::listing::Object;
 use crate::plugin::{PluginRuntime, RuntimeOptions};
 use crate::record::Outcome;
 use crate::size::SizeClasses;
-use crate::warm::http::{self, Timeouts};
+use crate::warm::http;
 use crate::warm::trace::Step;
 use crate::warm::worker::{Worker, WorkerContext};
 use crate::warm::{Job, SharedJob, egress, pacing, sizing};
@@ -31,10 +31,7 @@ async fn probe(args: ProbeArgs) -> Result<Exit> {
     let base_url = parse_base_url(&args.base_url)?;
     let pairs: Vec<(String, String)> =
         args.settings.iter().map(|s| crate::plugin::settings::split(s).map_err(usage)).collect::<Result<_>>()?;
-    let timeouts = Timeouts {
-        headers: parse_duration("--header-timeout", &args.header_timeout)?,
-        total: parse_duration("--timeout", &args.timeout)?,
-    };
+    let timeouts = request_timeouts(&args.request)?;
     let size = args.size.as_deref().map(crate::size::parse_size).transpose().map_err(usage)?.unwrap_or(0);
     let plugins =
         PluginRuntime::new(RuntimeOptions { cache_dir: RuntimeOptions::default_cache_dir(), ..Default::default() })?;
@@ -50,8 +47,8 @@ async fn probe(args: ProbeArgs) -> Result<Exit> {
         pacer: pacing::Pacer::new(None, std::time::Instant::now()),
         caps: sizing::Capabilities::load(None),
         timeouts,
-        retries: args.retries,
-        max_polls: args.max_polls,
+        retries: args.request.retries,
+        max_polls: args.request.max_polls,
         derivatives: derivatives.clone(),
         max_source_bytes: if args.ignore_limits { None } else { plugin.info().max_source_bytes },
         verify: args.verify,

@@ -137,6 +137,9 @@ async fn run_async(args: ValidateArgs, settled: Settled) -> Result<Exit> {
     let signals = tokio::spawn(watch_ctrl_c(cancel.clone(), serve.clone()));
     let checked = check_all(items, checker, jobs, &cancel, &mut out, &mut summary).await;
     signals.abort();
+    if summary.interrupted {
+        crate::media::ffmpeg::wait_killed(std::time::Duration::from_secs(2)).await;
+    }
     let produced = producer.finish(summary.interrupted).await;
     if let Some(serve) = &serve {
         serve.stop();

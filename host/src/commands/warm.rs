@@ -66,6 +66,14 @@ pub fn parse_base_url(raw: &str) -> Result<String> {
     Ok(raw.trim_end_matches('/').to_string())
 }
 
+/// `--timeout` and `--header-timeout`.
+pub fn request_timeouts(args: &crate::cli::RequestArgs) -> Result<Timeouts> {
+    Ok(Timeouts {
+        headers: parse_duration("--header-timeout", &args.header_timeout)?,
+        total: parse_duration("--timeout", &args.timeout)?,
+    })
+}
+
 pub fn parse_duration(flag: &str, raw: &str) -> Result<Duration> {
     let d = humantime::parse_duration(raw)
         .map_err(|e| usage(format!("{flag} `{raw}`: not a duration ({e}); use e.g. 30s, 2m")))?;
@@ -151,10 +159,7 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
     if args.rate == Some(0) {
         return Err(usage("--rate 0: must be at least 1 request per second"));
     }
-    let timeouts = Timeouts {
-        headers: parse_duration("--header-timeout", &args.header_timeout)?,
-        total: parse_duration("--timeout", &args.timeout)?,
-    };
+    let timeouts = request_timeouts(&args.request)?;
     let size_classes = listing::size_classes(&args.source)?;
     let policy = crate::warm::egress::Policy::new(&base_url, &args.allow_hosts).map_err(usage)?;
     let reports = report::Outputs::from_args(&args)?;
@@ -215,8 +220,8 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         concurrency: args.concurrency,
         reserved,
         timeouts,
-        retries: args.retries,
-        max_polls: args.max_polls,
+        retries: args.request.retries,
+        max_polls: args.request.max_polls,
         rate: args.rate,
         results: args.results.clone(),
         already_warm,

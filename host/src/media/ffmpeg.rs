@@ -237,6 +237,27 @@ pub async fn interrupted() {
 
 /// Process groups of children still running, for [`kill_all`].
 static RUNNING: Mutex<Option<HashSet<i32>>> = Mutex::new(None);
+/// Process groups killed and perhaps not gone yet, for [`wait_killed`].
+static KILLED: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+/// Wait (at most `max`) until every process group this process killed is
+/// gone: SIGKILL is delivered asynchronously, and a run that stops on
+/// Ctrl-C must not exit while its children are still dying.
+pub async fn wait_killed(max: Duration) {
+    let deadline = tokio::time::Instant::now() + max;
+    loop {
+        let alive = {
+            let mut killed = KILLED.lock().unwrap_or_else(|p| p.into_inner());
+            // SAFETY: kill(2) with signal 0 only asks whether the group exists.
+            killed.retain(|g| unsafe { libc::kill(-*g, 0) } == 0);
+            !killed.is_empty()
+        };
+        if !alive || tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
 
 /// Kill every ffmpeg/ffprobe process group this process started and that
 /// is still running: call before exiting on Ctrl-C, when destructors will
@@ -260,6 +281,7 @@ fn kill_group(group: i32) {
     unsafe {
         libc::kill(-group, libc::SIGKILL);
     }
+    KILLED.lock().unwrap_or_else(|p| p.into_inner()).push(group);
     #[cfg(not(unix))]
     let _ = group;
 }

@@ -67,6 +67,20 @@ fn parse_version(text: &str) -> Option<(String, u32, u32)> {
 }
 
 impl Rclone {
+    /// rclone as `--rclone`, `--rclone-config` and `--rclone-flag` name it.
+    pub fn from_args(args: &crate::cli::SourceArgs) -> Result<Self, RcloneError> {
+        Self::locate(args.rclone.clone(), args.rclone_config.clone(), args.rclone_flags.clone())
+    }
+
+    /// The rclone that ran the listing, else (a saved listing) the one the
+    /// arguments name.
+    pub fn listed_or_from_args(listed: Option<Rclone>, args: &crate::cli::SourceArgs) -> Result<Self, RcloneError> {
+        match listed {
+            Some(r) => Ok(r),
+            None => Self::from_args(args),
+        }
+    }
+
     /// Find rclone (`binary`, else `rclone` on PATH) and check its version.
     pub fn locate(binary: Option<PathBuf>, config: Option<PathBuf>, flags: Vec<String>) -> Result<Self, RcloneError> {
         let binary = binary.unwrap_or_else(|| PathBuf::from("rclone"));

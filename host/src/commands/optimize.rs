@@ -55,14 +55,7 @@ async fn run_async(args: OptimizeArgs) -> Result<Exit> {
     let (source, mut filters, listing_rclone) = super::warm::source_and_filters(&args.source)?;
     filters.at_least(threshold);
     let (source_fs, dest_fs) = locations(&args)?;
-    let rclone = match listing_rclone {
-        Some(r) => r,
-        None => Rclone::locate(
-            args.source.rclone.clone(),
-            args.source.rclone_config.clone(),
-            args.source.rclone_flags.clone(),
-        )?,
-    };
+    let rclone = Rclone::listed_or_from_args(listing_rclone, &args.source)?;
     let encoders = resolve_encoders(&args).await?;
     let mut choices: Vec<Choice> = encoders.hardware.clone();
     choices.extend(encoders.software.clone());

@@ -164,15 +164,7 @@ fn load_plugin(spec: &str) -> Result<Plugin> {
 /// that spawned it ends, so never from a short-lived blocking-pool thread.
 async fn start_server(args: &ValidateArgs, rclone: Option<Rclone>) -> Result<Option<Arc<ServeHttp>>> {
     let Some(remote) = &args.source.source else { return Ok(None) };
-    let rclone = match rclone {
-        Some(r) => r,
-        // A saved listing: rclone was not needed to list.
-        None => Rclone::locate(
-            args.source.rclone.clone(),
-            args.source.rclone_config.clone(),
-            args.source.rclone_flags.clone(),
-        )?,
-    };
+    let rclone = Rclone::listed_or_from_args(rclone, &args.source)?;
     Ok(Some(Arc::new(ServeHttp::start(&rclone, remote).await?)))
 }
 

@@ -135,7 +135,7 @@ pub fn source_and_filters(args: &SourceArgs) -> Result<(ListingSource, Filters, 
     }
     let mut located = None;
     let source = ListingSource::from_args(args, || {
-        let r = Rclone::locate(args.rclone.clone(), args.rclone_config.clone(), args.rclone_flags.clone())?;
+        let r = Rclone::from_args(args)?;
         located = Some(r.clone());
         Ok(r)
     })?;
@@ -179,12 +179,7 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
     let (source, filters, rclone) = source_and_filters(&args.source)?;
     let uploader = match &args.upload {
         Some(dest) if dest.trim().is_empty() => return Err(usage("--upload: give an rclone REMOTE:PATH")),
-        Some(_) if rclone.is_some() => rclone.clone(),
-        Some(_) => Some(Rclone::locate(
-            args.source.rclone.clone(),
-            args.source.rclone_config.clone(),
-            args.source.rclone_flags.clone(),
-        )?),
+        Some(_) => Some(Rclone::listed_or_from_args(rclone.clone(), &args.source)?),
         None => None,
     };
     // `auto/N` resolved: the summary names the shard this run really was.

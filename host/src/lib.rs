@@ -15,6 +15,7 @@ pub mod listing;
 pub mod logging;
 pub mod media;
 pub mod memory;
+pub mod nofile;
 pub mod overview;
 pub mod plugin;
 pub mod rclone;

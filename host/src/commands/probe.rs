@@ -43,7 +43,6 @@ async fn probe(args: ProbeArgs) -> Result<Exit> {
     instance.configure(&base_url, &settings)?;
 
     let ctx = Arc::new(WorkerContext {
-        client: http::client(1, timeouts.headers)?,
         pacer: pacing::Pacer::new(None, std::time::Instant::now()),
         caps: sizing::Capabilities::load(None),
         timeouts,
@@ -55,7 +54,7 @@ async fn probe(args: ProbeArgs) -> Result<Exit> {
         policy: egress::Policy::new(&base_url, &args.allow_hosts).map_err(usage)?,
         cancel: CancellationToken::new(),
     });
-    let mut worker = Worker::new(ctx, instance);
+    let worker = Worker::new(ctx, http::client(1, timeouts.headers)?, instance);
     let job = Arc::new(Job {
         object: Object { path: args.path.clone(), size },
         class: SizeClasses::default().class_of(size),
@@ -64,7 +63,7 @@ async fn probe(args: ProbeArgs) -> Result<Exit> {
     let mut all_warm = true;
     let mut reports = Vec::new();
     for (index, derivative) in derivatives.iter().enumerate() {
-        worker.trace = Some(Vec::new());
+        worker.trace.replace(Some(Vec::new()));
         let record = worker.warm(&SharedJob { job: job.clone(), derivative: index }).await;
         let steps: Vec<Step> = worker.trace.take().unwrap_or_default();
         all_warm &= record.outcome == Outcome::Warm && record.verify_cache.is_none_or(|c| c.as_str() == "hit");

@@ -22,21 +22,32 @@ use crate::warm::{self, Observer, WarmPlan, http::Timeouts};
 use crate::{Exit, usage};
 
 pub fn run(args: WarmArgs) -> Result<Exit> {
-    let threads = match args.threads {
-        Some(0) => return Err(usage("--threads 0: must be at least 1")),
-        Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, usize::from),
-    };
-    // One thread avoids cross-thread wake-ups (the fastest on small
-    // machines); more spread TLS and plugin work over cores.
-    let runtime = if threads == 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?
-    };
-    // Run on a runtime thread rather than in `block_on`, so the recorder is
-    // not woken across threads for every result.
-    runtime.block_on(async { tokio::spawn(run_async(args)).await? })
+    // This thread lists, dispatches and records; the requests run on the
+    // engine threads (`warm::run`).
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(run_async(args))
+}
+
+/// Open files each request in flight may hold beyond the rest of the run's
+/// (results, reports, rclone's pipes, the plugin cache).
+const FILES_BESIDE_REQUESTS: u64 = 256;
+
+/// `--concurrency`: at least 1, and no more requests in flight than the
+/// open-files limit allows (raised to its hard limit first).
+fn check_concurrency(concurrency: usize) -> Result<()> {
+    if concurrency == 0 {
+        return Err(usage("--concurrency 0: must be at least 1"));
+    }
+    let limit = crate::nofile::raise_to_hard_limit();
+    let most = limit.saturating_sub(FILES_BESIDE_REQUESTS);
+    if concurrency as u64 > most {
+        return Err(usage(format!(
+            "--concurrency {concurrency}: more requests in flight than the open-files limit ({limit}) allows; at \
+             most {most} here (raise the hard limit: `ulimit -Hn`, systemd LimitNOFILE, or the container's nofile \
+             ulimit)"
+        )));
+    }
+    Ok(())
 }
 
 pub(crate) fn parse_settings(raw: &[String]) -> Result<Vec<(String, String)>> {
@@ -145,9 +156,12 @@ pub fn source_and_filters(args: &SourceArgs) -> Result<(ListingSource, Filters, 
 async fn run_async(args: WarmArgs) -> Result<Exit> {
     let base_url = parse_base_url(&args.base_url)?;
     let settings = parse_settings(&args.settings)?;
-    if args.concurrency == 0 || args.concurrency > 4096 {
-        return Err(usage(format!("--concurrency {}: must be between 1 and 4096", args.concurrency)));
-    }
+    let threads = match args.threads {
+        Some(0) => return Err(usage("--threads 0: must be at least 1")),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    check_concurrency(args.concurrency)?;
     let reserved = [args.workers_small.unwrap_or(0), args.workers_medium.unwrap_or(0), args.workers_large.unwrap_or(0)];
     if reserved.iter().sum::<usize>() > args.concurrency {
         return Err(usage(format!(
@@ -213,6 +227,7 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         settings: settings.clone(),
         derivatives: derivatives.clone(),
         concurrency: args.concurrency,
+        threads,
         reserved,
         timeouts,
         retries: args.request.retries,

@@ -9,9 +9,12 @@ use reqwest::header::{HeaderName, HeaderValue};
 
 use crate::plugin::{Method, ResponseMeta, WarmRequest};
 
-/// The one client every worker shares: pooled connections, HTTP/2 where
-/// offered, rustls, no redirects (plugins read them), no decompression.
-pub fn client(concurrency: usize, header_timeout: Duration) -> reqwest::Result<reqwest::Client> {
+/// One engine thread's client.
+pub type Client = reqwest::Client;
+
+/// A thread's client: pooled connections, HTTP/2 where offered, rustls, no
+/// redirects (plugins read them), no decompression.
+pub fn client(concurrency: usize, header_timeout: Duration) -> reqwest::Result<Client> {
     reqwest::Client::builder()
         .user_agent(concat!("prewarm/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
@@ -130,7 +133,7 @@ pub enum Body {
 
 /// Send `request` once.
 pub async fn send(
-    client: &reqwest::Client,
+    client: &Client,
     request: &WarmRequest,
     extra_headers: &[(&str, &str)],
     body: Body,

@@ -1,12 +1,16 @@
-//! The warm stage. The dispatcher ([`run`]) reads the listing, expands each
-//! object into its (object, derivative) pairs and routes them into bounded
-//! per-size-class queues; a fixed pool of workers (each owning a plugin
-//! instance) takes pairs, preferring its reserved class but never idling
-//! while another class has work; results flow through one channel to the
-//! recorder, which writes each line and folds it into the statistics.
-//! Memory is bounded by the queue depths, whatever the listing's length.
+//! The warm stage ([`run`]). The dispatcher reads the listing, expands each
+//! object into its (object, derivative) pairs and sends them in batches
+//! into bounded per-size-class queues; `--threads` engine threads, each a
+//! current-thread runtime with one plugin instance and one HTTP client,
+//! keep their share of `--concurrency` pairs in flight, preferring reserved
+//! classes but never idling while another class has work; finished records
+//! come back in batches to the recorder, which writes each line whole and
+//! folds it into the statistics. Memory is bounded by the queue depths and
+//! the pairs in flight, whatever the listing's length.
 
+mod dispatch;
 pub mod egress;
+mod engine;
 pub mod http;
 pub mod pacing;
 pub mod sizing;
@@ -23,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::listing::{self, Filters, ListingError, ListingSource, ListingTotals, Object};
 use crate::plugin::{Derivative, Plugin};
-use crate::record::{Record, ResultsWriter, pair_key};
+use crate::record::{Record, ResultsWriter};
 use crate::size::{SizeClass, SizeClasses};
 use crate::stats::Stats;
 use worker::{Worker, WorkerContext};
@@ -49,6 +53,8 @@ pub struct WarmPlan {
     pub settings: Vec<(String, String)>,
     pub derivatives: Vec<Derivative>,
     pub concurrency: usize,
+    /// Engine threads (at most `concurrency`).
+    pub threads: usize,
     /// Workers reserved (preferring) small, medium, large sources.
     pub reserved: [usize; 3],
     pub timeouts: http::Timeouts,
@@ -84,7 +90,16 @@ pub trait Observer: Send {
     fn record(&mut self, record: &Record, stats: &Stats);
 }
 
-/// Run the warm: listing → dispatcher → workers → recorder.
+/// The shared queues of pairs, one per size class (small, medium, large),
+/// carrying batches.
+pub(crate) struct Queues {
+    pub classes: [Queue; 3],
+}
+
+/// One class's queue of batches.
+pub(crate) type Queue = (async_channel::Sender<Vec<SharedJob>>, async_channel::Receiver<Vec<SharedJob>>);
+
+/// Run the warm: listing → dispatcher → engine threads → recorder.
 pub async fn run(
     plan: WarmPlan,
     source: ListingSource,
@@ -93,10 +108,11 @@ pub async fn run(
     observer: &mut dyn Observer,
 ) -> anyhow::Result<RunOutcome> {
     let started = Instant::now();
-    // Instances first: a plugin that cannot be configured fails the run
-    // before any request.
-    let mut instances = Vec::with_capacity(plan.concurrency);
-    for _ in 0..plan.concurrency {
+    let threads = plan.threads.clamp(1, plan.concurrency.max(1));
+    // Instances first, one per thread: a plugin that cannot be configured
+    // fails the run before any request.
+    let mut instances = Vec::with_capacity(threads);
+    for _ in 0..threads {
         let mut instance = plan.plugin.instantiate()?;
         instance.configure(&plan.base_url, &plan.settings)?;
         instances.push(instance);
@@ -105,7 +121,6 @@ pub async fn run(
         .map_err(|e| anyhow::anyhow!("cannot write results file {}: {e}", plan.results.display()))?;
 
     let ctx = Arc::new(WorkerContext {
-        client: http::client(plan.concurrency, plan.timeouts.headers)?,
         pacer: pacing::Pacer::new(plan.rate, started),
         caps: sizing::Capabilities::load(plan.capabilities_cache.clone()),
         timeouts: plan.timeouts,
@@ -118,56 +133,64 @@ pub async fn run(
         cancel: cancel.clone(),
     });
 
-    let depth = (plan.concurrency * 2).clamp(16, 1024);
-    let queues: Arc<[(async_channel::Sender<SharedJob>, async_channel::Receiver<SharedJob>); 3]> =
-        Arc::new([async_channel::bounded(depth), async_channel::bounded(depth), async_channel::bounded(depth)]);
-    let (results_tx, mut results_rx) = mpsc::channel::<Record>(depth);
+    // Batches small enough that every thread gets work early, large enough
+    // that a thread is woken once per batch, not per pair.
+    let batch = (plan.concurrency / (threads * 4)).clamp(1, 64);
+    // Pairs waiting per class: enough to keep every slot fed, few enough
+    // that Ctrl-C has little queued to record as interrupted.
+    let depth = ((plan.concurrency * 2).clamp(16, 1024) / batch).max(threads);
+    let queues = Arc::new(Queues { classes: std::array::from_fn(|_| async_channel::bounded(depth)) });
+    let (results_tx, mut results_rx) = mpsc::channel::<Vec<Record>>(4 * threads);
 
-    let mut workers = tokio::task::JoinSet::new();
-    let preferences = worker_preferences(plan.concurrency, plan.reserved);
-    for (n, (instance, preference)) in instances.into_iter().zip(preferences).enumerate() {
-        let (queues, results_tx, ctx) = (queues.clone(), results_tx.clone(), ctx.clone());
-        workers.spawn(async move {
-            let mut worker = Worker::new(ctx, instance);
-            while let Some(job) = next_job(&queues, preference, n).await {
-                let record = worker.warm(&job).await;
-                if results_tx.send(record).await.is_err() {
-                    break;
-                }
-            }
-        });
+    let mut engines = Vec::with_capacity(threads);
+    for (index, (instance, share)) in
+        instances.into_iter().zip(shares(plan.concurrency, plan.reserved, threads)).enumerate()
+    {
+        let (ctx, queues, results_tx) = (ctx.clone(), queues.clone(), results_tx.clone());
+        let client = http::client(share.slots, plan.timeouts.headers)?;
+        let worker = move || Worker::new(ctx, client, instance);
+        engines.push(engine::spawn(index, share, worker, queues, results_tx)?);
     }
     drop(results_tx);
 
     let (objects, listing_task) = listing::stream(source, filters);
-    let dispatcher = tokio::spawn(dispatch(
+    let dispatcher = tokio::spawn(dispatch::run(
         objects,
         queues.clone(),
-        plan.size_classes,
-        plan.derivatives.iter().map(|d| d.name.clone()).collect(),
-        plan.already_warm,
-        cancel.clone(),
+        dispatch::Dispatch {
+            classes: plan.size_classes,
+            derivative_names: plan.derivatives.iter().map(|d| d.name.clone()).collect(),
+            already_warm: plan.already_warm,
+            batch,
+            cancel: cancel.clone(),
+        },
     ));
 
     let mut stats = Stats::new(plan.size_classes);
     let results_path = plan.results.display().to_string();
     let io_error = |e: std::io::Error| anyhow::anyhow!("cannot write results file {results_path}: {e}");
-    let mut unflushed = 0u32;
-    while let Some(record) = results_rx.recv().await {
-        writer.write(&record).map_err(io_error)?;
-        unflushed += 1;
-        // Flush whenever the recorder has caught up with the workers (and at
-        // least every 64 lines under load): a crash then loses only lines of
-        // pairs that were, in effect, still in flight.
-        if unflushed >= 64 || results_rx.is_empty() {
+    let mut unflushed = 0usize;
+    while let Some(batch) = results_rx.recv().await {
+        for record in &batch {
+            writer.write(record).map_err(io_error)?;
+            stats.record(record, started.elapsed());
+            observer.record(record, &stats);
+        }
+        unflushed += batch.len();
+        // Flush whenever the recorder has caught up with the engine (and at
+        // least every 256 lines under load): a crash then loses only lines
+        // of pairs that were, in effect, still in flight.
+        if unflushed >= 256 || results_rx.is_empty() {
             writer.flush().map_err(io_error)?;
             unflushed = 0;
         }
-        stats.record(&record, started.elapsed());
-        observer.record(&record, &stats);
     }
     writer.flush().map_err(io_error)?;
-    while workers.join_next().await.is_some() {}
+    for engine in engines {
+        if engine.join().is_err() {
+            anyhow::bail!("an engine thread panicked; the results file holds every record it sent");
+        }
+    }
     stats.overview.timeline.merge(&ctx.pacer.pauses());
     let resumed_skips = dispatcher.await.unwrap_or(0);
     let (listing, listing_error) = match listing_task.await {
@@ -191,73 +214,25 @@ pub async fn run(
     })
 }
 
-/// Which class each worker prefers: the reserved counts first, the rest
-/// none (they rotate).
-fn worker_preferences(concurrency: usize, reserved: [usize; 3]) -> Vec<Option<usize>> {
-    let mut prefs = Vec::with_capacity(concurrency);
-    for (class, &n) in reserved.iter().enumerate() {
-        prefs.extend(std::iter::repeat_n(Some(class), n));
-    }
-    prefs.resize(concurrency, None);
-    prefs.truncate(concurrency);
-    prefs
+/// Each thread's slots and reserved slots: `concurrency` and `reserved`
+/// split as evenly as they go.
+fn shares(concurrency: usize, reserved: [usize; 3], threads: usize) -> Vec<engine::ThreadPlan> {
+    let split = |n: usize, i: usize| n / threads + usize::from(i < n % threads);
+    (0..threads)
+        .map(|i| engine::ThreadPlan { slots: split(concurrency, i), reserved: reserved.map(|r| split(r, i)) })
+        .collect()
 }
 
-/// Take the next pair: from the preferred class when it has one waiting,
-/// else from whichever class has work; `None` when every queue is closed
-/// and empty.
-async fn next_job(
-    queues: &[(async_channel::Sender<SharedJob>, async_channel::Receiver<SharedJob>); 3],
-    preference: Option<usize>,
-    n: usize,
-) -> Option<SharedJob> {
-    let first = preference.unwrap_or(n % 3);
-    let order = [first, (first + 1) % 3, (first + 2) % 3];
-    for &i in &order {
-        if let Ok(job) = queues[i].1.try_recv() {
-            return Some(job);
-        }
-    }
-    let [a, b, c] = order.map(|i| &queues[i].1);
-    tokio::select! {
-        biased;
-        Ok(job) = a.recv() => Some(job),
-        Ok(job) = b.recv() => Some(job),
-        Ok(job) = c.recv() => Some(job),
-        else => None,
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::shares;
 
-async fn dispatch(
-    mut objects: mpsc::Receiver<Object>,
-    queues: Arc<[(async_channel::Sender<SharedJob>, async_channel::Receiver<SharedJob>); 3]>,
-    classes: SizeClasses,
-    derivative_names: Vec<String>,
-    already_warm: Option<std::collections::HashSet<u64>>,
-    cancel: CancellationToken,
-) -> u64 {
-    let mut resumed = 0u64;
-    'objects: loop {
-        let object = tokio::select! {
-            o = objects.recv() => match o { Some(o) => o, None => break },
-            _ = cancel.cancelled() => break,
-        };
-        let class = classes.class_of(object.size);
-        let job = Arc::new(Job { object, class });
-        for (derivative, name) in derivative_names.iter().enumerate() {
-            if already_warm.as_ref().is_some_and(|w| w.contains(&pair_key(&job.object.path, name))) {
-                resumed += 1;
-                continue;
-            }
-            let queue = &queues[class as usize].0;
-            tokio::select! {
-                sent = queue.send(SharedJob { job: job.clone(), derivative }) => if sent.is_err() { break 'objects },
-                _ = cancel.cancelled() => break 'objects,
-            }
-        }
+    #[test]
+    fn shares_add_up() {
+        let s = shares(10, [3, 0, 1], 4);
+        assert_eq!(s.iter().map(|t| t.slots).sum::<usize>(), 10);
+        assert_eq!(s.iter().map(|t| t.reserved[0]).sum::<usize>(), 3);
+        assert_eq!(s.iter().map(|t| t.reserved[2]).sum::<usize>(), 1);
+        assert!(s.iter().all(|t| t.reserved.iter().sum::<usize>() <= t.slots));
     }
-    for (tx, _) in queues.iter() {
-        tx.close();
-    }
-    resumed
 }

@@ -44,11 +44,22 @@ fn now_unix() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-/// `scheme://host:port` of a URL: the unit capabilities are kept for.
+/// `scheme://host:port` of a URL: the unit capabilities are kept for. Read
+/// by hand (no full URL parse per pair): the scheme and host lowercased, the
+/// default port filled in, userinfo dropped.
 pub fn host_key(url: &str) -> String {
-    reqwest::Url::parse(url)
-        .map(|u| format!("{}://{}:{}", u.scheme(), u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0)))
-        .unwrap_or_default()
+    let Some((scheme, rest)) = url.split_once("://") else { return String::new() };
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, hostport)| hostport);
+    let scheme = scheme.to_ascii_lowercase();
+    // A port is what follows the last `:` outside an IPv6 literal's brackets.
+    let (host, port) = match authority.rfind(':').filter(|&i| !authority[i..].contains(']')) {
+        Some(i) if authority[i + 1..].bytes().all(|b| b.is_ascii_digit()) && i + 1 < authority.len() => {
+            (&authority[..i], authority[i + 1..].parse::<u16>().unwrap_or(0))
+        }
+        _ => (authority.trim_end_matches(':'), if scheme == "https" { 443 } else { 80 }),
+    };
+    format!("{scheme}://{}:{port}", host.to_ascii_lowercase())
 }
 
 impl Capabilities {
@@ -112,7 +123,7 @@ pub struct SizeOutcome {
 
 /// Everything a size probe needs.
 pub struct Prober<'a> {
-    pub client: &'a reqwest::Client,
+    pub client: &'a http::Client,
     pub caps: &'a Capabilities,
     pub pacer: &'a Pacer,
     pub timeouts: Timeouts,
@@ -140,7 +151,9 @@ impl Prober<'_> {
         warm: &Exchange,
         info: &WarmInfo,
     ) -> SizeOutcome {
-        let host = host_key(&request.url);
+        // Only probes need the host's key: not computed for the common case.
+        let host = std::cell::OnceCell::new();
+        let host = || host.get_or_init(|| host_key(&request.url)).as_str();
         let counted = counted_body(warm, request).filter(|_| methods.contains(&SizeMethod::FullBody));
         let mut out = SizeOutcome::default();
         for &method in methods {
@@ -151,11 +164,11 @@ impl Prober<'_> {
                     (size.filter(|&s| s > 0), method)
                 }
                 _ if counted.is_some() => (counted, SizeMethod::FullBody),
-                SizeMethod::Head if self.caps.head_tells_size(&host) => {
-                    (self.head(request, &host, &mut out).await, method)
+                SizeMethod::Head if self.caps.head_tells_size(host()) => {
+                    (self.head(request, host(), &mut out).await, method)
                 }
-                SizeMethod::Range if self.caps.get(&host).range != Some(false) => {
-                    (self.range(request, &host, &mut out).await, method)
+                SizeMethod::Range if self.caps.get(host()).range != Some(false) => {
+                    (self.range(request, host(), &mut out).await, method)
                 }
                 SizeMethod::Head | SizeMethod::Range => continue,
                 SizeMethod::FullBody => (self.full(request, &mut out).await, method),
@@ -235,6 +248,16 @@ impl Prober<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_keys_match_the_url_standard() {
+        assert_eq!(host_key("http://CDN.example.com/a"), "http://cdn.example.com:80");
+        assert_eq!(host_key("https://u:p@cdn.example.com:8443/a?b"), "https://cdn.example.com:8443");
+        assert_eq!(host_key("https://[::1]/x"), "https://[::1]:443");
+        assert_eq!(host_key("http://[::1]:9000"), "http://[::1]:9000");
+        assert_eq!(host_key("HTTPS://cdn.example.com:/x"), "https://cdn.example.com:443");
+        assert_eq!(host_key("no scheme"), "");
+    }
 
     #[test]
     fn reads_content_range_total() {

@@ -33,7 +33,8 @@ impl Verified {
 /// Ask once more for `request`'s URL and classify the answer.
 pub async fn ask_again(
     ctx: &WorkerContext,
-    plugin: &mut PluginInstance,
+    client: &http::Client,
+    plugin: &std::cell::RefCell<PluginInstance>,
     object: ObjectRef<'_>,
     derivative: &Derivative,
     request: &WarmRequest,
@@ -43,7 +44,7 @@ pub async fn ask_again(
     loop {
         ctx.pacer.ready().await;
         let ask = WarmRequest { method, read_body: false, ..request.clone() };
-        let mut exchange = match http::send(&ctx.client, &ask, &[], Body::None, 1, ctx.timeouts).await {
+        let mut exchange = match http::send(client, &ask, &[], Body::None, 1, ctx.timeouts).await {
             Ok(ex) => ex,
             Err(e) => return Verified::unknown(format!("verify request failed: {}", e.message)),
         };
@@ -52,6 +53,7 @@ pub async fn ask_again(
             method = Method::Get;
             continue;
         }
+        let mut plugin = plugin.borrow_mut();
         exchange.meta.headers = exchange.headers_for(plugin.wanted_headers());
         // A HEAD answer has no body by definition (RFC 9110 §9.3.2); the
         // plugin must not read it as cut short.

@@ -1,8 +1,13 @@
-//! One worker: owns a plugin instance and warms pairs one at a time. For a
-//! pair it asks the plugin for the request, sends it, hands the answer back
-//! for a verdict and acts on it (poll, follow-up, retry with backoff, stop),
-//! then learns the size. Every pair ends as exactly one [`Record`].
+//! One engine thread's worker: its plugin instance and HTTP client, shared
+//! by every pair the thread has in flight (plugin calls are short and
+//! synchronous, so one instance serves them all; the instance is borrowed
+//! only between awaits). For a pair it asks the plugin for the request,
+//! sends it, hands the answer back for a verdict and acts on it (poll,
+//! follow-up, retry with backoff, stop), then learns the size. Every pair
+//! ends as exactly one [`Record`].
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,9 +32,8 @@ const INTERRUPT_GRACE: Duration = Duration::from_secs(3);
 /// count as retries.
 const MAX_RATE_LIMITED: u32 = 20;
 
-/// What every worker shares.
+/// What every thread's worker shares.
 pub struct WorkerContext {
-    pub client: reqwest::Client,
     pub pacer: Pacer,
     pub caps: Capabilities,
     pub timeouts: Timeouts,
@@ -46,11 +50,12 @@ pub struct WorkerContext {
 
 pub struct Worker {
     ctx: Arc<WorkerContext>,
-    plugin: PluginInstance,
+    client: http::Client,
+    plugin: RefCell<PluginInstance>,
     /// Size methods per derivative index, asked once.
-    size_methods: Vec<Option<Vec<SizeMethod>>>,
-    /// The steps of each pair, for `prewarm probe` (`None` in a warm run).
-    pub trace: Option<Vec<Step>>,
+    size_methods: RefCell<Vec<Option<Rc<[SizeMethod]>>>>,
+    /// The steps of the pair, for `prewarm probe` (`None` in a warm run).
+    pub trace: RefCell<Option<Vec<Step>>>,
 }
 
 /// The running state of one pair.
@@ -94,20 +99,31 @@ fn exhausted_kind(status: Option<u16>) -> &'static str {
 }
 
 impl Worker {
-    pub fn new(ctx: Arc<WorkerContext>, plugin: PluginInstance) -> Self {
+    pub fn new(ctx: Arc<WorkerContext>, client: http::Client, plugin: PluginInstance) -> Self {
         let n = ctx.derivatives.len();
-        Worker { ctx, plugin, size_methods: vec![None; n], trace: None }
+        Worker {
+            ctx,
+            client,
+            plugin: RefCell::new(plugin),
+            size_methods: RefCell::new(vec![None; n]),
+            trace: RefCell::new(None),
+        }
+    }
+
+    /// A derivative's name by index.
+    pub fn derivative_name(&self, index: usize) -> &str {
+        &self.ctx.derivatives[index].name
     }
 
     /// Record a step when tracing; free otherwise.
-    fn note(&mut self, step: impl FnOnce() -> Step) {
-        if let Some(steps) = &mut self.trace {
+    fn note(&self, step: impl FnOnce() -> Step) {
+        if let Some(steps) = self.trace.borrow_mut().as_mut() {
             steps.push(step());
         }
     }
 
     /// Warm one pair.
-    pub async fn warm(&mut self, shared: &SharedJob) -> Record {
+    pub async fn warm(&self, shared: &SharedJob) -> Record {
         let (job, index) = (&shared.job, shared.derivative);
         let ctx = self.ctx.clone();
         let derivative = &ctx.derivatives[index];
@@ -124,7 +140,7 @@ impl Worker {
                 Some((
                     "too_large",
                     format!(
-                        "source is {} , over the CDN's {} limit (use --ignore-limits to warm anyway)",
+                        "source is {}, over the CDN's {} limit (use --ignore-limits to warm anyway)",
                         crate::size::human(job.object.size),
                         crate::size::human(max)
                     ),
@@ -132,7 +148,8 @@ impl Worker {
             );
         }
 
-        let mut request = match self.plugin.warm_request(object, derivative) {
+        let planned = self.plugin.borrow_mut().warm_request(object, derivative);
+        let mut request = match planned {
             Ok(r) => r,
             Err(e) => return run.finish(Outcome::Failed, Some((e.kind(), e.to_string()))),
         };
@@ -154,7 +171,7 @@ impl Worker {
             run.record.attempts += 1;
             self.note(|| Step::sent(&request, run.record.attempts));
             let body = if request.read_body { Body::Full } else { Body::None };
-            let send = http::send(&ctx.client, &request, &[], body, run.record.attempts, ctx.timeouts);
+            let send = http::send(&self.client, &request, &[], body, run.record.attempts, ctx.timeouts);
             // After Ctrl-C a request in flight gets a short grace, not its
             // whole timeout, before the pair is recorded as interrupted.
             let interrupted = async {
@@ -185,8 +202,11 @@ impl Worker {
                 }
             };
             run.record.bytes_read += exchange.meta.body_bytes;
-            exchange.meta.headers = exchange.headers_for(self.plugin.wanted_headers());
-            let verdict = self.plugin.classify(object, derivative, &exchange.meta);
+            let verdict = {
+                let mut plugin = self.plugin.borrow_mut();
+                exchange.meta.headers = exchange.headers_for(plugin.wanted_headers());
+                plugin.classify(object, derivative, &exchange.meta)
+            };
             self.note(|| Step::answer(&exchange));
             if let Ok(v) = &verdict {
                 self.note(|| Step::verdict(v));
@@ -270,7 +290,7 @@ impl Worker {
         run.record.cache_tiers = info.tiers.clone();
         self.size(&mut run, index, &request, &info).await;
         if ctx.verify && outcome == Outcome::Warm {
-            let found = verify::ask_again(&ctx, &mut self.plugin, object, derivative, &request).await;
+            let found = verify::ask_again(&ctx, &self.client, &self.plugin, object, derivative, &request).await;
             self.note(|| Step::Verify {
                 cache: found.cache.as_str().into(),
                 cache_status: found.cache_status.clone(),
@@ -281,20 +301,12 @@ impl Worker {
         run.finish(outcome, None)
     }
 
-    async fn size(&mut self, run: &mut PairRun, index: usize, request: &WarmRequest, info: &WarmInfo) {
+    async fn size(&self, run: &mut PairRun, index: usize, request: &WarmRequest, info: &WarmInfo) {
         let Some(warm) = &run.last else { return };
-        if self.size_methods[index].is_none() {
-            let methods = self.plugin.size_methods(&self.ctx.derivatives[index]).unwrap_or_default();
-            self.size_methods[index] = Some(methods);
-        }
-        let methods = self.size_methods[index].as_deref().unwrap_or_default();
-        let prober = Prober {
-            client: &self.ctx.client,
-            caps: &self.ctx.caps,
-            pacer: &self.ctx.pacer,
-            timeouts: self.ctx.timeouts,
-        };
-        let found = prober.resolve(request, methods, warm, info).await;
+        let methods = self.size_methods_of(index);
+        let prober =
+            Prober { client: &self.client, caps: &self.ctx.caps, pacer: &self.ctx.pacer, timeouts: self.ctx.timeouts };
+        let found = prober.resolve(request, &methods, warm, info).await;
         self.note(|| Step::Size {
             method: found.method.map(|m| m.as_str().to_string()),
             size: found.size,
@@ -306,8 +318,18 @@ impl Worker {
         run.record.size_check_bytes = found.bytes_moved;
     }
 
+    /// The plugin's size methods for a derivative, asked once per thread.
+    fn size_methods_of(&self, index: usize) -> Rc<[SizeMethod]> {
+        let mut known = self.size_methods.borrow_mut();
+        known[index]
+            .get_or_insert_with(|| {
+                self.plugin.borrow_mut().size_methods(&self.ctx.derivatives[index]).unwrap_or_default().into()
+            })
+            .clone()
+    }
+
     /// Sleep unless the run is cancelled; false when cancelled.
-    async fn wait(&mut self, d: Duration) -> bool {
+    async fn wait(&self, d: Duration) -> bool {
         self.note(|| Step::Wait { ms: d.as_secs_f64() * 1e3 });
         tokio::select! {
             _ = tokio::time::sleep(d) => true,

@@ -1,0 +1,89 @@
+//! The dispatcher: reads listed objects, expands each into its (object,
+//! derivative) pairs, drops those `--resume` found warm, and sends the rest
+//! in batches into the bounded per-size-class queues the engine threads
+//! take from. A batch goes out when full, or as soon as the listing has
+//! nothing more ready, so a slow listing never holds pairs back.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Job, Queues, SharedJob};
+use crate::listing::Object;
+use crate::record::pair_key;
+use crate::size::SizeClasses;
+
+/// What the dispatcher needs besides its input and output.
+pub(crate) struct Dispatch {
+    pub classes: SizeClasses,
+    pub derivative_names: Vec<String>,
+    pub already_warm: Option<HashSet<u64>>,
+    /// Pairs per batch.
+    pub batch: usize,
+    pub cancel: CancellationToken,
+}
+
+/// Run until the listing ends or the run is cancelled; closes the queues.
+/// Returns the pairs skipped because `--resume` found them warm.
+pub(crate) async fn run(mut objects: mpsc::Receiver<Object>, queues: Arc<Queues>, d: Dispatch) -> u64 {
+    let mut resumed = 0u64;
+    let mut pending: [Vec<SharedJob>; 3] = Default::default();
+    'objects: loop {
+        let object = match objects.try_recv() {
+            Ok(o) => o,
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                // Nothing more ready: what is gathered goes now.
+                for (class, batch) in pending.iter_mut().enumerate() {
+                    if !send(&queues, class, batch, &d.cancel).await {
+                        break 'objects;
+                    }
+                }
+                tokio::select! {
+                    o = objects.recv() => match o { Some(o) => o, None => break },
+                    _ = d.cancel.cancelled() => break,
+                }
+            }
+        };
+        if d.cancel.is_cancelled() {
+            break;
+        }
+        let class = d.classes.class_of(object.size);
+        let job = Arc::new(Job { object, class });
+        for (derivative, name) in d.derivative_names.iter().enumerate() {
+            if d.already_warm.as_ref().is_some_and(|w| w.contains(&pair_key(&job.object.path, name))) {
+                resumed += 1;
+                continue;
+            }
+            let batch = &mut pending[class as usize];
+            batch.push(SharedJob { job: job.clone(), derivative });
+            if batch.len() >= d.batch && !send(&queues, class as usize, batch, &d.cancel).await {
+                break 'objects;
+            }
+        }
+    }
+    if !d.cancel.is_cancelled() {
+        for (class, batch) in pending.iter_mut().enumerate() {
+            send(&queues, class, batch, &d.cancel).await;
+        }
+    }
+    for (tx, _) in queues.classes.iter() {
+        tx.close();
+    }
+    resumed
+}
+
+/// Send a class's gathered pairs (if any); false when the run is cancelled
+/// or the engine is gone.
+async fn send(queues: &Queues, class: usize, batch: &mut Vec<SharedJob>, cancel: &CancellationToken) -> bool {
+    if batch.is_empty() {
+        return true;
+    }
+    let full = std::mem::take(batch);
+    tokio::select! {
+        sent = queues.classes[class].0.send(full) => sent.is_ok(),
+        _ = cancel.cancelled() => false,
+    }
+}

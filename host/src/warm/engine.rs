@@ -1,0 +1,254 @@
+//! One engine thread: a current-thread tokio runtime whose single
+//! [`Worker`] (one plugin instance, one HTTP client) serves every pair the
+//! thread has in flight, each pair a local task. The thread takes batches of
+//! pairs from the shared per-size-class queues only when its own backlog
+//! cannot fill its free slots, and sends finished records in batches, so no
+//! thread is woken from another for each request.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use tokio::sync::{Notify, mpsc};
+
+use super::worker::Worker;
+use super::{Queues, SharedJob};
+use crate::record::Record;
+
+/// Records sent to the recorder in one message, at most.
+const RESULTS_BATCH: usize = 256;
+
+/// What one thread is given.
+pub(crate) struct ThreadPlan {
+    /// Pairs this thread may have in flight.
+    pub slots: usize,
+    /// Of those, how many prefer small, medium, large sources.
+    pub reserved: [usize; 3],
+}
+
+/// Start an engine thread; it ends when the queues are closed and drained
+/// and its last record is sent.
+pub(crate) fn spawn(
+    index: usize,
+    plan: ThreadPlan,
+    worker: impl FnOnce() -> Worker + Send + 'static,
+    queues: Arc<Queues>,
+    results: mpsc::Sender<Vec<Record>>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name(format!("prewarm-engine-{index}")).spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("engine thread {index}: cannot start its runtime: {e}");
+                return;
+            }
+        };
+        let local = tokio::task::LocalSet::new();
+        let worker = Rc::new(worker());
+        local.spawn_local(pump(worker, plan, queues, results, index));
+        // Runs until every local task is done, the last results batch's
+        // send included.
+        runtime.block_on(local);
+    })
+}
+
+/// The thread's pairs in flight per class, and a wake-up for the pump when
+/// one finishes.
+struct Slots {
+    in_flight: Cell<[usize; 3]>,
+    finished: Notify,
+}
+
+impl Slots {
+    fn total(&self) -> usize {
+        self.in_flight.get().iter().sum()
+    }
+
+    fn change(&self, class: usize, up: bool) {
+        let mut n = self.in_flight.get();
+        if up {
+            n[class] += 1;
+        } else {
+            n[class] -= 1;
+        }
+        self.in_flight.set(n);
+    }
+}
+
+/// Start pairs while slots are free, fetch batches when the backlog runs
+/// short, until every queue is closed and every pair has its record.
+async fn pump(
+    worker: Rc<Worker>,
+    plan: ThreadPlan,
+    queues: Arc<Queues>,
+    results: mpsc::Sender<Vec<Record>>,
+    index: usize,
+) {
+    let slots = Rc::new(Slots { in_flight: Cell::new([0; 3]), finished: Notify::new() });
+    let outbox = Rc::new(Outbox { records: RefCell::new(Vec::new()), tx: results, scheduled: Cell::new(false) });
+    let mut backlog: [VecDeque<SharedJob>; 3] = Default::default();
+    let mut closed = [false; 3];
+    let mut turn = index;
+    loop {
+        while slots.total() < plan.slots {
+            let Some(class) = pick(&backlog, slots.in_flight.get(), plan.reserved, &mut turn) else { break };
+            let Some(job) = backlog[class].pop_front() else { break };
+            slots.change(class, true);
+            let (worker, slots, outbox) = (worker.clone(), slots.clone(), outbox.clone());
+            tokio::task::spawn_local(async move {
+                let record = warm_caught(&worker, job).await;
+                outbox.push(record).await;
+                slots.change(class, false);
+                slots.finished.notify_one();
+            });
+        }
+        let free = plan.slots - slots.total();
+        let queued: usize = backlog.iter().map(VecDeque::len).sum();
+        if closed.iter().all(|c| *c) && queued == 0 {
+            if slots.total() == 0 {
+                break;
+            }
+            slots.finished.notified().await;
+            continue;
+        }
+        // A class whose reserved slots are idle is fetched even when other
+        // classes' backlog would fill the free slots.
+        let in_flight = slots.in_flight.get();
+        let wanted = |c: usize, backlog: &[VecDeque<SharedJob>; 3]| {
+            free > queued || (backlog[c].is_empty() && in_flight[c] < plan.reserved[c])
+        };
+        if take_ready(&queues, &mut backlog, &mut closed, wanted) {
+            continue;
+        }
+        if free > 0 && queued == 0 {
+            tokio::select! {
+                got = recv_any(&queues, &closed) => match got {
+                    Some((class, batch)) => backlog[class].extend(batch),
+                    None => closed = [true; 3],
+                },
+                _ = slots.finished.notified() => {}
+            }
+            continue;
+        }
+        slots.finished.notified().await;
+    }
+    outbox.flush().await;
+}
+
+/// Warm one pair; a panic (a prewarm bug) still ends the pair with its
+/// one record instead of losing it and stalling the thread.
+async fn warm_caught(worker: &Worker, job: SharedJob) -> Record {
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(worker.warm(&job)).catch_unwind().await {
+        Ok(record) => record,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            let derivative = &worker.derivative_name(job.derivative);
+            let mut record = Record::blank(&job.job.object.path, derivative, job.job.object.size, job.job.class);
+            record.outcome = crate::record::Outcome::Failed;
+            record.error_kind = Some("internal".into());
+            record.error = Some(crate::redact::redact_text(&format!("prewarm panicked warming this pair: {message}")));
+            record.finished_at = crate::record::now_rfc3339();
+            record
+        }
+    }
+}
+
+/// The class of the next pair to start: first one whose reserved slots are
+/// not all busy, then in rotation; `None` when the backlog is empty.
+fn pick(
+    backlog: &[VecDeque<SharedJob>; 3],
+    in_flight: [usize; 3],
+    reserved: [usize; 3],
+    turn: &mut usize,
+) -> Option<usize> {
+    if let Some(c) = (0..3).find(|&c| !backlog[c].is_empty() && in_flight[c] < reserved[c]) {
+        return Some(c);
+    }
+    for _ in 0..3 {
+        *turn = (*turn + 1) % 3;
+        if !backlog[*turn].is_empty() {
+            return Some(*turn);
+        }
+    }
+    None
+}
+
+/// Take a batch already waiting of each class `wanted`, without waiting;
+/// true if any came.
+fn take_ready(
+    queues: &Queues,
+    backlog: &mut [VecDeque<SharedJob>; 3],
+    closed: &mut [bool; 3],
+    wanted: impl Fn(usize, &[VecDeque<SharedJob>; 3]) -> bool,
+) -> bool {
+    let mut got = false;
+    for c in 0..3 {
+        if closed[c] || !wanted(c, backlog) {
+            continue;
+        }
+        match queues.classes[c].1.try_recv() {
+            Ok(batch) => {
+                backlog[c].extend(batch);
+                got = true;
+            }
+            Err(async_channel::TryRecvError::Closed) => closed[c] = true,
+            Err(async_channel::TryRecvError::Empty) => {}
+        }
+    }
+    got
+}
+
+/// Wait for a batch of any open class; `None` when all are closed.
+async fn recv_any(queues: &Queues, closed: &[bool; 3]) -> Option<(usize, Vec<SharedJob>)> {
+    let [a, b, c] = [0, 1, 2].map(|i| &queues.classes[i].1);
+    tokio::select! {
+        Ok(batch) = a.recv(), if !closed[0] => Some((0, batch)),
+        Ok(batch) = b.recv(), if !closed[1] => Some((1, batch)),
+        Ok(batch) = c.recv(), if !closed[2] => Some((2, batch)),
+        else => None,
+    }
+}
+
+/// Finished records waiting to go to the recorder. They go as soon as the
+/// thread has run everything that was ready (so a record is never held
+/// while the thread waits), or when a batch is full.
+struct Outbox {
+    records: RefCell<Vec<Record>>,
+    tx: mpsc::Sender<Vec<Record>>,
+    scheduled: Cell<bool>,
+}
+
+impl Outbox {
+    async fn push(self: &Rc<Self>, record: Record) {
+        let full = {
+            let mut records = self.records.borrow_mut();
+            records.push(record);
+            records.len() >= RESULTS_BATCH
+        };
+        if full {
+            self.flush().await;
+        } else if !self.scheduled.replace(true) {
+            let outbox = self.clone();
+            tokio::task::spawn_local(async move {
+                // Deferred until the tasks ready now have run: their records
+                // join this batch.
+                tokio::task::yield_now().await;
+                outbox.scheduled.set(false);
+                outbox.flush().await;
+            });
+        }
+    }
+
+    async fn flush(&self) {
+        let batch = std::mem::take(&mut *self.records.borrow_mut());
+        if !batch.is_empty() && self.tx.send(batch).await.is_err() {
+            tracing::error!("the recorder stopped before every record was sent");
+        }
+    }
+}

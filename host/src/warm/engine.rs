@@ -96,12 +96,15 @@ async fn pump(
             let Some(job) = backlog[class].pop_front() else { break };
             slots.change(class, true);
             let (worker, slots, outbox) = (worker.clone(), slots.clone(), outbox.clone());
-            tokio::task::spawn_local(async move {
+            let pair = async move {
                 let record = warm_caught(&worker, job).await;
                 outbox.push(record).await;
                 slots.change(class, false);
                 slots.finished.notify_one();
-            });
+            };
+            static SIZE_SHOWN: std::sync::Once = std::sync::Once::new();
+            SIZE_SHOWN.call_once(|| tracing::debug!("a pair in flight is a {} B task", std::mem::size_of_val(&pair)));
+            tokio::task::spawn_local(pair);
         }
         let free = plan.slots - slots.total();
         let queued: usize = backlog.iter().map(VecDeque::len).sum();

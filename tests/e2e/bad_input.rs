@@ -128,3 +128,36 @@ fn dry_run_plans_without_sending() {
     assert_eq!(lines[3]["url"], "http://127.0.0.1:9/x/a%20b.mp4?derivative=thumbnail");
     assert_eq!(lines[0]["method"], "GET");
 }
+
+/// Every request in flight holds a socket: `--concurrency` is bounded by the
+/// open-files hard limit (prewarm raises its soft limit to it), not by a
+/// fixed number, and beyond it the error names the limit.
+#[test]
+fn concurrency_is_bounded_by_the_open_files_limit() {
+    let home = tempfile::tempdir().unwrap();
+    let listing = home.path().join("listing.json");
+    write_listing(&listing, &[("a.mp4", 10)]);
+    let with_limit = |concurrency: &str| {
+        let mut cmd = std::process::Command::new("bash");
+        // Soft limit below the hard one: prewarm must raise it itself.
+        cmd.args(["-c", "ulimit -Sn 100 && ulimit -Hn 700 && exec \"$@\"", "bash"])
+            .arg(prewarm_e2e::prewarm_bin())
+            .env("PREWARM_CACHE_DIR", home.path().join("cache"))
+            .args(["warm", "--progress", "never", "--plugin", "template", "--base-url", "http://127.0.0.1:9"])
+            .args(["--retries", "0", "--overwrite", "--listing"])
+            .arg(&listing)
+            .arg("--results")
+            .arg(home.path().join("r.jsonl"))
+            .args(["--concurrency", concurrency]);
+        let out = run(&mut cmd);
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = with_limit("1000");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--concurrency 1000") && err.contains("open-files limit (700)"), "{err}");
+    assert!(one_line(&err), "not one line: {err}");
+    // 400 is above the soft limit of 100 but within the hard one.
+    let (code, err) = with_limit("400");
+    assert_eq!(code, Some(3), "the run went ahead (and failed on the unreachable base URL): {err}");
+    assert_eq!(read_results(&home.path().join("r.jsonl")).len(), 3);
+}

@@ -4,6 +4,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -17,7 +18,9 @@ pub const MAX_WAIT: Duration = Duration::from_secs(300);
 
 pub struct Pacer {
     limiter: Option<DefaultDirectRateLimiter>,
-    paused_until: Mutex<Option<Instant>>,
+    /// The end of the current 429 pause, in nanoseconds from `started`
+    /// (0: none). An atomic: every request of every thread reads it.
+    paused_until: AtomicU64,
     /// When each pause began, for the report's timeline.
     pauses: Mutex<Timeline>,
     started: Instant,
@@ -27,17 +30,26 @@ impl Pacer {
     /// `started`: the start of the run, which the timeline of pauses counts from.
     pub fn new(rate_per_second: Option<u32>, started: std::time::Instant) -> Self {
         let limiter = rate_per_second.and_then(NonZeroU32::new).map(|r| RateLimiter::direct(Quota::per_second(r)));
-        Pacer { limiter, paused_until: Mutex::new(None), pauses: Mutex::default(), started: Instant::from_std(started) }
+        Pacer {
+            limiter,
+            paused_until: AtomicU64::new(0),
+            pauses: Mutex::default(),
+            started: Instant::from_std(started),
+        }
     }
 
     /// Wait until a request may be sent.
     pub async fn ready(&self) {
         loop {
-            let until = *self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
-            match until {
-                Some(t) if t > Instant::now() => tokio::time::sleep_until(t).await,
-                _ => break,
+            let until = self.paused_until.load(Ordering::Relaxed);
+            if until == 0 {
+                break;
             }
+            let until = self.started + Duration::from_nanos(until);
+            if until <= Instant::now() {
+                break;
+            }
+            tokio::time::sleep_until(until).await;
         }
         if let Some(l) = &self.limiter {
             l.until_ready().await;
@@ -48,11 +60,8 @@ impl Pacer {
     pub fn pause(&self, wait: Duration) {
         let now = Instant::now();
         self.pauses.lock().unwrap_or_else(|p| p.into_inner()).add_pause(now - self.started);
-        let until = now + wait.min(MAX_WAIT);
-        let mut guard = self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none_or(|t| t < until) {
-            *guard = Some(until);
-        }
+        let until = (now + wait.min(MAX_WAIT)).duration_since(self.started).as_nanos() as u64;
+        self.paused_until.fetch_max(until.max(1), Ordering::Relaxed);
     }
 
     /// The pauses so far, timed from the start of the run.

@@ -64,6 +64,16 @@ pub enum Command {
     /// Find broken sources before a warm (--source), or wrong derivatives after it (--results).
     #[command(after_help = examples::VALIDATE)]
     Validate(Box<ValidateArgs>),
+    /// The effective configuration: config file < PREWARM_* environment < flags.
+    #[command(after_help = examples::CONFIG)]
+    Config(ConfigArgs),
+}
+
+/// The whole command line: the derive definition with the environment
+/// layer (`PREWARM_<FLAG>` for every flag of warm, list, validate and
+/// optimize). Parsing, `man` and `completions` all use this one.
+pub fn command() -> clap::Command {
+    crate::config::with_environment(<Cli as clap::CommandFactory>::command())
 }
 
 /// The examples that end each subcommand's `--help` (and man page).
@@ -106,9 +116,51 @@ mod examples {
   prewarm validate --source s3:media/videos --extensions mp4,mov --plugin cloudflare-media --markdown sources.md
   prewarm validate --results run.jsonl --plugin cloudflare-media --base-url https://www.example.com \\
     --set source-prefix=videos --source s3:media/videos --sample 0.1";
+    pub const CONFIG: &str = "Examples:
+  prewarm config show --config prewarm.toml
+  PREWARM_CONCURRENCY=64 prewarm config show --json --config prewarm.toml --base-url https://cdn.example.com
+  prewarm config show --command validate --config prewarm.toml";
     pub const MAN: &str = "Examples:
   prewarm man --dir /usr/local/share/man/man1
   prewarm man | man -l -";
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print each value a command would run with and where it came from
+    /// (`flag`, `env PREWARM_X`, `file PATH:LINE`, `default`), secrets redacted.
+    ///
+    /// Takes the command's own flags after its own, as the command would
+    /// (`--config FILE` among them); nothing is checked beyond their syntax.
+    Show(ConfigShowArgs),
+}
+
+/// The command whose configuration `config show` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConfigTarget {
+    Warm,
+    List,
+    Validate,
+    Optimize,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigShowArgs {
+    /// JSON: `{"command", "config_file", "options": {FLAG: {"value", "source", ...}}, "settings": {...}}`.
+    #[arg(long)]
+    pub json: bool,
+    /// Whose configuration to show.
+    #[arg(long, value_enum, default_value_t = ConfigTarget::Warm)]
+    pub command: ConfigTarget,
+    /// The command's flags, as it would be given them (e.g. --config prewarm.toml --concurrency 8).
+    #[arg(value_name = "FLAGS", trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args)]
@@ -211,6 +263,9 @@ pub struct SourceArgs {
 pub struct ListArgs {
     #[command(flatten)]
     pub source: SourceArgs,
+    /// Settings from this TOML file (flags and PREWARM_* variables win; see README "Configuration file").
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Report sources at or above this size (too big for the CDN to transform).
     #[arg(long, value_name = "SIZE", default_value = "100MB")]
     pub threshold: String,
@@ -267,6 +322,9 @@ pub enum ProgressMode {
 pub struct WarmArgs {
     #[command(flatten)]
     pub source: SourceArgs,
+    /// Settings from this TOML file (flags and PREWARM_* variables win; see README "Configuration file").
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Strategy: a built-in name (see `prewarm plugins list`) or a `.wasm` path.
     #[arg(long, value_name = "NAME|FILE.wasm")]
     pub plugin: String,
@@ -284,8 +342,10 @@ pub struct WarmArgs {
     /// (repeatable): HOST (ports 80 and 443), HOST:PORT, or *.DOMAIN[:PORT].
     #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
     pub allow_hosts: Vec<String>,
-    /// Derivatives to warm: names from the plugin's defaults, or NAME=WxH.
-    #[arg(long, value_delimiter = ',', value_name = "A,B,...")]
+    /// Derivatives to warm (comma-separated, repeatable): names from the
+    /// plugin's defaults, or NAME=WxH; options for the plugin after a colon
+    /// belong to the last derivative of the value: `thumb=640x360:mode=frame,time=2s`.
+    #[arg(long, value_name = "A,B,...")]
     pub derivatives: Vec<String>,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 16, value_name = "N")]
@@ -381,7 +441,8 @@ pub struct ProbeArgs {
     /// A plugin setting (repeatable; `env:VAR`, `file:PATH` as for warm).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub settings: Vec<String>,
-    /// Only this derivative (a default's name or NAME=WxH; default: all the plugin's defaults).
+    /// Only this derivative (a default's name or NAME=WxH, `:OPTIONS` as for warm; default: all the plugin's
+    /// defaults).
     #[arg(long, value_name = "D")]
     pub derivative: Option<String>,
     /// The source's size in bytes (what a listing would say; e.g. 50MiB).
@@ -451,6 +512,9 @@ pub enum HwChoice {
 pub struct OptimizeArgs {
     #[command(flatten)]
     pub source: SourceArgs,
+    /// Settings from this TOML file (flags and PREWARM_* variables win; see README "Configuration file").
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// The remote the `--listing` paths are relative to (with --listing;
     /// --source is that remote already).
     #[arg(long, value_name = "REMOTE:PATH", requires = "listing")]
@@ -520,6 +584,9 @@ pub struct OptimizeArgs {
 pub struct ValidateArgs {
     #[command(flatten)]
     pub source: SourceArgs,
+    /// Settings from this TOML file (flags and PREWARM_* variables win; see README "Configuration file").
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// A results file from `prewarm warm`: check every warmed derivative (with --plugin and --base-url).
     #[arg(long, value_name = "FILE.jsonl")]
     pub results: Option<PathBuf>,
@@ -535,8 +602,8 @@ pub struct ValidateArgs {
     /// With --results: another origin the plugin may reach (repeatable), as for the warm.
     #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
     pub allow_hosts: Vec<String>,
-    /// With --results: the derivatives the warm used (names, or NAME=WxH).
-    #[arg(long, value_delimiter = ',', value_name = "A,B,...")]
+    /// With --results: the derivatives the warm used (as for warm: names, NAME=WxH, `:OPTIONS`).
+    #[arg(long, value_name = "A,B,...")]
     pub derivatives: Vec<String>,
     /// Decode the first SECONDS of every video (and its last second).
     #[arg(long, default_value = "2", value_name = "SECONDS")]

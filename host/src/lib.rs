@@ -4,12 +4,15 @@
 //! and filters them; `plugin` turns each (object, derivative) into the
 //! request that warms it and reads the CDN's answers; `warm` runs a fixed
 //! pool of workers doing the HTTP work; `record` writes one results line per
-//! pair; `stats` and `report` summarise the run. `commands` holds one file
-//! per subcommand; `run` dispatches to them.
+//! pair; `stats` and `report` summarise the run. `config` layers the
+//! config file and `PREWARM_*` variables under the flags. `commands` holds
+//! one file per subcommand; `run` dispatches to them.
 
 pub mod atomic_file;
 pub mod cli;
 pub mod commands;
+pub mod config;
+pub mod derivatives;
 pub mod lab;
 pub mod listing;
 pub mod logging;
@@ -66,6 +69,7 @@ pub fn exit_code_for(err: &anyhow::Error) -> Exit {
             || e.is::<plugin::PluginError>()
             || e.is::<listing::ListingError>()
             || e.is::<rclone::RcloneError>()
+            || e.is::<config::ConfigError>()
             || e.downcast_ref::<media::MediaError>()
                 .is_some_and(|m| matches!(m, media::MediaError::NotFound { .. } | media::MediaError::TooOld { .. }))
     }) {
@@ -89,5 +93,6 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Exit> {
         cli::Command::Hw(args) => commands::hw::run(args),
         cli::Command::Optimize(args) => commands::optimize::run(*args),
         cli::Command::Validate(args) => commands::validate::run(*args),
+        cli::Command::Config(args) => commands::config::run(args),
     }
 }

@@ -1,11 +1,19 @@
-//! The `prewarm` binary: parse, set up logging, run, map the outcome to an
+//! The `prewarm` binary: parse (flags over `PREWARM_*` over the config
+//! file), set up logging, run, map the outcome to an
 //! exit code (0 all warm, 3 some pairs failed, 2 usage or input error, 1
 //! anything else).
 
-use clap::Parser;
+use prewarm::config::ParseError;
 
 fn main() -> std::process::ExitCode {
-    let cli = prewarm::cli::Cli::parse();
+    let cli = match prewarm::config::parse_cli(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(ParseError::Clap(e)) => e.exit(),
+        Err(ParseError::Config(e)) => {
+            eprintln!("config error: {}", prewarm::redact::redact_text(&e.to_string()));
+            return prewarm::Exit::Usage.into();
+        }
+    };
     prewarm::logging::init(cli.verbose);
     match prewarm::run(cli) {
         Ok(code) => code.into(),

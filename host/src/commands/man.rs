@@ -7,10 +7,8 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use clap::CommandFactory;
 
 use crate::Exit;
-use crate::cli::Cli;
 
 /// The ENVIRONMENT section every page ends with (roff).
 const ENVIRONMENT: &str = r#".SH ENVIRONMENT
@@ -37,7 +35,7 @@ When set and not empty, logs are never coloured (they are coloured only on a ter
 pub fn run(dir: Option<&Path>) -> Result<Exit> {
     // Building names each subcommand `prewarm-warm` (display) and
     // `prewarm warm` (synopsis).
-    let mut cmd = Cli::command().disable_help_subcommand(true);
+    let mut cmd = crate::cli::command().disable_help_subcommand(true);
     cmd.build();
     match dir {
         None => render(&cmd, &mut std::io::stdout().lock())?,

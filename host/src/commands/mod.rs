@@ -1,6 +1,7 @@
 //! One file per subcommand; each resolves its arguments and runs.
 
 pub mod completions;
+pub mod config;
 pub mod demo;
 pub mod hw;
 pub mod list;

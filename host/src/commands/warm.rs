@@ -94,49 +94,7 @@ pub fn parse_duration(flag: &str, raw: &str) -> Result<Duration> {
     Ok(d)
 }
 
-/// `--derivatives`: names of the plugin's defaults, or NAME=WxH.
-pub fn resolve_derivatives(plugin: &Plugin, wanted: &[String]) -> Result<Vec<Derivative>> {
-    let defaults = &plugin.info().default_derivatives;
-    if wanted.is_empty() {
-        if defaults.is_empty() {
-            return Err(usage(format!(
-                "plugin `{}` has no default derivatives: name them with --derivatives NAME=WxH",
-                plugin.info().name
-            )));
-        }
-        return Ok(defaults.clone());
-    }
-    let mut out: Vec<Derivative> = Vec::new();
-    for w in wanted.iter().map(|w| w.trim()).filter(|w| !w.is_empty()) {
-        let d = if let Some((name, dims)) = w.split_once('=') {
-            let (width, height) = match dims.split_once(['x', 'X']) {
-                Some((a, b)) => (a.parse().ok(), b.parse().ok()),
-                None => (dims.parse().ok(), None),
-            };
-            let bad = width.is_none() || (dims.contains(['x', 'X']) && height.is_none());
-            if name.is_empty() || bad {
-                return Err(usage(format!(
-                    "--derivatives `{w}`: expected NAME or NAME=WIDTHxHEIGHT (e.g. hd=1280x720)"
-                )));
-            }
-            Derivative { name: name.to_string(), width, height, options: Vec::new() }
-        } else {
-            defaults.iter().find(|d| d.name == w).cloned().ok_or_else(|| {
-                let known: Vec<&str> = defaults.iter().map(|d| d.name.as_str()).collect();
-                usage(format!(
-                    "--derivatives: `{w}` is not a derivative of `{}` (known: {}; or define NAME=WxH)",
-                    plugin.info().name,
-                    known.join(", ")
-                ))
-            })?
-        };
-        if out.iter().any(|o| o.name == d.name) {
-            return Err(usage(format!("--derivatives: `{}` given twice", d.name)));
-        }
-        out.push(d);
-    }
-    Ok(out)
-}
+pub use crate::derivatives::resolve as resolve_derivatives;
 
 /// The listing source and filters from the shared arguments.
 pub fn source_and_filters(args: &SourceArgs) -> Result<(ListingSource, Filters, Option<Rclone>)> {

@@ -67,6 +67,21 @@ pub fn resolve(pairs: &[(String, String)], declared: &[SettingInfo]) -> Result<V
         .collect()
 }
 
+/// How `config show` prints a setting it has not resolved: `env:` and
+/// `file:` references as written (what they point to is never read), a
+/// declared secret or a credential-like name as `REDACTED`.
+pub fn shown_as_written(key: &str, raw: &str, declared: &[SettingInfo]) -> String {
+    if raw.starts_with("env:") || raw.starts_with("file:") {
+        return raw.to_string();
+    }
+    let literal = raw.strip_prefix("raw:").unwrap_or(raw);
+    if declared.iter().any(|d| d.key == key && d.secret) {
+        redact::register_secret(literal);
+        return "REDACTED".to_string();
+    }
+    redact::redact_setting(key, &redact::redact_header_list(literal))
+}
+
 /// What may be said of a value read from a secret source: its length.
 fn describe(value: &str) -> String {
     format!("{} bytes", value.len())
@@ -103,6 +118,15 @@ mod tests {
         assert_eq!(redact::redact_text("x file-secret-4711 env-secret-0815"), "x REDACTED REDACTED");
         let missing = resolve(&[("token".into(), "env:PREWARM_NO_SUCH_VAR".into())], &declared()).unwrap_err();
         assert!(missing.contains("PREWARM_NO_SUCH_VAR") && missing.contains("not set"), "{missing}");
+    }
+
+    #[test]
+    fn shown_as_written_never_reads_or_shows_a_secret() {
+        assert_eq!(shown_as_written("token", "env:CF_TOKEN", &declared()), "env:CF_TOKEN");
+        assert_eq!(shown_as_written("token", "file:/run/secrets/t", &declared()), "file:/run/secrets/t");
+        assert_eq!(shown_as_written("token", "declared-secret-3", &declared()), "REDACTED");
+        assert_eq!(shown_as_written("api-key", "by-name-4", &[]), "REDACTED");
+        assert_eq!(shown_as_written("fit", "cover", &declared()), "cover");
     }
 
     #[test]

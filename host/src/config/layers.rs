@@ -1,0 +1,237 @@
+//! The layering: a first parse without required flags tells which values
+//! the command line and the environment set (clap's value sources); the
+//! file's values for every other flag are then put in front of the user's
+//! arguments, as if typed, and the line is parsed again for real. A file
+//! value is dropped when the user set the flag, or a flag it conflicts
+//! with (`--listing` given drops the file's `source`). Lists are replaced
+//! whole; plugin settings key by key (flag, then `PREWARM_SETTING_<KEY>`,
+//! then the file's `[settings]`).
+
+use std::any::TypeId;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::builder::Resettable;
+use clap::error::{ContextKind, ContextValue};
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, ArgMatches, Command};
+
+use super::file::{COMMANDS, FileConfig, Given, Section, Shape};
+use super::{ConfigError, Origin, ParseError};
+
+/// `PREWARM_SETTING_<KEY>` sets the plugin setting `key` (`_` read as `-`).
+pub const SETTING_PREFIX: &str = "PREWARM_SETTING_";
+
+/// Flags that take no `PREWARM_<FLAG>`: settings have one variable per key.
+const NO_ENV: &[&str] = &["set"];
+
+/// `PREWARM_<FLAG>`: `--base-url` is `PREWARM_BASE_URL`.
+pub fn env_name(long: &str) -> String {
+    format!("PREWARM_{}", long.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// Every flag of warm, list, validate and optimize reads `PREWARM_<FLAG>`
+/// unless it already names its variable (`--rclone`: `PREWARM_RCLONE`).
+pub fn with_environment(cmd: Command) -> Command {
+    COMMANDS.iter().fold(cmd, |cmd, name| {
+        cmd.mut_subcommand(name, |sub| {
+            sub.mut_args(|a| match a.get_long() {
+                Some(long) if a.get_env().is_none() && !NO_ENV.contains(&long) => {
+                    let var = env_name(long);
+                    a.env(var)
+                }
+                _ => a,
+            })
+        })
+    })
+}
+
+/// A parsed command line and where its layered values came from.
+#[derive(Debug)]
+pub struct Layered {
+    /// The whole command line's matches, file values included.
+    pub matches: ArgMatches,
+    /// The config file read, if any.
+    pub file: Option<PathBuf>,
+    /// Values the file gave, by arg id (clap counts them as typed).
+    from_file: HashMap<String, Origin>,
+    /// Settings the environment or the file gave, by key.
+    settings: HashMap<String, Origin>,
+}
+
+impl Layered {
+    /// Where the value of `arg` in the subcommand's `sub` came from; `None`
+    /// when it has none.
+    pub fn origin(&self, sub: &ArgMatches, arg: &Arg) -> Option<Origin> {
+        let id = arg.get_id().as_str();
+        if let Some(o) = self.from_file.get(id) {
+            return Some(o.clone());
+        }
+        Some(match sub.value_source(id)? {
+            ValueSource::CommandLine => Origin::Flag,
+            ValueSource::EnvVariable => {
+                Origin::Env(arg.get_env().map(|v| v.to_string_lossy().into_owned()).unwrap_or_default())
+            }
+            _ => Origin::Default,
+        })
+    }
+
+    /// Where the plugin setting `key` came from.
+    pub fn setting_origin(&self, key: &str) -> Origin {
+        self.settings.get(key).cloned().unwrap_or(Origin::Flag)
+    }
+}
+
+/// Parse `argv` with the environment and the config file under it.
+/// `lenient` skips the required-flag checks (for `config show`).
+pub fn resolve(cmd: &Command, argv: &[OsString], lenient: bool) -> Result<Layered, ParseError> {
+    let relaxed = relax(cmd.clone());
+    let first = match relaxed.clone().try_get_matches_from(argv) {
+        Ok(m) => m,
+        // The real command's answer: its help, or its error.
+        Err(e) => return Err(cmd.clone().try_get_matches_from(argv).err().unwrap_or(e).into()),
+    };
+    let last = if lenient { relaxed } else { cmd.clone() };
+    let Some((name, sub)) = first.subcommand().filter(|(n, _)| COMMANDS.contains(n)) else {
+        let matches = last.try_get_matches_from(argv)?;
+        return Ok(Layered { matches, file: None, from_file: HashMap::new(), settings: HashMap::new() });
+    };
+    let sub_cmd = cmd.find_subcommand(name).expect("a parsed subcommand exists");
+    let plan = Plan::new(cmd, sub_cmd, name, sub)?;
+    let at = argv.iter().skip(1).position(|a| a == name).map_or(argv.len(), |i| i + 2);
+    let spliced: Vec<OsString> =
+        argv[..at].iter().cloned().chain(plan.args.iter().cloned()).chain(argv[at..].iter().cloned()).collect();
+    let matches = last.try_get_matches_from(&spliced).map_err(|e| plan.explain(sub_cmd, e))?;
+    Ok(Layered { matches, file: plan.file, from_file: plan.from_file, settings: plan.settings })
+}
+
+/// The same command line without required flags: they may come from the file.
+fn relax(cmd: Command) -> Command {
+    COMMANDS.iter().fold(cmd, |cmd, name| {
+        cmd.mut_subcommand(name, |sub| {
+            sub.mut_args(|a| a.required(false).required_unless_present(Resettable::Reset).requires(Resettable::Reset))
+        })
+    })
+}
+
+/// What a command's flag takes.
+fn shape_of(cmd: &Command, command: &str, key: &str) -> Option<Shape> {
+    let arg = find_long(cmd.find_subcommand(command)?, key)?;
+    Some(match arg.get_action() {
+        ArgAction::SetTrue | ArgAction::SetFalse => Shape::Switch,
+        ArgAction::Append => Shape::Many,
+        _ => Shape::One,
+    })
+}
+
+fn find_long<'a>(cmd: &'a Command, long: &str) -> Option<&'a Arg> {
+    cmd.get_arguments().find(|a| a.get_long() == Some(long))
+}
+
+fn conflict(cmd: &Command, a: &Arg, b: &Arg) -> bool {
+    let names = |x: &Arg, y: &Arg| cmd.get_arg_conflicts_with(x).iter().any(|c| c.get_id() == y.get_id());
+    names(a, b) || names(b, a)
+}
+
+/// What the number-typed flags expect, for errors about a file's value.
+pub fn expects_number(arg: &Arg) -> Option<&'static str> {
+    let t = arg.get_value_parser().type_id();
+    let whole = [TypeId::of::<usize>(), TypeId::of::<u64>(), TypeId::of::<u32>(), TypeId::of::<u16>()];
+    if whole.iter().any(|w| t == *w) {
+        Some("a whole number")
+    } else if t == TypeId::of::<f64>() {
+        Some("a number")
+    } else {
+        None
+    }
+}
+
+/// The file's and the environment's values to add, and their origins.
+#[derive(Default)]
+struct Plan {
+    file: Option<PathBuf>,
+    args: Vec<OsString>,
+    from_file: HashMap<String, Origin>,
+    /// Long flag name to the line that gave it, for errors.
+    lines: HashMap<String, usize>,
+    settings: HashMap<String, Origin>,
+}
+
+impl Plan {
+    fn new(cmd: &Command, sub_cmd: &Command, name: &str, sub: &ArgMatches) -> Result<Plan, ConfigError> {
+        let explicit = |a: &Arg| {
+            matches!(sub.value_source(a.get_id().as_str()), Some(ValueSource::CommandLine | ValueSource::EnvVariable))
+        };
+        let mut plan = Plan { file: sub.get_one::<PathBuf>("config").cloned(), ..Plan::default() };
+        let section = match &plan.file {
+            Some(path) => {
+                FileConfig::read(path, &|c, k| shape_of(cmd, c, k))?.section(name, |k| find_long(sub_cmd, k).is_some())
+            }
+            None => Section::default(),
+        };
+        let path = plan.file.clone().unwrap_or_default();
+        for entry in &section.options {
+            let Some(arg) = find_long(sub_cmd, &entry.key) else { continue };
+            if explicit(arg) || sub_cmd.get_arguments().any(|o| explicit(o) && conflict(sub_cmd, arg, o)) {
+                continue;
+            }
+            match &entry.given {
+                Given::Switch(on) => plan.args.extend(on.then(|| format!("--{}", entry.key).into())),
+                Given::Values(values) => plan.args.extend(values.iter().map(|v| format!("--{}={v}", entry.key).into())),
+            }
+            plan.from_file.insert(arg.get_id().to_string(), Origin::File { path: path.clone(), line: entry.line });
+            plan.lines.insert(entry.key.clone(), entry.line);
+        }
+        if let Some(set) = find_long(sub_cmd, "set") {
+            let mut taken: HashSet<String> = HashSet::new();
+            if explicit(set) {
+                let given = sub.get_raw(set.get_id().as_str()).into_iter().flatten();
+                taken.extend(given.filter_map(|v| Some(v.to_str()?.split_once('=')?.0.trim().to_string())));
+            }
+            let from_file = section
+                .settings
+                .iter()
+                .map(|s| (s.key.clone(), s.value.clone(), Origin::File { path: path.clone(), line: s.line }));
+            for (key, value, origin) in env_settings().chain(from_file) {
+                if taken.insert(key.clone()) {
+                    plan.args.push(format!("--set={key}={value}").into());
+                    plan.settings.insert(key, origin);
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    /// A clap error about a value from the file, told with its line.
+    fn explain(&self, sub_cmd: &Command, e: clap::Error) -> ParseError {
+        let Some(ContextValue::String(shown)) = e.get(ContextKind::InvalidArg) else { return e.into() };
+        let flag = shown.split([' ', '=']).next().unwrap_or_default().trim_start_matches('-');
+        let (Some(line), Some(path)) = (self.lines.get(flag), &self.file) else { return e.into() };
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ");
+        let expected =
+            find_long(sub_cmd, flag).and_then(expects_number).map(|x| format!(" (expected {x})")).unwrap_or_default();
+        ConfigError::At {
+            path: path.display().to_string(),
+            line: *line,
+            message: format!("`{flag}`: {first}{expected}"),
+        }
+        .into()
+    }
+}
+
+/// `PREWARM_SETTING_<KEY>=VALUE` as (key, value, origin), by variable name.
+fn env_settings() -> impl Iterator<Item = (String, String, Origin)> {
+    let mut found: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let key = k.to_str()?.strip_prefix(SETTING_PREFIX)?.to_string();
+            Some((key, v.into_string().ok()?))
+        })
+        .filter(|(k, _)| !k.is_empty())
+        .collect();
+    found.sort();
+    found
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase().replace('_', "-"), v, Origin::Env(format!("{SETTING_PREFIX}{k}"))))
+}

@@ -1,4 +1,5 @@
-//! prewarm's end-to-end suites, one test binary: the first-party plugins
+//! prewarm's end-to-end suites, one test binary: settings layered from a
+//! config file, the environment and flags; the first-party plugins
 //! and the sandbox through the real runtime, listing through real rclone,
 //! warming through a real nginx cache, faults through a scripted server,
 //! the vendors' documented answers through a loopback server, kill and
@@ -10,6 +11,7 @@
 mod answers;
 mod bad_input;
 mod completions_man;
+mod config;
 mod demo;
 mod deploy;
 mod faults;

@@ -6,8 +6,8 @@
 use prewarm::config::ParseError;
 
 fn main() -> std::process::ExitCode {
-    let cli = match prewarm::config::parse_cli(std::env::args_os()) {
-        Ok(cli) => cli,
+    let (cli, layered) = match prewarm::config::parse_cli(std::env::args_os()) {
+        Ok(parsed) => parsed,
         Err(ParseError::Clap(e)) => e.exit(),
         Err(ParseError::Config(e)) => {
             eprintln!("config error: {}", prewarm::redact::redact_text(&e.to_string()));
@@ -19,7 +19,7 @@ fn main() -> std::process::ExitCode {
         Ok(code) => code.into(),
         Err(err) => {
             let code = prewarm::exit_code_for(&err);
-            eprintln!("error: {}", prewarm::redact::redact_text(&format!("{err:#}")));
+            eprintln!("error: {}", prewarm::redact::redact_text(&layered.annotate(&format!("{err:#}"))));
             code.into()
         }
     }

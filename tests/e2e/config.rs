@@ -271,3 +271,44 @@ fn derivative_options_reach_the_plugin() {
         ]
     );
 }
+
+#[test]
+fn a_bad_variable_or_a_late_error_says_where_the_value_came_from() {
+    let home = tempfile::tempdir().unwrap();
+    let warm = ["warm", "--listing", "-", "--plugin", "template", "--base-url", "http://127.0.0.1:9"];
+    let out = run(prewarm(home.path()).args(warm).env("PREWARM_CONCURRENCY", "many"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("config error: PREWARM_CONCURRENCY: invalid value 'many' for '--concurrency <N>'"),
+        "{}",
+        stderr(&out)
+    );
+    // Found after parsing, by the command itself: the error still says where.
+    let file = write(home.path(), "late.toml", "[warm]\ntimeout = \"soon\"\n");
+    let out = run(prewarm(home.path()).args(warm).arg("--config").arg(&file));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.starts_with("error: --timeout `soon`: not a duration"), "{err}");
+    assert!(err.ends_with(&format!("(--timeout from file {}:2)", file.display())), "{err}");
+    let out = run(prewarm(home.path()).args(warm).env("PREWARM_CONCURRENCY", "0"));
+    assert!(stderr(&out).ends_with("(--concurrency from env PREWARM_CONCURRENCY)"), "{}", stderr(&out));
+    // Switches read yes/no and 1/0 too.
+    let v = show(home.path(), &[("PREWARM_DRY_RUN", "yes"), ("PREWARM_VERIFY", "0")], &[]);
+    assert_eq!(
+        (&v["options"]["dry-run"]["value"], &v["options"]["verify"]["value"]),
+        (&Value::Bool(true), &Value::Bool(false))
+    );
+}
+
+#[test]
+fn the_man_page_lists_the_variables() {
+    let home = tempfile::tempdir().unwrap();
+    let out = run(prewarm(home.path()).args(["man", "--dir"]).arg(home.path().join("man")));
+    assert_eq!(out.status.code(), Some(0));
+    let page = std::fs::read_to_string(home.path().join("man/prewarm-warm.1")).unwrap();
+    let environment = &page[page.find(".SH ENVIRONMENT").expect("an ENVIRONMENT section")..];
+    for var in ["PREWARM_CONFIG", "PREWARM_SETTING_", "PREWARM_CONCURRENCY", "PREWARM_BASE_URL", "PREWARM_RCLONE"] {
+        assert!(environment.contains(&format!("\\fB{var}")), "{var} missing: {environment}");
+    }
+    assert_eq!(environment.matches("\\fBPREWARM_RCLONE\\fR").count(), 1, "listed once");
+}

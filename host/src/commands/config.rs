@@ -100,7 +100,9 @@ fn row(layered: &config::Layered, sub: &ArgMatches, arg: &Arg) -> Option<Row> {
         None => Value::from(v.clone()),
     };
     let value = match arg.get_action() {
-        ArgAction::SetTrue | ArgAction::SetFalse => Value::Bool(raw.first().is_some_and(|v| v == "true")),
+        ArgAction::SetTrue | ArgAction::SetFalse => {
+            Value::Bool(sub.try_get_one::<bool>(arg.get_id().as_str()).ok().flatten().copied().unwrap_or(false))
+        }
         ArgAction::Append => Value::Array(raw.iter().map(scalar).collect()),
         _ => raw.first().map_or(Value::Null, scalar),
     };

@@ -16,6 +16,15 @@ const ENVIRONMENT: &str = r#".SH ENVIRONMENT
 \fBPREWARM_CACHE_DIR\fR
 Where compiled plugins and detected size capabilities are cached (default: the user cache directory).
 .TP
+\fBPREWARM_CONFIG\fR
+The config file (TOML), as \fB\-\-config\fR, for warm, list, validate and optimize.
+.TP
+\fBPREWARM_\fR\fIFLAG\fR
+Every flag of warm, list, validate and optimize, upper case with \fB_\fR for \fB\-\fR (\fBPREWARM_BASE_URL\fR for \fB\-\-base\-url\fR; switches take 1/0, yes/no, true/false). A flag wins over its variable, which wins over the config file.
+.TP
+\fBPREWARM_SETTING_\fR\fIKEY\fR
+The plugin setting \fIkey\fR (\fB_\fR read as \fB\-\fR), as \fB\-\-set\fR \fIkey\fR=\fIvalue\fR; a \fB\-\-set\fR of the same key wins, and it wins over the config file's [settings].
+.TP
 \fBPREWARM_RCLONE\fR
 The rclone binary, as \fB\-\-rclone\fR.
 .TP
@@ -50,6 +59,15 @@ pub fn run(dir: Option<&Path>) -> Result<Exit> {
 fn render(cmd: &clap::Command, out: &mut dyn Write) -> Result<()> {
     clap_mangen::Man::new(cmd.clone()).render(out)?;
     out.write_all(ENVIRONMENT.as_bytes())?;
+    // This page's own variables, one per flag.
+    for arg in cmd.get_arguments() {
+        if let (Some(var), Some(long)) = (arg.get_env(), arg.get_long())
+            && !ENVIRONMENT.contains(&format!("\\fB{}\\fR", var.to_string_lossy()))
+        {
+            let roff = |s: &str| s.replace('-', "\\-");
+            writeln!(out, ".TP\n\\fB{}\\fR\nAs \\fB\\-\\-{}\\fR.", var.to_string_lossy(), roff(long))?;
+        }
+    }
     Ok(())
 }
 

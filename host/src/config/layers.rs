@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::builder::Resettable;
+use clap::builder::{BoolishValueParser, Resettable};
 use clap::error::{ContextKind, ContextValue};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, Command};
@@ -33,15 +33,22 @@ pub fn env_name(long: &str) -> String {
 
 /// Every flag of warm, list, validate and optimize reads `PREWARM_<FLAG>`
 /// unless it already names its variable (`--rclone`: `PREWARM_RCLONE`).
+/// Switches read 1/0, yes/no, on/off and true/false there.
 pub fn with_environment(cmd: Command) -> Command {
     COMMANDS.iter().fold(cmd, |cmd, name| {
         cmd.mut_subcommand(name, |sub| {
-            sub.mut_args(|a| match a.get_long() {
-                Some(long) if a.get_env().is_none() && !NO_ENV.contains(&long) => {
-                    let var = env_name(long);
-                    a.env(var)
+            sub.mut_args(|a| {
+                let a = match a.get_action() {
+                    ArgAction::SetTrue => a.value_parser(BoolishValueParser::new()),
+                    _ => a,
+                };
+                match a.get_long() {
+                    Some(long) if a.get_env().is_none() && !NO_ENV.contains(&long) => {
+                        let var = env_name(long);
+                        a.env(var)
+                    }
+                    _ => a,
                 }
-                _ => a,
             })
         })
     })
@@ -58,6 +65,9 @@ pub struct Layered {
     from_file: HashMap<String, Origin>,
     /// Settings the environment or the file gave, by key.
     settings: HashMap<String, Origin>,
+    /// Flags (long names) and settings (`settings.KEY`) the file or the
+    /// environment gave, for errors found after parsing.
+    given: Vec<(String, Origin)>,
 }
 
 impl Layered {
@@ -81,6 +91,36 @@ impl Layered {
     pub fn setting_origin(&self, key: &str) -> Origin {
         self.settings.get(key).cloned().unwrap_or(Origin::Flag)
     }
+
+    /// An error found after parsing, told with where the flag or setting it
+    /// names came from when that was not the command line.
+    pub fn annotate(&self, message: &str) -> String {
+        let named = self.given.iter().find(|(name, _)| match name.strip_prefix("settings.") {
+            Some(key) => message.contains(&format!("setting `{key}`")) || message.contains(&format!("--set {key}=")),
+            None => [" ", ":", "=", "`"].iter().any(|end| message.contains(&format!("--{name}{end}"))),
+        });
+        match named {
+            Some((name, origin)) => match name.strip_prefix("settings.") {
+                Some(key) => format!("{message} (setting `{key}` from {origin})"),
+                None => format!("{message} (--{name} from {origin})"),
+            },
+            None => message.to_string(),
+        }
+    }
+
+    fn new(matches: ArgMatches, plan: Plan, sub_cmd: Option<&Command>) -> Self {
+        let mut layered =
+            Layered { matches, file: plan.file, from_file: plan.from_file, settings: plan.settings, given: Vec::new() };
+        let (Some(sub_cmd), Some((_, sub))) = (sub_cmd, layered.matches.subcommand()) else { return layered };
+        let mut given: Vec<(String, Origin)> = sub_cmd
+            .get_arguments()
+            .filter_map(|a| Some((a.get_long()?.to_string(), layered.origin(sub, a)?)))
+            .filter(|(_, o)| matches!(o, Origin::File { .. } | Origin::Env(_)))
+            .collect();
+        given.extend(layered.settings.iter().map(|(k, o)| (format!("settings.{k}"), o.clone())));
+        layered.given = given;
+        layered
+    }
 }
 
 /// Parse `argv` with the environment and the config file under it.
@@ -90,12 +130,12 @@ pub fn resolve(cmd: &Command, argv: &[OsString], lenient: bool) -> Result<Layere
     let first = match relaxed.clone().try_get_matches_from(argv) {
         Ok(m) => m,
         // The real command's answer: its help, or its error.
-        Err(e) => return Err(cmd.clone().try_get_matches_from(argv).err().unwrap_or(e).into()),
+        Err(e) => return Err(blame_env(cmd, argv, cmd.clone().try_get_matches_from(argv).err().unwrap_or(e))),
     };
     let last = if lenient { relaxed } else { cmd.clone() };
     let Some((name, sub)) = first.subcommand().filter(|(n, _)| COMMANDS.contains(n)) else {
         let matches = last.try_get_matches_from(argv)?;
-        return Ok(Layered { matches, file: None, from_file: HashMap::new(), settings: HashMap::new() });
+        return Ok(Layered::new(matches, Plan::default(), None));
     };
     let sub_cmd = cmd.find_subcommand(name).expect("a parsed subcommand exists");
     let plan = Plan::new(cmd, sub_cmd, name, sub)?;
@@ -103,7 +143,29 @@ pub fn resolve(cmd: &Command, argv: &[OsString], lenient: bool) -> Result<Layere
     let spliced: Vec<OsString> =
         argv[..at].iter().cloned().chain(plan.args.iter().cloned()).chain(argv[at..].iter().cloned()).collect();
     let matches = last.try_get_matches_from(&spliced).map_err(|e| plan.explain(sub_cmd, e))?;
-    Ok(Layered { matches, file: plan.file, from_file: plan.from_file, settings: plan.settings })
+    Ok(Layered::new(matches, plan, Some(sub_cmd)))
+}
+
+/// A clap error about a flag the user did not type comes from its
+/// `PREWARM_<FLAG>` variable: say so.
+fn blame_env(cmd: &Command, argv: &[OsString], e: clap::Error) -> ParseError {
+    let Some(ContextValue::String(shown)) = e.get(ContextKind::InvalidArg) else { return e.into() };
+    let flag = shown.split([' ', '=']).next().unwrap_or_default();
+    let typed = argv.iter().filter_map(|a| a.to_str()).any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+    let var = cmd
+        .get_subcommands()
+        .flat_map(|s| s.get_arguments())
+        .find(|a| a.get_long() == Some(flag.trim_start_matches('-')))
+        .and_then(|a| a.get_env())
+        .filter(|var| std::env::var_os(var).is_some());
+    match (typed, var) {
+        (false, Some(var)) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ");
+            ConfigError::Env { var: var.to_string_lossy().into_owned(), message: first.to_string() }.into()
+        }
+        _ => e.into(),
+    }
 }
 
 /// The same command line without required flags: they may come from the file.

@@ -21,6 +21,9 @@ pub enum ConfigError {
     At { path: String, line: usize, message: String },
     #[error("{path}: cannot read the config file ({reason})")]
     Unreadable { path: String, reason: String },
+    /// A `PREWARM_*` variable with a value its flag does not take.
+    #[error("{var}: {message}")]
+    Env { var: String, message: String },
 }
 
 /// Why a command line could not be turned into a run.
@@ -86,9 +89,10 @@ impl Origin {
 }
 
 /// The command line of this process, with the environment and the config
-/// file layered under it.
-pub fn parse_cli(argv: impl IntoIterator<Item = OsString>) -> Result<crate::cli::Cli, ParseError> {
+/// file layered under it, and where the values came from.
+pub fn parse_cli(argv: impl IntoIterator<Item = OsString>) -> Result<(crate::cli::Cli, Layered), ParseError> {
     let argv: Vec<OsString> = argv.into_iter().collect();
     let layered = resolve(&crate::cli::command(), &argv, false)?;
-    Ok(<crate::cli::Cli as clap::FromArgMatches>::from_arg_matches(&layered.matches)?)
+    let cli = <crate::cli::Cli as clap::FromArgMatches>::from_arg_matches(&layered.matches)?;
+    Ok((cli, layered))
 }

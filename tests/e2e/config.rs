@@ -95,6 +95,10 @@ fn a_flag_beats_the_environment_which_beats_the_file() {
     // What nothing set is the default.
     assert_eq!(option(&from_flags, "retries")["value"], 3);
     assert_eq!(origin(&option(&from_flags, "retries")), "default");
+    // A typed flag drops what it conflicts with, from the environment as from the file.
+    let both = show(home.path(), &[("PREWARM_SOURCE", "s3:env")], &["--listing", "saved.json"]);
+    assert_eq!(origin(&option(&both, "listing")), "flag");
+    assert!(both["options"].get("source").is_none(), "{both}");
     // PREWARM_CONFIG names the file when --config does not.
     let by_env = show(home.path(), &[("PREWARM_CONFIG", file.to_str().unwrap())], &[]);
     assert_eq!(option(&by_env, "concurrency")["value"], 7);

@@ -126,13 +126,14 @@ impl Layered {
 /// Parse `argv` with the environment and the config file under it.
 /// `lenient` skips the required-flag checks (for `config show`).
 pub fn resolve(cmd: &Command, argv: &[OsString], lenient: bool) -> Result<Layered, ParseError> {
-    let relaxed = relax(cmd.clone());
-    let first = match relaxed.clone().try_get_matches_from(argv) {
+    // Conflicts wait for the last parse: a typed flag drops the value of a
+    // flag it conflicts with from the environment, as from the file.
+    let first = match relax(cmd.clone(), true).try_get_matches_from(argv) {
         Ok(m) => m,
         // The real command's answer: its help, or its error.
         Err(e) => return Err(blame_env(cmd, argv, cmd.clone().try_get_matches_from(argv).err().unwrap_or(e))),
     };
-    let last = if lenient { relaxed } else { cmd.clone() };
+    let last = if lenient { relax(cmd.clone(), false) } else { cmd.clone() };
     let Some((name, sub)) = first.subcommand().filter(|(n, _)| COMMANDS.contains(n)) else {
         let matches = last.try_get_matches_from(argv)?;
         return Ok(Layered::new(matches, Plan::default(), None));
@@ -142,7 +143,13 @@ pub fn resolve(cmd: &Command, argv: &[OsString], lenient: bool) -> Result<Layere
     let at = argv.iter().skip(1).position(|a| a == name).map_or(argv.len(), |i| i + 2);
     let spliced: Vec<OsString> =
         argv[..at].iter().cloned().chain(plan.args.iter().cloned()).chain(argv[at..].iter().cloned()).collect();
-    let matches = last.try_get_matches_from(&spliced).map_err(|e| plan.explain(sub_cmd, e))?;
+    let last = plan.env_dropped.iter().fold(last, |last, id| {
+        last.mut_subcommand(name, |s| s.mut_arg(id, |a| a.env(Resettable::<clap::builder::OsStr>::Reset)))
+    });
+    let matches = last.try_get_matches_from(&spliced).map_err(|e| match plan.explain(sub_cmd, e) {
+        ParseError::Clap(e) => blame_env(cmd, argv, e),
+        told => told,
+    })?;
     Ok(Layered::new(matches, plan, Some(sub_cmd)))
 }
 
@@ -168,11 +175,15 @@ fn blame_env(cmd: &Command, argv: &[OsString], e: clap::Error) -> ParseError {
     }
 }
 
-/// The same command line without required flags: they may come from the file.
-fn relax(cmd: Command) -> Command {
+/// The same command line without required flags (they may come from the
+/// file) and, with `conflicts`, without conflicts.
+fn relax(cmd: Command, conflicts: bool) -> Command {
     COMMANDS.iter().fold(cmd, |cmd, name| {
         cmd.mut_subcommand(name, |sub| {
-            sub.mut_args(|a| a.required(false).required_unless_present(Resettable::Reset).requires(Resettable::Reset))
+            sub.mut_args(|a| {
+                let a = a.required(false).required_unless_present(Resettable::Reset).requires(Resettable::Reset);
+                if conflicts { a.conflicts_with(Resettable::Reset) } else { a }
+            })
         })
     })
 }
@@ -218,14 +229,24 @@ struct Plan {
     /// Long flag name to the line that gave it, for errors.
     lines: HashMap<String, usize>,
     settings: HashMap<String, Origin>,
+    /// Flags whose environment value a typed flag overrides by conflict.
+    env_dropped: Vec<String>,
 }
 
 impl Plan {
     fn new(cmd: &Command, sub_cmd: &Command, name: &str, sub: &ArgMatches) -> Result<Plan, ConfigError> {
-        let explicit = |a: &Arg| {
-            matches!(sub.value_source(a.get_id().as_str()), Some(ValueSource::CommandLine | ValueSource::EnvVariable))
-        };
+        let source = |a: &Arg| sub.value_source(a.get_id().as_str());
+        let typed = |a: &Arg| source(a) == Some(ValueSource::CommandLine);
         let mut plan = Plan { file: sub.get_one::<PathBuf>("config").cloned(), ..Plan::default() };
+        for arg in sub_cmd.get_arguments().filter(|a| source(a) == Some(ValueSource::EnvVariable)) {
+            if sub_cmd.get_arguments().any(|o| typed(o) && conflict(sub_cmd, arg, o)) {
+                plan.env_dropped.push(arg.get_id().to_string());
+            }
+        }
+        let dropped = plan.env_dropped.clone();
+        let explicit = |a: &Arg| {
+            typed(a) || (source(a) == Some(ValueSource::EnvVariable) && !dropped.iter().any(|d| d == a.get_id()))
+        };
         let section = match &plan.file {
             Some(path) => {
                 FileConfig::read(path, &|c, k| shape_of(cmd, c, k))?.section(name, |k| find_long(sub_cmd, k).is_some())

@@ -9,8 +9,8 @@
 
 use std::any::TypeId;
 use std::collections::{HashMap, HashSet};
-use std::ffi::OsString;
-use std::path::PathBuf;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
 
 use clap::builder::{BoolishValueParser, Resettable};
 use clap::error::{ContextKind, ContextValue};
@@ -267,23 +267,27 @@ impl Plan {
             plan.lines.insert(entry.key.clone(), entry.line);
         }
         if let Some(set) = find_long(sub_cmd, "set") {
-            let mut taken: HashSet<String> = HashSet::new();
-            if explicit(set) {
-                let given = sub.get_raw(set.get_id().as_str()).into_iter().flatten();
-                taken.extend(given.filter_map(|v| Some(v.to_str()?.split_once('=')?.0.trim().to_string())));
-            }
-            let from_file = section
-                .settings
-                .iter()
-                .map(|s| (s.key.clone(), s.value.clone(), Origin::File { path: path.clone(), line: s.line }));
-            for (key, value, origin) in env_settings().chain(from_file) {
-                if taken.insert(key.clone()) {
-                    plan.args.push(format!("--set={key}={value}").into());
-                    plan.settings.insert(key, origin);
-                }
-            }
+            let typed = if explicit(set) { sub.get_raw(set.get_id().as_str()) } else { None };
+            plan.add_settings(typed.into_iter().flatten(), &section, &path);
         }
         Ok(plan)
+    }
+
+    /// Settings key by key: those typed stay, then `PREWARM_SETTING_<KEY>`
+    /// for the keys left, then the file's for the keys still left.
+    fn add_settings<'a>(&mut self, typed: impl Iterator<Item = &'a OsStr>, section: &Section, path: &Path) {
+        let mut taken: HashSet<String> =
+            typed.filter_map(|v| Some(v.to_str()?.split_once('=')?.0.trim().to_string())).collect();
+        let from_file = section
+            .settings
+            .iter()
+            .map(|s| (s.key.clone(), s.value.clone(), Origin::File { path: path.to_path_buf(), line: s.line }));
+        for (key, value, origin) in env_settings().chain(from_file) {
+            if taken.insert(key.clone()) {
+                self.args.push(format!("--set={key}={value}").into());
+                self.settings.insert(key, origin);
+            }
+        }
     }
 
     /// A clap error about a value from the file, told with its line.

@@ -316,3 +316,37 @@ fn the_man_page_lists_the_variables() {
     }
     assert_eq!(environment.matches("\\fBPREWARM_RCLONE\\fR").count(), 1, "listed once");
 }
+
+#[test]
+fn list_validate_and_optimize_read_the_file_too() {
+    let home = tempfile::tempdir().unwrap();
+    let listing = home.path().join("l.json");
+    write_listing(&listing, &[("a/v1.mp4", 1000), ("a/v2.mov", 3_000_000), ("b/v3.mp4", 5000)]);
+    let file = write(
+        home.path(),
+        "p.toml",
+        &format!(
+            "listing = \"{}\"\nextensions = [\"mp4\"]\n[list]\njson = true\nthreshold = \"4KiB\"\n\
+             [validate]\nsample = 0.5\nderivatives = [\"mobile\"]\n[optimize]\nthreshold = \"1MB\"\ndest = \"/tmp/out\"\n",
+            listing.display()
+        ),
+    );
+    let list = |env: &[(&str, &str)], flags: &[&str]| -> Value {
+        let out = run(prewarm(home.path()).args(["list", "--config"]).arg(&file).args(flags).envs(env.iter().copied()));
+        assert_eq!(out.status.code(), Some(0));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let summary =
+        |v: &Value| (v["summary"]["objects"].as_u64().unwrap(), v["summary"]["over_threshold_count"].as_u64().unwrap());
+    assert_eq!(summary(&list(&[], &[])), (2, 1), "mp4 only, one at or over 4KiB");
+    assert_eq!(summary(&list(&[("PREWARM_THRESHOLD", "10KiB")], &[])), (2, 0));
+    assert_eq!(summary(&list(&[("PREWARM_THRESHOLD", "10KiB")], &["--extensions", "mov"])), (1, 1));
+
+    let validate = show(home.path(), &[], &["--command", "validate", "--config", file.to_str().unwrap()]);
+    assert_eq!(validate["options"]["sample"]["value"], "0.5");
+    assert_eq!(validate["options"]["derivatives"]["value"], serde_json::json!(["mobile"]));
+    let optimize = show(home.path(), &[], &["--command", "optimize", "--config", file.to_str().unwrap(), "--in-place"]);
+    assert_eq!(optimize["options"]["threshold"]["value"], "1MB");
+    assert!(optimize["options"].get("dest").is_none(), "--in-place drops the file's dest: {optimize}");
+    assert_eq!(optimize["options"]["in-place"]["value"], true);
+}

@@ -2,23 +2,23 @@
 //! before the first request), run it with a progress display and Ctrl-C
 //! handling, then print the summary and write the reports.
 
-use std::io::{IsTerminal, Write};
+mod progress;
+
+use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{ProgressMode, SourceArgs, WarmArgs};
-use crate::listing::{self, Filters, ListingSource, Shard};
+use crate::cli::{SourceArgs, WarmArgs};
+use crate::listing::{self, Filters, ListingProgress, ListingSource, Shard};
 use crate::plugin::{Derivative, Plugin, PluginRuntime, RuntimeOptions};
 use crate::rclone::Rclone;
-use crate::record::{Outcome, Record};
 use crate::redact::redact_url;
 use crate::report::text::plural;
 use crate::report::{self, RunInfo};
-use crate::stats::Stats;
-use crate::warm::{self, Observer, WarmPlan, http::Timeouts};
+use crate::warm::{self, WarmPlan, http::Timeouts};
 use crate::{Exit, usage};
 
 pub fn run(args: WarmArgs) -> Result<Exit> {
@@ -220,6 +220,7 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         None
     };
 
+    let listing_progress = Arc::new(ListingProgress::default());
     let plan = WarmPlan {
         max_source_bytes: if args.ignore_limits { None } else { plugin.info().max_source_bytes },
         plugin: plugin.clone(),
@@ -242,11 +243,13 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
             .or_else(|| RuntimeOptions::default_cache_dir().map(|d| d.with_file_name("capabilities.json"))),
         verify: args.verify,
         policy,
+        listing_progress: listing_progress.clone(),
     };
 
     let cancel = CancellationToken::new();
     let signals = tokio::spawn(watch_ctrl_c(cancel.clone(), rclone.clone()));
-    let mut progress = Progress::new(args.progress);
+    let mut progress = progress::Progress::new(args.progress, listing_progress.clone(), derivatives.len());
+    progress.count_ahead(&source, &filters, &listing_progress);
     let started_at = crate::record::now_rfc3339();
     let outcome = warm::run(plan, source, filters, cancel, &mut progress).await;
     progress.finish();
@@ -412,53 +415,4 @@ async fn dry_run(
     out.flush()?;
     task.await??;
     Ok(if failed { Exit::SomeFailed } else { Exit::Success })
-}
-
-/// The progress bar: pairs done, rate, warm and failed counts.
-struct Progress {
-    bar: Option<ProgressBar>,
-}
-
-impl Progress {
-    fn new(mode: ProgressMode) -> Self {
-        let show = match mode {
-            ProgressMode::Always => true,
-            ProgressMode::Never => false,
-            ProgressMode::Auto => std::io::stderr().is_terminal(),
-        };
-        let bar = show.then(|| {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {elapsed_precise} {human_pos} pairs · {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            bar.enable_steady_tick(Duration::from_millis(250));
-            bar
-        });
-        Progress { bar }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-impl Observer for Progress {
-    fn record(&mut self, _record: &Record, stats: &Stats) {
-        if let Some(bar) = &self.bar {
-            bar.inc(1);
-            if stats.pairs % 16 == 1 {
-                let secs = bar.elapsed().as_secs_f64().max(0.001);
-                bar.set_message(format!(
-                    "{:.0}/s · warm {} · failed {} · pending {}",
-                    stats.pairs as f64 / secs,
-                    stats.count(Outcome::Warm),
-                    stats.count(Outcome::Failed),
-                    stats.count(Outcome::Pending)
-                ));
-            }
-        }
-    }
 }

@@ -25,6 +25,7 @@ pub mod redact;
 pub mod report;
 pub mod size;
 pub mod stats;
+pub mod upload;
 pub mod verification;
 pub mod warm;
 

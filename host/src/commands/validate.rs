@@ -33,6 +33,7 @@ use crate::rclone::Rclone;
 use crate::rclone_serve::ServeHttp;
 use crate::record::{Outcome, Record};
 use crate::redact::redact_url;
+use crate::upload::Upload;
 use crate::warm::egress;
 use crate::{Exit, usage};
 
@@ -103,7 +104,6 @@ struct Checker {
 async fn run_async(args: ValidateArgs, settled: Settled) -> Result<Exit> {
     let started = Instant::now();
     let Settled { depth, sample, jobs, timeout, mode, tools } = settled;
-    let mut out = ResultsOut::create(&args.results_out)?;
     let plugin = args.plugin.as_deref().map(load_plugin).transpose()?;
     let (source, filters, rclone) = match &args.source.source {
         Some(_) => {
@@ -116,6 +116,10 @@ async fn run_async(args: ValidateArgs, settled: Settled) -> Result<Exit> {
             (None, filters, None)
         }
     };
+    let upload = Upload::prepare(args.upload.as_deref(), &[Some(&args.results_out), args.markdown.as_deref()], || {
+        Ok(Rclone::listed_or_from_args(rclone.clone(), &args.source)?)
+    })?;
+    let mut out = ResultsOut::create(&args.results_out)?;
     let serve = start_server(&args, rclone).await?;
     let (items, producer, input) = start_items(&args, &mode, plugin.as_ref(), source, filters, sample)?;
     let checker = Arc::new(Checker {
@@ -149,6 +153,11 @@ async fn run_async(args: ValidateArgs, settled: Settled) -> Result<Exit> {
     summary.elapsed_s = started.elapsed().as_secs_f64();
     out.finish()?;
     report(&args, &summary)?;
+    if let Some(upload) = &upload {
+        let uploaded = upload.run().await;
+        upload.shutdown();
+        uploaded?;
+    }
     produced.context("the input ended early; the items read before the error were checked and recorded")?;
     Ok(if summary.all_ok() { Exit::Success } else { Exit::SomeFailed })
 }

@@ -18,6 +18,7 @@ use crate::rclone::Rclone;
 use crate::redact::redact_url;
 use crate::report::text::plural;
 use crate::report::{self, RunInfo};
+use crate::upload::Upload;
 use crate::warm::{self, WarmPlan, http::Timeouts};
 use crate::{Exit, usage};
 
@@ -191,11 +192,16 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
     probe.configure(&base_url, &settings)?;
 
     let (source, filters, rclone) = source_and_filters(&args.source)?;
-    let uploader = match &args.upload {
-        Some(dest) if dest.trim().is_empty() => return Err(usage("--upload: give an rclone REMOTE:PATH")),
-        Some(_) => Some(Rclone::listed_or_from_args(rclone.clone(), &args.source)?),
-        None => None,
-    };
+    let outputs = [
+        Some(args.results.as_path()),
+        reports.json.as_deref(),
+        reports.markdown.as_deref(),
+        reports.html.as_deref(),
+        reports.metrics_textfile.as_deref(),
+    ];
+    let upload = Upload::prepare(args.upload.as_deref(), &outputs, || {
+        Ok(Rclone::listed_or_from_args(rclone.clone(), &args.source)?)
+    })?;
     // `auto/N` resolved: the summary names the shard this run really was.
     let shard = filters.shard.map(|s| format!("{}/{}", s.index, s.count));
 
@@ -283,12 +289,15 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
     let summary = report::Summary::new(info, &outcome.stats);
     reports.write(&summary)?;
     let pushed = reports.push(&summary).await;
-    let uploaded = match (&args.upload, &uploader) {
-        (Some(dest), Some(r)) => upload(r, dest, &args.results, &reports).await,
-        _ => Ok(()),
+    let uploaded = match &upload {
+        Some(u) => u.run().await,
+        None => Ok(()),
     };
-    for r in rclone.iter().chain(uploader.iter()) {
+    if let Some(r) = &rclone {
         r.shutdown();
+    }
+    if let Some(u) = &upload {
+        u.shutdown();
     }
 
     if args.json {
@@ -305,29 +314,6 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
             .context("the listing ended early; the pairs listed before the error were warmed and recorded"));
     }
     Ok(if summary.not_warm().is_empty() && !outcome.interrupted { Exit::Success } else { Exit::SomeFailed })
-}
-
-/// `--upload`: copy the results file and every report written to `dest`,
-/// under their own names.
-async fn upload(rclone: &Rclone, dest: &str, results: &std::path::Path, reports: &report::Outputs) -> Result<()> {
-    let files = std::iter::once(results).chain(
-        [&reports.json, &reports.markdown, &reports.html, &reports.metrics_textfile]
-            .into_iter()
-            .flatten()
-            .map(|p| p.as_path()),
-    );
-    for file in files {
-        let absolute = std::path::absolute(file)?;
-        let (Some(dir), Some(name)) = (absolute.parent(), absolute.file_name()) else { continue };
-        let name = name.to_string_lossy();
-        // Not a usage error (exit 2 would fail a whole Kubernetes Job): the
-        // run is done, and a retry may well upload.
-        rclone.copy_file(&dir.to_string_lossy(), &name, dest, &name).await.map_err(|e| {
-            anyhow::anyhow!("--upload {}: cannot copy {}: {e}", crate::redact::redact_url(dest), file.display())
-        })?;
-        tracing::info!("uploaded {} to {}", file.display(), crate::redact::redact_url(dest));
-    }
-    Ok(())
 }
 
 /// A results file is the history of a run: replacing one takes `--overwrite`

@@ -139,11 +139,10 @@ impl Worker {
                 Outcome::Skipped,
                 Some((
                     "too_large",
-                    format!(
-                        "source is {}, over the CDN's {} limit (use --ignore-limits to warm anyway)",
-                        crate::size::human(job.object.size),
-                        crate::size::human(max)
-                    ),
+                    {
+                        let (size, max) = crate::size::human_apart(job.object.size, max);
+                        format!("source is {size}, over the CDN's {max} limit (use --ignore-limits to warm anyway)")
+                    },
                 )),
             );
         }

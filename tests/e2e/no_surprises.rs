@@ -1,8 +1,9 @@
 //! What a careful operator hits in the first week (issue 14): an existing
 //! results file is never replaced silently, logs carry no escape codes where
 //! nobody sees colours, passthrough is not warm (exit 3), the summary reads
-//! as English, a listing saved without `-R` is flagged, and `list --shard`
-//! shows what a shard's warm will do.
+//! as English, a listing saved without `-R` is flagged, `list --shard`
+//! shows what a shard's warm will do, and a stdout closed by its reader
+//! ends quietly.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -219,4 +220,35 @@ fn list_shard_shows_what_the_shard_warms() {
         union.extend(listed);
     }
     assert_eq!(union.len(), names.len(), "the shards cover the listing");
+}
+
+/// `prewarm hw --json | head -1`: a stdout closed by its reader ends every
+/// command printing there the way Unix tools end, killed by SIGPIPE (a
+/// shell shows 141), with nothing on stderr: no "error: Broken pipe", no
+/// panic.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let home = tempfile::tempdir().unwrap();
+    let listing = home.path().join("l.json");
+    write_listing(&listing, &[("a.mp4", 10), ("b/c.mp4", 20)]);
+    let l = listing.to_str().unwrap();
+    let warm = ["warm", "--dry-run", "--plugin", "template", "--base-url", "http://127.0.0.1:9", "--listing", l];
+    let cases: [&[&str]; 8] = [
+        &["plugins", "list"],
+        &["plugins", "inspect", "template", "--json"],
+        &["completions", "bash"],
+        &["man"],
+        &["list", "--json", "--listing", l],
+        &["list", "--listing", l],
+        &warm,
+        &["hw", "--json"],
+    ];
+    for args in cases {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = prewarm(home.path()).args(args).stdout(writer).output().unwrap();
+        assert_eq!(out.status.signal(), Some(13), "{args:?}: {:?}, stderr: {}", out.status, stderr(&out));
+        assert_eq!(stderr(&out), "", "{args:?}");
+    }
 }

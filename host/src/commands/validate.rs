@@ -67,8 +67,6 @@ impl Settled {
             jobs,
             timeout: parse_duration("--timeout", &args.timeout)?,
             mode: Mode::resolve(args)?,
-            // Outside the runtime: finding ffmpeg runs `ffmpeg -version` on
-            // a runtime of its own.
             tools: Tools::locate(args.ffmpeg.as_deref()).map_err(|e| usage(e.to_string()))?,
         })
     }

@@ -137,13 +137,10 @@ impl Worker {
         if let Some(max) = ctx.max_source_bytes.filter(|m| job.object.size > *m) {
             return run.finish(
                 Outcome::Skipped,
-                Some((
-                    "too_large",
-                    {
-                        let (size, max) = crate::size::human_apart(job.object.size, max);
-                        format!("source is {size}, over the CDN's {max} limit (use --ignore-limits to warm anyway)")
-                    },
-                )),
+                Some(("too_large", {
+                    let (size, max) = crate::size::human_apart(job.object.size, max);
+                    format!("source is {size}, over the CDN's {max} limit (use --ignore-limits to warm anyway)")
+                })),
             );
         }
 

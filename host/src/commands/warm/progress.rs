@@ -148,8 +148,8 @@ pub(super) fn status_line(s: &Status) -> String {
     match s.listing.pairs_total(s.derivatives) {
         Some(total) => {
             parts.push(format!("{} / {} pairs", HumanCount(s.done), HumanCount(total)));
-            if total > 0 {
-                parts.push(format!("{}%", s.done.min(total) * 100 / total));
+            if let Some(share) = (s.done.min(total) * 100).checked_div(total) {
+                parts.push(format!("{share}%"));
             }
             parts.push(format!("{}/s", HumanCount(rate.round() as u64)));
             parts.push(eta(total.saturating_sub(s.done), rate));

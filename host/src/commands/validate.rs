@@ -150,12 +150,7 @@ async fn run_async(args: ValidateArgs, settled: Settled) -> Result<Exit> {
     summary.lines_skipped = *produced.as_ref().unwrap_or(&0);
     summary.elapsed_s = started.elapsed().as_secs_f64();
     out.finish()?;
-    report(&args, &summary)?;
-    if let Some(upload) = &upload {
-        let uploaded = upload.run().await;
-        upload.shutdown();
-        uploaded?;
-    }
+    report(&args, &summary, upload.as_ref()).await?;
     produced.context("the input ended early; the items read before the error were checked and recorded")?;
     Ok(if summary.all_ok() { Exit::Success } else { Exit::SomeFailed })
 }
@@ -242,12 +237,21 @@ async fn check_all(
     }
 }
 
-/// The Markdown report, and the summary on the terminal or as JSON.
-fn report(args: &ValidateArgs, summary: &Summary) -> Result<()> {
+/// The Markdown report, the upload, and the summary on the terminal or as
+/// JSON (last: a stdout closed by its reader must not stop the upload).
+async fn report(args: &ValidateArgs, summary: &Summary, upload: Option<&Upload>) -> Result<()> {
     if let Some(path) = &args.markdown {
         crate::atomic_file::write(path, summary.markdown().as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
+    let uploaded = match upload {
+        Some(u) => {
+            let done = u.run().await;
+            u.shutdown();
+            done
+        }
+        None => Ok(()),
+    };
     if args.json {
         let mut stdout = std::io::stdout().lock();
         serde_json::to_writer_pretty(&mut stdout, summary)?;
@@ -255,7 +259,7 @@ fn report(args: &ValidateArgs, summary: &Summary) -> Result<()> {
     } else {
         eprint!("{}", summary.text());
     }
-    Ok(())
+    uploaded
 }
 
 /// What is being validated.

@@ -533,6 +533,9 @@ pub struct OptimizeArgs {
     /// Machine-readable end-of-run summary on stdout.
     #[arg(long)]
     pub json: bool,
+    /// At the end, copy the --results file to this rclone destination (not with --dry-run).
+    #[arg(long, value_name = "REMOTE:PATH", requires = "results")]
+    pub upload: Option<String>,
     #[command(flatten)]
     pub ffmpeg: FfmpegArgs,
 }
@@ -594,6 +597,9 @@ pub struct ValidateArgs {
     /// The summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// At the end, copy the --results-out file and the --markdown report to this rclone destination.
+    #[arg(long, value_name = "REMOTE:PATH")]
+    pub upload: Option<String>,
     /// The ffmpeg binary (ffprobe is looked for beside it).
     #[arg(long, value_name = "PATH")]
     pub ffmpeg: Option<PathBuf>,

@@ -28,6 +28,7 @@ pub mod redact;
 pub mod report;
 pub mod size;
 pub mod stats;
+pub mod upload;
 pub mod verification;
 pub mod warm;
 
@@ -77,6 +78,30 @@ pub fn exit_code_for(err: &anyhow::Error) -> Exit {
     } else {
         Exit::Other
     }
+}
+
+/// Whether the run ended because its reader closed stdout
+/// (`prewarm list --json | head -1`): not an error worth a message.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || e.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+    })
+}
+
+/// End the way Unix tools end when their reader goes away: killed by
+/// SIGPIPE, quietly (a shell shows 141). Rust ignores SIGPIPE so that
+/// writes fail instead; it is restored only here, at the very end.
+pub fn exit_for_broken_pipe() -> ExitCode {
+    #[cfg(unix)]
+    // SAFETY: restoring a signal's default disposition and raising it
+    // touches no memory; nothing runs after the signal.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
+    }
+    ExitCode::from(141)
 }
 
 /// Run one command line.

@@ -5,8 +5,14 @@
 //!
 //! `--limit N` takes the first N objects in listing order that pass the
 //! filters (not the largest N): a listing is never held whole.
+//!
+//! [`ListingProgress`] tells a progress display how far the listing has
+//! got, and [`count_saved`] counts a saved listing ahead of the run, with
+//! the run's own filters, so the display can show a total.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
@@ -16,6 +22,9 @@ use tokio::sync::mpsc;
 use crate::cli::SourceArgs;
 use crate::rclone::{Rclone, RcloneError};
 use crate::size::{SizeClasses, parse_size};
+
+mod progress;
+pub use progress::{ListingProgress, ListingSnapshot, count_saved, countable};
 
 /// One source object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -247,30 +256,56 @@ pub fn stream(
     source: ListingSource,
     filters: Filters,
 ) -> (mpsc::Receiver<Object>, tokio::task::JoinHandle<Result<ListingTotals, ListingError>>) {
+    stream_with_progress(source, filters, Arc::default())
+}
+
+/// [`stream`], keeping `progress` up to date as objects are listed.
+pub fn stream_with_progress(
+    source: ListingSource,
+    filters: Filters,
+    progress: Arc<ListingProgress>,
+) -> (mpsc::Receiver<Object>, tokio::task::JoinHandle<Result<ListingTotals, ListingError>>) {
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let task = tokio::spawn(async move {
         let name = source.name();
-        match source {
-            ListingSource::File(path) => {
-                let file = tokio::fs::File::open(&path)
-                    .await
-                    .map_err(|error| ListingError::Read { source_name: name.clone(), error })?;
-                pump(BufReader::with_capacity(64 * 1024, file), &name, &filters, &tx).await
-            }
-            ListingSource::Stdin => pump(BufReader::new(tokio::io::stdin()), &name, &filters, &tx).await,
-            ListingSource::Rclone { rclone, remote } => {
-                let mut child = rclone.lsjson(&remote)?;
-                let stdout = child.stdout();
-                let pumped = pump(BufReader::with_capacity(64 * 1024, stdout), &name, &filters, &tx).await;
-                // When the limit stopped us early, rclone's exit is moot.
-                let finished = child.finish(pumped.as_ref().is_ok_and(|t| t.stopped_early)).await;
-                let totals = pumped?;
-                finished?;
-                Ok(totals)
-            }
-        }
+        let sink = Sink { tx: &tx, progress: &progress };
+        let result = match source {
+            ListingSource::File(path) => match tokio::fs::File::open(&path).await {
+                Ok(file) => pump(BufReader::with_capacity(64 * 1024, file), &name, &filters, sink).await,
+                Err(error) => Err(ListingError::Read { source_name: name.clone(), error }),
+            },
+            ListingSource::Stdin => pump(BufReader::new(tokio::io::stdin()), &name, &filters, sink).await,
+            ListingSource::Rclone { rclone, remote } => rclone_listing(&rclone, &remote, &name, &filters, sink).await,
+        };
+        // Whatever the ending, nothing more will be listed: the counts are final.
+        progress.ended.store(true, Ordering::Release);
+        result
     });
     (rx, task)
+}
+
+async fn rclone_listing(
+    rclone: &Rclone,
+    remote: &str,
+    name: &str,
+    filters: &Filters,
+    sink: Sink<'_>,
+) -> Result<ListingTotals, ListingError> {
+    let mut child = rclone.lsjson(remote)?;
+    let stdout = child.stdout();
+    let pumped = pump(BufReader::with_capacity(64 * 1024, stdout), name, filters, sink).await;
+    // When the limit stopped us early, rclone's exit is moot.
+    let finished = child.finish(pumped.as_ref().is_ok_and(|t| t.stopped_early)).await;
+    let totals = pumped?;
+    finished?;
+    Ok(totals)
+}
+
+/// Where [`pump`] sends objects, and the counters it keeps.
+#[derive(Clone, Copy)]
+struct Sink<'a> {
+    tx: &'a mpsc::Sender<Object>,
+    progress: &'a ListingProgress,
 }
 
 #[derive(Deserialize)]
@@ -381,7 +416,7 @@ async fn pump<R: AsyncBufRead + Unpin>(
     mut reader: R,
     name: &str,
     filters: &Filters,
-    tx: &mpsc::Sender<Object>,
+    sink: Sink<'_>,
 ) -> Result<ListingTotals, ListingError> {
     let mut totals = ListingTotals::default();
     let mut seen_paths = SeenPaths::default();
@@ -429,6 +464,7 @@ async fn pump<R: AsyncBufRead + Unpin>(
             };
             flat.note_object(&object);
             totals.seen += 1;
+            sink.progress.listed.fetch_add(1, Ordering::Relaxed);
             if !filters.accepts(&object) {
                 continue;
             }
@@ -443,12 +479,13 @@ async fn pump<R: AsyncBufRead + Unpin>(
                 totals.duplicates += 1;
                 continue;
             }
-            if tx.send(object).await.is_err() {
+            if sink.tx.send(object).await.is_err() {
                 // The consumer stopped (Ctrl-C, or it has all it wants).
                 totals.stopped_early = true;
                 return Ok(totals);
             }
             totals.selected += 1;
+            sink.progress.selected.fetch_add(1, Ordering::Relaxed);
             if filters.limit.is_some_and(|l| totals.selected >= l) {
                 totals.stopped_early = true;
                 return Ok(totals);
@@ -575,5 +612,63 @@ mod tests {
         }
         assert!(Shard::parse("4/4").is_err());
         assert_eq!(Shard::parse("1/4").unwrap(), Shard { index: 1, count: 4 });
+    }
+
+    /// The count ahead equals what the listing stage sends, whatever the
+    /// filters: extensions, sizes, globs, shard, limit, directory entries,
+    /// folder markers, a compact array line.
+    #[tokio::test]
+    async fn counting_ahead_matches_the_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("listing.json");
+        let mut text = String::from("[\n");
+        for i in 0..300u64 {
+            let ext = ["mp4", "MOV", "txt"][(i % 3) as usize];
+            let line =
+                format!(r#"{{"Path":"d{}/v{i}.{ext}","Name":"v{i}.{ext}","Size":{},"IsDir":false}},"#, i % 7, i * 10);
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text.push_str("{\"Path\":\"d1\",\"Size\":-1,\"IsDir\":true},\n{\"Path\":\"d2/\",\"Size\":0},\n");
+        text.push_str("[{\"Path\":\"x/a.mp4\",\"Size\":5000},{\"Path\":\"x/b.mp4\",\"Size\":-1}]\n]\n");
+        std::fs::write(&path, text).unwrap();
+
+        let args = |extra: &[&str]| {
+            let cli = crate::cli::Cli::try_parse_from(
+                ["prewarm", "list", "--listing", path.to_str().unwrap()].iter().copied().chain(extra.iter().copied()),
+            )
+            .unwrap();
+            let crate::cli::Command::List(list) = cli.command else { unreachable!() };
+            let mut filters = Filters::from_args(&list.source).unwrap();
+            filters.shard = list.source.shard.as_deref().map(|s| Shard::parse(s).unwrap());
+            filters
+        };
+        use clap::Parser as _;
+        let cases: [&[&str]; 6] = [
+            &[],
+            &["--extensions", "mp4,mov"],
+            &["--extensions", "mp4", "--min-size", "500", "--max-size", "2000"],
+            &["--include", "d3/**", "--exclude", "**/*.txt"],
+            &["--shard", "1/3", "--extensions", "mov"],
+            &["--shard", "0/2", "--limit", "17"],
+        ];
+        for case in cases {
+            let filters = args(case);
+            let progress = Arc::new(ListingProgress::default());
+            let counted = count_saved(&path, &filters, &progress).unwrap();
+            let (mut rx, task) = stream_with_progress(ListingSource::File(path.clone()), filters, progress.clone());
+            let mut streamed = 0u64;
+            while rx.recv().await.is_some() {
+                streamed += 1;
+            }
+            let totals = task.await.unwrap().unwrap();
+            assert_eq!(counted, streamed, "{case:?}");
+            assert!(counted > 0, "{case:?}: a case that selects nothing proves little");
+            let seen = progress.snapshot();
+            assert!(seen.ended, "{case:?}");
+            assert_eq!((seen.selected, seen.listed), (totals.selected, totals.seen), "{case:?}");
+            // Once the listing has ended, counting again is moot and stops.
+            assert_eq!(count_saved(&path, &args(case), &progress), None, "{case:?}");
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The `prewarm` binary: parse (flags over `PREWARM_*` over the config
 //! file), set up logging, run, map the outcome to an
 //! exit code (0 all warm, 3 some pairs failed, 2 usage or input error, 1
-//! anything else).
+//! anything else); a stdout closed by its reader ends quietly, by SIGPIPE.
 
 use prewarm::config::ParseError;
 
@@ -17,6 +17,7 @@ fn main() -> std::process::ExitCode {
     prewarm::logging::init(cli.verbose);
     match prewarm::run(cli) {
         Ok(code) => code.into(),
+        Err(err) if prewarm::is_broken_pipe(&err) => prewarm::exit_for_broken_pipe(),
         Err(err) => {
             let code = prewarm::exit_code_for(&err);
             eprintln!("error: {}", prewarm::redact::redact_text(&layered.annotate(&format!("{err:#}"))));

@@ -23,6 +23,30 @@ pub fn human(bytes: u64) -> String {
     if unit == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[unit]) }
 }
 
+/// Two sizes for people, told apart: human sizes, or exact bytes when
+/// those print the same (`100,000,001 bytes` against `100,000,000 bytes`,
+/// not `95.4 MiB` against `95.4 MiB`).
+pub fn human_apart(a: u64, b: u64) -> (String, String) {
+    let (ha, hb) = (human(a), human(b));
+    if ha != hb || a == b {
+        return (ha, hb);
+    }
+    (exact(a), exact(b))
+}
+
+/// `100,000,001 bytes`.
+fn exact(bytes: u64) -> String {
+    let digits = bytes.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 6);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out + " bytes"
+}
+
 /// Size class of a source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -92,6 +116,15 @@ mod tests {
         assert_eq!(parse_size("1G").unwrap(), 1 << 30);
         assert_eq!(parse_size("1024").unwrap(), 1024);
         assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn sizes_that_print_alike_are_told_apart() {
+        assert_eq!(human_apart(150 << 20, 100 << 20), ("150.0 MiB".into(), "100.0 MiB".into()));
+        assert_eq!(human_apart(100_000_001, 100_000_000), ("100,000,001 bytes".into(), "100,000,000 bytes".into()));
+        assert_eq!(human_apart(999, 998), ("999 B".into(), "998 B".into()));
+        assert_eq!(human_apart(1 << 20, 1 << 20), ("1.0 MiB".into(), "1.0 MiB".into()));
+        assert_eq!(exact(1_234), "1,234 bytes");
     }
 
     #[test]

@@ -258,4 +258,18 @@ fn an_indexed_job_played_locally_merges_to_the_unsharded_run() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("--upload no-such-remote:out: cannot copy r.jsonl"), "{err}");
     assert!(pod.join("r.jsonl").is_file());
+
+    // Two outputs with one file name would land on one object: refused before the run.
+    let out = prewarm_e2e::run(
+        prewarm_e2e::prewarm(&pod)
+            .current_dir(&pod)
+            .args(["warm", "--plugin", "template", "--base-url", &cache.url, "--progress", "never"])
+            .args(["--set", "url={base}/{path}?w={width}", "--listing"])
+            .arg(pod.join("l.json"))
+            .args(["--results", "a/run.json", "--report", "b/run.json", "--upload", "bucket:out"]),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("a/run.json and b/run.json would both be uploaded as `run.json`"), "{err}");
+    assert!(!pod.join("a/run.json").exists());
 }

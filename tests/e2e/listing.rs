@@ -302,3 +302,45 @@ fn per_file_operations_fall_back_when_rcd_cannot_serve() {
         .any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker)));
     assert!(!leftover, "rcd left running");
 }
+
+/// The progress display's total for a saved listing (counted ahead with the
+/// run's own filters) equals the pairs the run really did: the lines of its
+/// results file, for each set of filters.
+#[test]
+fn counting_a_saved_listing_ahead_equals_the_pairs_warmed() {
+    use prewarm::listing::{ListingProgress, count_saved};
+    let server = prewarm_e2e::fault_server::FaultServer::start();
+    let home = tempfile::tempdir().unwrap();
+    let names: Vec<String> =
+        (0..120).map(|i| format!("set {}/v{i}.{}", i % 4, ["mp4", "mov", "MP4", "txt"][i % 4])).collect();
+    let objects: Vec<(&str, u64)> = names.iter().enumerate().map(|(i, n)| (n.as_str(), 1000 + i as u64 * 50)).collect();
+    let cases: [&[&str]; 4] = [
+        &["--extensions", "mp4"],
+        &["--min-size", "2KiB", "--max-size", "5000", "--exclude", "set 1/**"],
+        &["--shard", "2/3", "--include", "set [02]/*"],
+        &["--shard", "1/2", "--extensions", "mp4,mov", "--limit", "9"],
+    ];
+    for (n, filters) in cases.iter().enumerate() {
+        let results = home.path().join(format!("r{n}.jsonl"));
+        let mut cmd = prewarm_e2e::warm_listing(home.path(), &server.url, &objects);
+        cmd.args(["--derivatives", "mobile,tablet", "--results"]).arg(&results).args(*filters);
+        let out = run(&mut cmd);
+        assert_eq!(out.status.code(), Some(0), "{filters:?}");
+        let warmed = prewarm_e2e::read_results(&results).len() as u64;
+
+        let listing = home.path().join("listing.json");
+        let cli = <prewarm::cli::Cli as clap::Parser>::try_parse_from(
+            ["prewarm", "warm", "--plugin", "template", "--base-url", "http://x", "--listing"]
+                .into_iter()
+                .map(String::from)
+                .chain([listing.display().to_string()])
+                .chain(filters.iter().map(|s| s.to_string())),
+        )
+        .unwrap();
+        let prewarm::cli::Command::Warm(args) = cli.command else { unreachable!() };
+        let (_, parsed, _) = prewarm::commands::warm::source_and_filters(&args.source).unwrap();
+        let counted = count_saved(&listing, &parsed, &ListingProgress::default()).unwrap();
+        assert!(counted > 0, "{filters:?} selects nothing: a weak case");
+        assert_eq!(counted * 2, warmed, "{filters:?}: counted {counted} objects × 2 derivatives");
+    }
+}

@@ -373,3 +373,30 @@ fn optimize_refuses_bad_input_with_one_line() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+/// `optimize --upload`: the results file lands on the rclone destination as
+/// written; without --results there is nothing to upload (exit 2).
+#[test]
+fn optimize_uploads_its_results() {
+    let home = tempfile::tempdir().unwrap();
+    let (src, dst, bucket) = (home.path().join("src"), home.path().join("dst"), home.path().join("bucket/opt"));
+    sample(&src.join("one.mp4"), "320x240", 1);
+    let out = run(optimize(home.path(), &src, Some(&dst))
+        .args(["--threshold", "1", "--hw", "none", "--upload"])
+        .arg(format!("loc:{}", bucket.display())));
+    assert!(out.status.success());
+    let uploaded = std::fs::read(bucket.join("results.jsonl")).unwrap();
+    assert_eq!(uploaded, std::fs::read(home.path().join("results.jsonl")).unwrap());
+    let results = read_results(&bucket.join("results.jsonl"));
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0]["path"], "one.mp4");
+
+    let out = run(prewarm(home.path()).args(["optimize", "--source"]).arg(&src).args([
+        "--dest",
+        "loc:/nowhere",
+        "--upload",
+        "loc:/up",
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--results"));
+}

@@ -1,8 +1,9 @@
 //! What a careful operator hits in the first week (issue 14): an existing
 //! results file is never replaced silently, logs carry no escape codes where
 //! nobody sees colours, passthrough is not warm (exit 3), the summary reads
-//! as English, a listing saved without `-R` is flagged, and `list --shard`
-//! shows what a shard's warm will do.
+//! as English, a listing saved without `-R` is flagged, `list --shard`
+//! shows what a shard's warm will do, and a stdout closed by its reader
+//! ends quietly.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -141,7 +142,8 @@ fn the_summary_reads_as_english() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("prewarm: 1 pair in") && err.contains("· all warm"), "{err}");
     assert!(err.contains("sizes: 1 derivative is 1000 B for 100 B of sources (900.0 % larger)"), "{err}");
-    assert!(!err.contains("1 pairs") && !err.contains("1 derivatives") && !err.contains("smaller"), "{err}");
+    // A leading space: a rate such as `442.1 pairs/s` is fine English.
+    assert!(!err.contains(" 1 pairs") && !err.contains(" 1 derivatives") && !err.contains("smaller"), "{err}");
 
     // 1000 bytes of a 100 MB source is not 100.0 % smaller.
     let out = run(warm_listing(home.path(), &server.url, &[("ok/big.mp4", 100_000_000), ("ok/b2.mp4", 100_000_000)])
@@ -219,4 +221,35 @@ fn list_shard_shows_what_the_shard_warms() {
         union.extend(listed);
     }
     assert_eq!(union.len(), names.len(), "the shards cover the listing");
+}
+
+/// `prewarm hw --json | head -1`: a stdout closed by its reader ends every
+/// command printing there the way Unix tools end, killed by SIGPIPE (a
+/// shell shows 141), with nothing on stderr: no "error: Broken pipe", no
+/// panic.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let home = tempfile::tempdir().unwrap();
+    let listing = home.path().join("l.json");
+    write_listing(&listing, &[("a.mp4", 10), ("b/c.mp4", 20)]);
+    let l = listing.to_str().unwrap();
+    let warm = ["warm", "--dry-run", "--plugin", "template", "--base-url", "http://127.0.0.1:9", "--listing", l];
+    let cases: [&[&str]; 8] = [
+        &["plugins", "list"],
+        &["plugins", "inspect", "template", "--json"],
+        &["completions", "bash"],
+        &["man"],
+        &["list", "--json", "--listing", l],
+        &["list", "--listing", l],
+        &warm,
+        &["hw", "--json"],
+    ];
+    for args in cases {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = prewarm(home.path()).args(args).stdout(writer).output().unwrap();
+        assert_eq!(out.status.signal(), Some(13), "{args:?}: {:?}, stderr: {}", out.status, stderr(&out));
+        assert_eq!(stderr(&out), "", "{args:?}");
+    }
 }

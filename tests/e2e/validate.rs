@@ -406,3 +406,48 @@ fn rclone_dies_with_a_killed_prewarm() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `--upload`: the results and the Markdown report land on the rclone
+/// destination as written; outputs that share a file name are refused
+/// before anything runs (they would land on one object).
+#[test]
+fn validate_uploads_its_outputs_and_refuses_two_with_one_name() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let src = h.join("src");
+    video(&src.join("good.mp4"), 1, "320x240", &[]);
+    std::fs::write(src.join("bad.mp4"), "not a video\n").unwrap();
+    let bucket = h.join("bucket/validate");
+    let out = run(prewarm(h)
+        .current_dir(h)
+        .env("RCLONE_CONFIG_BUCKET_TYPE", "local")
+        .args(["validate", "--source"])
+        .arg(&src)
+        .args(["--results-out", "out/sources.jsonl", "--markdown", "sources.md", "--upload"])
+        .arg(format!("bucket:{}", bucket.display())));
+    assert_eq!(out.status.code(), Some(3), "one source is bad");
+    let mut names: Vec<String> =
+        std::fs::read_dir(&bucket).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["sources.jsonl", "sources.md"]);
+    for (local, uploaded) in [("out/sources.jsonl", "sources.jsonl"), ("sources.md", "sources.md")] {
+        assert_eq!(std::fs::read(h.join(local)).unwrap(), std::fs::read(bucket.join(uploaded)).unwrap(), "{local}");
+    }
+    assert_eq!(read_results(&bucket.join("sources.jsonl")).len(), 2);
+
+    let out = run(prewarm(h).current_dir(h).args(["validate", "--source"]).arg(&src).args([
+        "--results-out",
+        "a/v.out",
+        "--markdown",
+        "b/v.out",
+        "--upload",
+        "bucket:elsewhere",
+    ]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(
+        err.trim(),
+        "error: --upload: a/v.out and b/v.out would both be uploaded as `v.out`; give the outputs different file names"
+    );
+    assert!(!h.join("a/v.out").exists(), "refused before anything was written");
+}

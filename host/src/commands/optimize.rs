@@ -24,6 +24,7 @@ use crate::media::{Tools, ffmpeg, hw_cache};
 use crate::plugin::{PluginRuntime, RuntimeOptions};
 use crate::rclone::Rclone;
 use crate::size::{human, parse_size};
+use crate::upload::Upload;
 use crate::{Exit, usage};
 
 /// The threshold when neither --threshold nor --plugin says.
@@ -56,6 +57,7 @@ async fn run_async(args: OptimizeArgs) -> Result<Exit> {
     filters.at_least(threshold);
     let (source_fs, dest_fs) = locations(&args)?;
     let rclone = Rclone::listed_or_from_args(listing_rclone, &args.source)?;
+    let upload = Upload::prepare(args.upload.as_deref(), &[args.results.as_deref()], || Ok(rclone.clone()))?;
     let encoders = resolve_encoders(&args).await?;
     let mut choices: Vec<Choice> = encoders.hardware.clone();
     choices.extend(encoders.software.clone());
@@ -109,8 +111,13 @@ async fn run_async(args: OptimizeArgs) -> Result<Exit> {
     if let Ok(totals) = &listing {
         (summary.sources_listed, summary.sources_selected) = (totals.seen, totals.selected);
     }
+    let uploaded = match &upload {
+        Some(u) => u.run().await,
+        None => Ok(()),
+    };
     rclone.shutdown();
     print_summary(&summary, args.json)?;
+    uploaded?;
     if !summary.interrupted {
         listing.context("the listing ended early; the sources listed before the error were handled and recorded")?;
     }

@@ -4,6 +4,7 @@
 //! not published to a registry), so the crate needs nothing from this
 //! repository.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -166,11 +167,12 @@ pub fn run(name: &str, dir: Option<PathBuf>) -> Result<Exit> {
     for (path, text) in &files {
         write(&dir, path, text)?;
     }
-    println!(
+    writeln!(
+        std::io::stdout(),
         "created {} ({name}): build it with\n  cd {} && cargo build --release --target wasm32-wasip2",
         dir.display(),
         dir.display()
-    );
+    )?;
     Ok(Exit::Success)
 }
 

@@ -33,6 +33,7 @@ use crate::rclone::Rclone;
 use crate::rclone_serve::ServeHttp;
 use crate::record::{Outcome, Record};
 use crate::redact::redact_url;
+use crate::upload::Upload;
 use crate::warm::egress;
 use crate::{Exit, usage};
 
@@ -66,8 +67,6 @@ impl Settled {
             jobs,
             timeout: parse_duration("--timeout", &args.timeout)?,
             mode: Mode::resolve(args)?,
-            // Outside the runtime: finding ffmpeg runs `ffmpeg -version` on
-            // a runtime of its own.
             tools: Tools::locate(args.ffmpeg.as_deref()).map_err(|e| usage(e.to_string()))?,
         })
     }
@@ -103,7 +102,6 @@ struct Checker {
 async fn run_async(args: ValidateArgs, settled: Settled) -> Result<Exit> {
     let started = Instant::now();
     let Settled { depth, sample, jobs, timeout, mode, tools } = settled;
-    let mut out = ResultsOut::create(&args.results_out)?;
     let plugin = args.plugin.as_deref().map(load_plugin).transpose()?;
     let (source, filters, rclone) = match &args.source.source {
         Some(_) => {
@@ -116,6 +114,10 @@ async fn run_async(args: ValidateArgs, settled: Settled) -> Result<Exit> {
             (None, filters, None)
         }
     };
+    let upload = Upload::prepare(args.upload.as_deref(), &[Some(&args.results_out), args.markdown.as_deref()], || {
+        Ok(Rclone::listed_or_from_args(rclone.clone(), &args.source)?)
+    })?;
+    let mut out = ResultsOut::create(&args.results_out)?;
     let serve = start_server(&args, rclone).await?;
     let (items, producer, input) = start_items(&args, &mode, plugin.as_ref(), source, filters, sample)?;
     let checker = Arc::new(Checker {
@@ -148,7 +150,7 @@ async fn run_async(args: ValidateArgs, settled: Settled) -> Result<Exit> {
     summary.lines_skipped = *produced.as_ref().unwrap_or(&0);
     summary.elapsed_s = started.elapsed().as_secs_f64();
     out.finish()?;
-    report(&args, &summary)?;
+    report(&args, &summary, upload.as_ref()).await?;
     produced.context("the input ended early; the items read before the error were checked and recorded")?;
     Ok(if summary.all_ok() { Exit::Success } else { Exit::SomeFailed })
 }
@@ -235,12 +237,21 @@ async fn check_all(
     }
 }
 
-/// The Markdown report, and the summary on the terminal or as JSON.
-fn report(args: &ValidateArgs, summary: &Summary) -> Result<()> {
+/// The Markdown report, the upload, and the summary on the terminal or as
+/// JSON (last: a stdout closed by its reader must not stop the upload).
+async fn report(args: &ValidateArgs, summary: &Summary, upload: Option<&Upload>) -> Result<()> {
     if let Some(path) = &args.markdown {
         crate::atomic_file::write(path, summary.markdown().as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
+    let uploaded = match upload {
+        Some(u) => {
+            let done = u.run().await;
+            u.shutdown();
+            done
+        }
+        None => Ok(()),
+    };
     if args.json {
         let mut stdout = std::io::stdout().lock();
         serde_json::to_writer_pretty(&mut stdout, summary)?;
@@ -248,7 +259,7 @@ fn report(args: &ValidateArgs, summary: &Summary) -> Result<()> {
     } else {
         eprint!("{}", summary.text());
     }
-    Ok(())
+    uploaded
 }
 
 /// What is being validated.

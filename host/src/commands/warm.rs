@@ -2,23 +2,24 @@
 //! before the first request), run it with a progress display and Ctrl-C
 //! handling, then print the summary and write the reports.
 
-use std::io::{IsTerminal, Write};
+mod progress;
+
+use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{ProgressMode, SourceArgs, WarmArgs};
-use crate::listing::{self, Filters, ListingSource, Shard};
+use crate::cli::{SourceArgs, WarmArgs};
+use crate::listing::{self, Filters, ListingProgress, ListingSource, Shard};
 use crate::plugin::{Derivative, Plugin, PluginRuntime, RuntimeOptions};
 use crate::rclone::Rclone;
-use crate::record::{Outcome, Record};
 use crate::redact::redact_url;
 use crate::report::text::plural;
 use crate::report::{self, RunInfo};
-use crate::stats::Stats;
-use crate::warm::{self, Observer, WarmPlan, http::Timeouts};
+use crate::upload::Upload;
+use crate::warm::{self, WarmPlan, http::Timeouts};
 use crate::{Exit, usage};
 
 pub fn run(args: WarmArgs) -> Result<Exit> {
@@ -149,11 +150,16 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
     probe.configure(&base_url, &settings)?;
 
     let (source, filters, rclone) = source_and_filters(&args.source)?;
-    let uploader = match &args.upload {
-        Some(dest) if dest.trim().is_empty() => return Err(usage("--upload: give an rclone REMOTE:PATH")),
-        Some(_) => Some(Rclone::listed_or_from_args(rclone.clone(), &args.source)?),
-        None => None,
-    };
+    let outputs = [
+        Some(args.results.as_path()),
+        reports.json.as_deref(),
+        reports.markdown.as_deref(),
+        reports.html.as_deref(),
+        reports.metrics_textfile.as_deref(),
+    ];
+    let upload = Upload::prepare(args.upload.as_deref(), &outputs, || {
+        Ok(Rclone::listed_or_from_args(rclone.clone(), &args.source)?)
+    })?;
     // `auto/N` resolved: the summary names the shard this run really was.
     let shard = filters.shard.map(|s| format!("{}/{}", s.index, s.count));
 
@@ -178,6 +184,7 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         None
     };
 
+    let listing_progress = Arc::new(ListingProgress::default());
     let plan = WarmPlan {
         max_source_bytes: if args.ignore_limits { None } else { plugin.info().max_source_bytes },
         plugin: plugin.clone(),
@@ -200,11 +207,13 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
             .or_else(|| RuntimeOptions::default_cache_dir().map(|d| d.with_file_name("capabilities.json"))),
         verify: args.verify,
         policy,
+        listing_progress: listing_progress.clone(),
     };
 
     let cancel = CancellationToken::new();
     let signals = tokio::spawn(watch_ctrl_c(cancel.clone(), rclone.clone()));
-    let mut progress = Progress::new(args.progress);
+    let mut progress = progress::Progress::new(args.progress, listing_progress.clone(), derivatives.len());
+    progress.count_ahead(&source, &filters, &listing_progress);
     let started_at = crate::record::now_rfc3339();
     let outcome = warm::run(plan, source, filters, cancel, &mut progress).await;
     progress.finish();
@@ -238,12 +247,15 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
     let summary = report::Summary::new(info, &outcome.stats);
     reports.write(&summary)?;
     let pushed = reports.push(&summary).await;
-    let uploaded = match (&args.upload, &uploader) {
-        (Some(dest), Some(r)) => upload(r, dest, &args.results, &reports).await,
-        _ => Ok(()),
+    let uploaded = match &upload {
+        Some(u) => u.run().await,
+        None => Ok(()),
     };
-    for r in rclone.iter().chain(uploader.iter()) {
+    if let Some(r) = &rclone {
         r.shutdown();
+    }
+    if let Some(u) = &upload {
+        u.shutdown();
     }
 
     if args.json {
@@ -260,29 +272,6 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
             .context("the listing ended early; the pairs listed before the error were warmed and recorded"));
     }
     Ok(if summary.not_warm().is_empty() && !outcome.interrupted { Exit::Success } else { Exit::SomeFailed })
-}
-
-/// `--upload`: copy the results file and every report written to `dest`,
-/// under their own names.
-async fn upload(rclone: &Rclone, dest: &str, results: &std::path::Path, reports: &report::Outputs) -> Result<()> {
-    let files = std::iter::once(results).chain(
-        [&reports.json, &reports.markdown, &reports.html, &reports.metrics_textfile]
-            .into_iter()
-            .flatten()
-            .map(|p| p.as_path()),
-    );
-    for file in files {
-        let absolute = std::path::absolute(file)?;
-        let (Some(dir), Some(name)) = (absolute.parent(), absolute.file_name()) else { continue };
-        let name = name.to_string_lossy();
-        // Not a usage error (exit 2 would fail a whole Kubernetes Job): the
-        // run is done, and a retry may well upload.
-        rclone.copy_file(&dir.to_string_lossy(), &name, dest, &name).await.map_err(|e| {
-            anyhow::anyhow!("--upload {}: cannot copy {}: {e}", crate::redact::redact_url(dest), file.display())
-        })?;
-        tracing::info!("uploaded {} to {}", file.display(), crate::redact::redact_url(dest));
-    }
-    Ok(())
 }
 
 /// A results file is the history of a run: replacing one takes `--overwrite`
@@ -370,53 +359,4 @@ async fn dry_run(
     out.flush()?;
     task.await??;
     Ok(if failed { Exit::SomeFailed } else { Exit::Success })
-}
-
-/// The progress bar: pairs done, rate, warm and failed counts.
-struct Progress {
-    bar: Option<ProgressBar>,
-}
-
-impl Progress {
-    fn new(mode: ProgressMode) -> Self {
-        let show = match mode {
-            ProgressMode::Always => true,
-            ProgressMode::Never => false,
-            ProgressMode::Auto => std::io::stderr().is_terminal(),
-        };
-        let bar = show.then(|| {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {elapsed_precise} {human_pos} pairs · {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            bar.enable_steady_tick(Duration::from_millis(250));
-            bar
-        });
-        Progress { bar }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-impl Observer for Progress {
-    fn record(&mut self, _record: &Record, stats: &Stats) {
-        if let Some(bar) = &self.bar {
-            bar.inc(1);
-            if stats.pairs % 16 == 1 {
-                let secs = bar.elapsed().as_secs_f64().max(0.001);
-                bar.set_message(format!(
-                    "{:.0}/s · warm {} · failed {} · pending {}",
-                    stats.pairs as f64 / secs,
-                    stats.count(Outcome::Warm),
-                    stats.count(Outcome::Failed),
-                    stats.count(Outcome::Pending)
-                ));
-            }
-        }
-    }
 }

@@ -110,16 +110,17 @@ fn is_executable(path: &Path) -> bool {
 
 /// The first line of `ffmpeg -version`.
 pub fn version_line(ffmpeg: &Path) -> Result<String, MediaError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| MediaError::Io { program: ffmpeg.display().to_string(), source })?;
-    // Inside a runtime already: run the child on a plain thread.
-    let path = ffmpeg.to_path_buf();
+    // A runtime of its own, built, used and dropped on a plain thread: the
+    // caller may be inside a runtime, where another may be neither blocked
+    // on nor dropped.
     let out = std::thread::scope(|s| {
         s.spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|source| MediaError::Io { program: ffmpeg.display().to_string(), source })?;
             runtime.block_on(async {
-                let mut cmd = tokio::process::Command::new(&path);
+                let mut cmd = tokio::process::Command::new(ffmpeg);
                 cmd.arg("-version");
                 run(cmd, VERSION_TIMEOUT).await
             })
@@ -443,6 +444,29 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(!alive(), "the grandchild {pid} survived the timeout");
+    }
+
+    /// Whatever the caller: outside a runtime, inside either flavour.
+    #[test]
+    fn locating_works_inside_a_runtime() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [("ffmpeg", "ffmpeg version 6.1.1 Copyright"), ("ffprobe", "ffprobe version 6.1.1")] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("#!/bin/sh\necho '{text}'\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let ffmpeg = dir.path().join("ffmpeg");
+        let located = || Tools::locate(Some(&ffmpeg)).map(|t| t.version);
+        assert_eq!(located().unwrap(), "ffmpeg version 6.1.1 Copyright");
+        let current = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        assert_eq!(current.block_on(async { located() }).unwrap(), "ffmpeg version 6.1.1 Copyright");
+        let multi = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        let owned = ffmpeg.clone();
+        let in_task = multi.block_on(async move {
+            tokio::spawn(async move { Tools::locate(Some(&owned)).map(|t| t.version) }).await.unwrap()
+        });
+        assert_eq!(in_task.unwrap(), "ffmpeg version 6.1.1 Copyright");
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Job, Queues, SharedJob};
-use crate::listing::Object;
+use crate::listing::{ListingProgress, Object};
 use crate::record::pair_key;
 use crate::size::SizeClasses;
 
@@ -23,6 +23,8 @@ pub(crate) struct Dispatch {
     /// Pairs per batch.
     pub batch: usize,
     pub cancel: CancellationToken,
+    /// Told of each pair `--resume` skips (the progress display's total).
+    pub progress: Arc<ListingProgress>,
 }
 
 /// Run until the listing ends or the run is cancelled; closes the queues.
@@ -55,6 +57,7 @@ pub(crate) async fn run(mut objects: mpsc::Receiver<Object>, queues: Arc<Queues>
         for (derivative, name) in d.derivative_names.iter().enumerate() {
             if d.already_warm.as_ref().is_some_and(|w| w.contains(&pair_key(&job.object.path, name))) {
                 resumed += 1;
+                d.progress.skip_pair();
                 continue;
             }
             let batch = &mut pending[class as usize];

@@ -25,7 +25,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::listing::{self, Filters, ListingError, ListingSource, ListingTotals, Object};
+use crate::listing::{self, Filters, ListingError, ListingProgress, ListingSource, ListingTotals, Object};
 use crate::plugin::{Derivative, Plugin};
 use crate::record::{Record, ResultsWriter};
 use crate::size::{SizeClass, SizeClasses};
@@ -71,6 +71,8 @@ pub struct WarmPlan {
     pub verify: bool,
     /// Where plugin-built requests may go (`--base-url`, `--allow-host`).
     pub policy: egress::Policy,
+    /// Kept up to date for the progress display: objects listed, pairs skipped.
+    pub listing_progress: Arc<ListingProgress>,
 }
 
 /// How the run went.
@@ -153,7 +155,7 @@ pub async fn run(
     }
     drop(results_tx);
 
-    let (objects, listing_task) = listing::stream(source, filters);
+    let (objects, listing_task) = listing::stream_with_progress(source, filters, plan.listing_progress.clone());
     let dispatcher = tokio::spawn(dispatch::run(
         objects,
         queues.clone(),
@@ -163,6 +165,7 @@ pub async fn run(
             already_warm: plan.already_warm,
             batch,
             cancel: cancel.clone(),
+            progress: plan.listing_progress,
         },
     ));
 

@@ -137,14 +137,10 @@ impl Worker {
         if let Some(max) = ctx.max_source_bytes.filter(|m| job.object.size > *m) {
             return run.finish(
                 Outcome::Skipped,
-                Some((
-                    "too_large",
-                    format!(
-                        "source is {}, over the CDN's {} limit (use --ignore-limits to warm anyway)",
-                        crate::size::human(job.object.size),
-                        crate::size::human(max)
-                    ),
-                )),
+                Some(("too_large", {
+                    let (size, max) = crate::size::human_apart(job.object.size, max);
+                    format!("source is {size}, over the CDN's {max} limit (use --ignore-limits to warm anyway)")
+                })),
             );
         }
 

@@ -1,0 +1,111 @@
+//! `--upload REMOTE:PATH` for `warm`, `validate` and `optimize`: at the end
+//! of a run its results and reports are copied to one rclone destination
+//! through the managed rclone, under their own file names, so a batch job
+//! needs no shared volume. Checked before the run: a destination is given,
+//! there is something to upload, and no two outputs share a name (one
+//! would silently replace the other at the destination).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::rclone::Rclone;
+use crate::redact::redact_url;
+use crate::usage;
+
+/// Where a run's output files go, checked before the run.
+#[derive(Debug)]
+pub struct Upload {
+    dest: String,
+    files: Vec<PathBuf>,
+    rclone: Rclone,
+}
+
+impl Upload {
+    /// `--upload` for a run writing `files` (the outputs it was told to
+    /// write, absent ones left out); `rclone` is called only when there is
+    /// something to upload. A usage error when the destination is empty,
+    /// there is no file, or two files share a name.
+    pub fn prepare(
+        dest: Option<&str>,
+        files: &[Option<&Path>],
+        rclone: impl FnOnce() -> Result<Rclone>,
+    ) -> Result<Option<Self>> {
+        let Some(dest) = dest else { return Ok(None) };
+        if dest.trim().is_empty() {
+            return Err(usage("--upload: give an rclone REMOTE:PATH"));
+        }
+        let files: Vec<PathBuf> = files.iter().flatten().map(|p| p.to_path_buf()).collect();
+        if files.is_empty() {
+            return Err(usage(format!(
+                "--upload {}: this run writes no file to upload (name one, e.g. --results FILE)",
+                redact_url(dest)
+            )));
+        }
+        check_names(&files).map_err(usage)?;
+        Ok(Some(Upload { dest: dest.to_string(), files, rclone: rclone()? }))
+    }
+
+    /// Copy every file there. Not a usage error when it fails (exit 2 would
+    /// fail a whole Kubernetes Job): the run is done, and a retry may well
+    /// upload. The files stay where they were written.
+    pub async fn run(&self) -> Result<()> {
+        let dest = redact_url(&self.dest);
+        for file in &self.files {
+            let absolute = std::path::absolute(file)?;
+            let (Some(dir), Some(name)) = (absolute.parent(), absolute.file_name()) else { continue };
+            let name = name.to_string_lossy();
+            self.rclone
+                .copy_file(&dir.to_string_lossy(), &name, &self.dest, &name)
+                .await
+                .map_err(|e| anyhow::anyhow!("--upload {dest}: cannot copy {}: {e}", file.display()))?;
+            tracing::info!("uploaded {} to {dest}", file.display());
+        }
+        Ok(())
+    }
+
+    /// Stop the rclone daemon the copies may have started.
+    pub fn shutdown(&self) {
+        self.rclone.shutdown();
+    }
+}
+
+/// Files are uploaded by name: two with one name (in two directories, or
+/// the same file named twice) would land on one object.
+fn check_names(files: &[PathBuf]) -> Result<(), String> {
+    for (i, a) in files.iter().enumerate() {
+        for b in &files[..i] {
+            if a.file_name() == b.file_name() {
+                return Err(format!(
+                    "--upload: {} and {} would both be uploaded as `{}`; give the outputs different file names",
+                    b.display(),
+                    a.display(),
+                    a.file_name().unwrap_or_default().to_string_lossy()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_sharing_a_name_are_refused_before_the_run() {
+        let p = |s: &str| PathBuf::from(s);
+        assert!(check_names(&[p("run.jsonl"), p("out/run.json"), p("run.md")]).is_ok());
+        let err = check_names(&[p("a/run.json"), p("run.md"), p("b/run.json")]).unwrap_err();
+        assert_eq!(
+            err,
+            "--upload: a/run.json and b/run.json would both be uploaded as `run.json`; give the outputs different \
+             file names"
+        );
+        assert!(check_names(&[p("x.json"), p("x.json")]).is_err(), "one file named twice");
+        let none = Upload::prepare(Some("remote:out"), &[None, None], || unreachable!());
+        assert!(none.unwrap_err().to_string().contains("writes no file to upload"));
+        assert!(Upload::prepare(Some(" "), &[Some(Path::new("a"))], || unreachable!()).is_err());
+        assert!(Upload::prepare(None, &[Some(Path::new("a"))], || unreachable!()).unwrap().is_none());
+    }
+}

@@ -246,28 +246,24 @@ fn an_indexed_job_played_locally_merges_to_the_unsharded_run() {
     let pod = h.join("pod-bad");
     std::fs::create_dir_all(&pod).unwrap();
     prewarm_e2e::write_listing(&pod.join("l.json"), &[("set 0/v0.mp4", 2000)]);
-    let out = prewarm_e2e::run(
-        prewarm_e2e::prewarm(&pod)
-            .current_dir(&pod)
-            .args(["warm", "--plugin", "template", "--base-url", &cache.url, "--progress", "never"])
-            .args(["--set", "url={base}/{path}?w={width}", "--listing"])
-            .arg(pod.join("l.json"))
-            .args(["--results", "r.jsonl", "--upload", "no-such-remote:out"]),
-    );
+    let warm_in_pod = |outputs: &[&str]| {
+        prewarm_e2e::run(
+            prewarm_e2e::prewarm(&pod)
+                .current_dir(&pod)
+                .args(["warm", "--plugin", "template", "--base-url", &cache.url, "--progress", "never"])
+                .args(["--set", "url={base}/{path}?w={width}", "--listing"])
+                .arg(pod.join("l.json"))
+                .args(outputs),
+        )
+    };
+    let out = warm_in_pod(&["--results", "r.jsonl", "--upload", "no-such-remote:out"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("--upload no-such-remote:out: cannot copy r.jsonl"), "{err}");
     assert!(pod.join("r.jsonl").is_file());
 
     // Two outputs with one file name would land on one object: refused before the run.
-    let out = prewarm_e2e::run(
-        prewarm_e2e::prewarm(&pod)
-            .current_dir(&pod)
-            .args(["warm", "--plugin", "template", "--base-url", &cache.url, "--progress", "never"])
-            .args(["--set", "url={base}/{path}?w={width}", "--listing"])
-            .arg(pod.join("l.json"))
-            .args(["--results", "a/run.json", "--report", "b/run.json", "--upload", "bucket:out"]),
-    );
+    let out = warm_in_pod(&["--results", "a/run.json", "--report", "b/run.json", "--upload", "bucket:out"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("a/run.json and b/run.json would both be uploaded as `run.json`"), "{err}");

@@ -76,6 +76,8 @@ pub struct Exchange {
     pub content_length: Option<u64>,
     /// Error that cut the body short, if any.
     pub body_error: Option<TransportError>,
+    /// `ADDR:PORT` connected to, when `--connect-to` routed the request.
+    pub edge: Option<String>,
 }
 
 impl Exchange {
@@ -113,7 +115,7 @@ fn transport_error(e: &reqwest::Error) -> TransportError {
     TransportError { kind, message: crate::redact::redact_text(&message) }
 }
 
-fn timeout_error(what: &str, after: Duration) -> TransportError {
+pub(crate) fn timeout_error(what: &str, after: Duration) -> TransportError {
     TransportError {
         kind: TransportKind::Timeout,
         message: format!("no {what} within {}", humantime::format_duration(after)),
@@ -232,5 +234,6 @@ pub async fn send(
         total: started.elapsed(),
         content_length,
         body_error,
+        edge: None,
     })
 }

@@ -8,6 +8,7 @@
 //! folds it into the statistics. Memory is bounded by the queue depths and
 //! the pairs in flight, whatever the listing's length.
 
+pub mod client;
 mod dispatch;
 pub mod egress;
 mod engine;

@@ -1,0 +1,342 @@
+//! The warm hot path's HTTP client: one per engine thread (`!Send`, shared
+//! by that thread's tasks through `&self`), built for thousands of requests
+//! in flight in little memory.
+//!
+//! - `http://`: a minimal HTTP/1.1 client of our own ([`h1`]): idle
+//!   connections are bare sockets, kept per origin (LIFO); reads go through
+//!   one per-thread scratch buffer; bodies are counted, never stored.
+//! - `https://`: hyper 1.x connections over rustls ([`tls`]), HTTP/2 by ALPN
+//!   (one connection shared by many requests) or pooled HTTP/1.1.
+//!
+//! The URL a plugin returns is split by hand ([`target`]); what an origin
+//! needs (Host header, DNS answers, TLS server name, `--connect-to` route,
+//! IDNA) is worked out once per origin and kept in the origin table.
+//! Contract of [`Client::send`]: that of `warm::http::send` (timeouts,
+//! TTFB, body policy, errors without URLs), plus [`Exchange::edge`].
+
+mod body;
+mod h1;
+mod origin;
+mod request;
+mod target;
+#[cfg(test)]
+mod tests;
+mod tls;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::TcpStream;
+use tokio_rustls::rustls;
+
+use super::http::{Body, Exchange, Timeouts, TransportError, TransportKind, timeout_error};
+use crate::plugin::{Method, ResponseMeta, WarmRequest};
+use body::Framing;
+use h1::ReadError;
+use origin::Origin;
+pub use target::ConnectTo;
+use target::Target;
+
+/// Size of the per-thread read buffer every plain-HTTP read lands in.
+const SCRATCH: usize = 64 * 1024;
+
+/// What every thread's client shares: built once per run.
+pub struct ClientConfig {
+    pub user_agent: String,
+    /// `--connect-to` rules, first match wins.
+    pub connect_to: Vec<ConnectTo>,
+    /// rustls settings: the webpki roots (as reqwest's `rustls-tls`), plus
+    /// `--ca-file`; ALPN `h2`, `http/1.1`.
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+/// A bad client setting.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--ca-file {path}: {reason}")]
+    CaFile { path: String, reason: String },
+    #[error("TLS set-up failed: {0}")]
+    Tls(String),
+}
+
+impl ClientConfig {
+    /// The default user agent, the given routes, and trust in the webpki
+    /// roots plus the PEM certificates of `ca_file`.
+    pub fn new(connect_to: Vec<ConnectTo>, ca_file: Option<&Path>) -> Result<Self, ConfigError> {
+        Ok(ClientConfig {
+            user_agent: concat!("prewarm/", env!("CARGO_PKG_VERSION")).to_string(),
+            connect_to,
+            tls: Arc::new(tls::config(ca_file)?),
+        })
+    }
+}
+
+/// One engine thread's client.
+pub struct Client {
+    config: Arc<ClientConfig>,
+    /// Keyed by the URL's `scheme://authority` as written.
+    origins: RefCell<HashMap<Box<str>, Rc<Origin>>>,
+    /// Every plain-HTTP read of this thread lands here; borrowed only
+    /// between a read and the parse of its bytes, never across an await.
+    scratch: RefCell<Box<[u8]>>,
+    /// The request head being written; same borrowing rule.
+    out: RefCell<Vec<u8>>,
+}
+
+/// A request's place in the client: where, what, and how much body.
+struct Job<'a> {
+    origin: &'a Origin,
+    target: Target<'a>,
+    request: &'a WarmRequest,
+    extra: &'a [(&'a str, &'a str)],
+    is_head: bool,
+    /// `None`: the whole body; `Some(0)`: none of it.
+    limit: Option<u64>,
+}
+
+impl Client {
+    pub fn new(config: Arc<ClientConfig>) -> Self {
+        Client {
+            config,
+            origins: RefCell::new(HashMap::new()),
+            scratch: RefCell::new(vec![0; SCRATCH].into_boxed_slice()),
+            out: RefCell::new(Vec::with_capacity(1024)),
+        }
+    }
+
+    /// Send `request` once; the contract of `warm::http::send`.
+    pub async fn send(
+        &self,
+        request: &WarmRequest,
+        extra_headers: &[(&str, &str)],
+        body: Body,
+        attempt: u32,
+        timeouts: Timeouts,
+    ) -> Result<Exchange, TransportError> {
+        let target = Target::split(&request.url).map_err(|e| other(e.to_string()))?;
+        request::check_headers(request, extra_headers)?;
+        let origin = self.origin(&target)?;
+        let job = Job {
+            origin: &origin,
+            target,
+            request,
+            extra: extra_headers,
+            is_head: request.method == Method::Head,
+            limit: match body {
+                Body::None => Some(0),
+                Body::AtMost(n) => Some(n),
+                Body::Full => None,
+            },
+        };
+        if origin.https {
+            // Boxed: hyper's futures are large, and plain HTTP (the common,
+            // memory-critical case) should not carry their size.
+            Box::pin(tls::send(self, &job, attempt, timeouts)).await
+        } else {
+            self.send_plain(&job, attempt, timeouts).await
+        }
+    }
+
+    fn origin(&self, target: &Target<'_>) -> Result<Rc<Origin>, TransportError> {
+        if let Some(o) = self.origins.borrow().get(target.origin) {
+            return Ok(o.clone());
+        }
+        let origin = Rc::new(Origin::new(target, &self.config).map_err(other)?);
+        self.origins.borrow_mut().insert(target.origin.into(), origin.clone());
+        Ok(origin)
+    }
+
+    async fn send_plain(&self, job: &Job<'_>, attempt: u32, timeouts: Timeouts) -> Result<Exchange, TransportError> {
+        let started = Instant::now();
+        let head_limit = timeouts.headers.min(timeouts.total);
+        let mut counter = Counter { bytes: 0, limit: job.limit, leftover: false };
+        let first = tokio::time::timeout_at((started + head_limit).into(), self.plain_head(job, &mut counter)).await;
+        let (stream, mut head) = match first {
+            Err(_) => return Err(timeout_error("response headers", head_limit)),
+            Ok(r) => r?,
+        };
+        let ttfb = started.elapsed();
+        let mut body_error = None;
+        let mut ended = false;
+        if !counter.stop(&head.framing) {
+            let rest = self.plain_body(&stream, &mut head.framing, &mut counter);
+            match tokio::time::timeout_at((started + timeouts.total).into(), rest).await {
+                Err(_) => body_error = Some(timeout_error("complete body", timeouts.total)),
+                Ok(Err(e)) => body_error = Some(e),
+                Ok(Ok(eof)) => ended = eof,
+            }
+        }
+        // As reqwest's path did: a body read whole is complete when it
+        // ended cleanly and matched its Content-Length.
+        let read_all = job.limit.is_none() && !job.is_head;
+        let body_complete = body_error.is_none()
+            && (!read_all || ended || head.framing.done())
+            && (!read_all || head.content_length.is_none_or(|cl| cl == counter.bytes));
+        let edge = job.origin.mapped.then(|| stream.peer_addr().map(|a| a.to_string()).ok()).flatten();
+        if !head.close && head.framing.done() && !counter.leftover && body_error.is_none() {
+            job.origin.idle.borrow_mut().push(stream);
+        }
+        let answer = Answer {
+            status: head.status,
+            headers: head.headers,
+            content_length: head.content_length,
+            ttfb,
+            body_bytes: counter.bytes,
+            body_complete,
+            body_error,
+            edge,
+        };
+        Ok(answer.into_exchange(job, attempt, started))
+    }
+
+    /// Connect (or reuse), write the request, read the head and the body
+    /// bytes that came with it. A reused connection the server had closed
+    /// is replaced once by a fresh one (GET and HEAD are idempotent).
+    async fn plain_head(&self, job: &Job<'_>, counter: &mut Counter) -> Result<(TcpStream, h1::Head), TransportError> {
+        let mut may_reuse = true;
+        loop {
+            let idle = if may_reuse { job.origin.take_idle() } else { None };
+            let reused = idle.is_some();
+            let stream = match idle {
+                Some(s) => s,
+                None => job.origin.connect().await.map_err(io_error)?,
+            };
+            request::write_h1(&mut self.out.borrow_mut(), job, &self.config.user_agent);
+            if let Err(e) = h1::write_request(&stream, &self.out).await {
+                if reused {
+                    may_reuse = false;
+                    continue;
+                }
+                return Err(io_error(e));
+            }
+            let read = h1::read_head(&stream, &self.scratch, job.is_head, |head, bytes| {
+                if counter.stop(&head.framing) {
+                    counter.leftover |= !bytes.is_empty();
+                    Ok(())
+                } else {
+                    counter.feed(&mut head.framing, bytes)
+                }
+            })
+            .await;
+            match read {
+                Ok((head, Ok(()))) => return Ok((stream, head)),
+                Ok((_, Err(e))) => return Err(other(e.to_string())),
+                Err(ReadError::ClosedBeforeHead) if reused => may_reuse = false,
+                Err(ReadError::Io(e)) if reused && e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    may_reuse = false
+                }
+                Err(ReadError::ClosedBeforeHead) | Err(ReadError::ClosedInHead) => {
+                    return Err(TransportError {
+                        kind: TransportKind::Connection,
+                        message: "connection closed before a complete response head".into(),
+                    });
+                }
+                Err(ReadError::Io(e)) => return Err(io_error(e)),
+                Err(ReadError::Malformed(what)) => return Err(other(what.to_string())),
+            }
+        }
+    }
+
+    /// Read and count the rest of the body; whether it ended with the
+    /// connection (the only end of a body framed by neither length nor
+    /// chunks).
+    async fn plain_body(
+        &self,
+        stream: &TcpStream,
+        framing: &mut Framing,
+        counter: &mut Counter,
+    ) -> Result<bool, TransportError> {
+        while !counter.stop(framing) {
+            let eof = h1::read_with(stream, &self.scratch, |bytes| {
+                if bytes.is_empty() {
+                    return Ok(true);
+                }
+                counter.feed(framing, bytes).map(|()| false)
+            })
+            .await
+            .map_err(io_error)?
+            .map_err(|e| other(e.to_string()))?;
+            if eof {
+                if *framing == Framing::Eof {
+                    return Ok(true);
+                }
+                return Err(TransportError {
+                    kind: TransportKind::Connection,
+                    message: "connection closed before the body was complete".into(),
+                });
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// Body bytes counted against the caller's limit.
+struct Counter {
+    bytes: u64,
+    limit: Option<u64>,
+    /// Bytes arrived past the end of the response: the connection is not
+    /// in a known state and is not reused.
+    leftover: bool,
+}
+
+impl Counter {
+    fn stop(&self, framing: &Framing) -> bool {
+        framing.done() || self.limit.is_some_and(|l| self.bytes >= l)
+    }
+
+    fn feed(&mut self, framing: &mut Framing, bytes: &[u8]) -> Result<(), body::Malformed> {
+        let fed = framing.feed(bytes)?;
+        self.bytes += fed.data;
+        self.leftover |= fed.consumed < bytes.len();
+        Ok(())
+    }
+}
+
+/// A response as the transports saw it, before it becomes an [`Exchange`].
+struct Answer {
+    status: u16,
+    headers: http::HeaderMap,
+    content_length: Option<u64>,
+    ttfb: std::time::Duration,
+    body_bytes: u64,
+    body_complete: bool,
+    body_error: Option<TransportError>,
+    edge: Option<String>,
+}
+
+impl Answer {
+    fn into_exchange(self, job: &Job<'_>, attempt: u32, started: Instant) -> Exchange {
+        Exchange {
+            meta: ResponseMeta {
+                url: job.request.url.clone(),
+                status: self.status,
+                headers: Vec::new(),
+                body_bytes: self.body_bytes,
+                body_complete: self.body_complete,
+                attempt,
+            },
+            headers: self.headers,
+            ttfb: self.ttfb,
+            total: started.elapsed(),
+            content_length: self.content_length,
+            body_error: self.body_error,
+            edge: self.edge,
+        }
+    }
+}
+
+fn other(message: impl ToString) -> TransportError {
+    TransportError { kind: TransportKind::Other, message: message.to_string() }
+}
+
+fn io_error(e: std::io::Error) -> TransportError {
+    let kind = match e.kind() {
+        std::io::ErrorKind::TimedOut => TransportKind::Timeout,
+        _ => TransportKind::Connection,
+    };
+    TransportError { kind, message: crate::redact::redact_text(&e.to_string()) }
+}

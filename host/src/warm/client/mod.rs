@@ -96,6 +96,23 @@ struct Job<'a> {
     is_head: bool,
     /// `None`: the whole body; `Some(0)`: none of it.
     limit: Option<u64>,
+    /// A size probe (`Body::AtMost`): it reads the body only of a 206, so
+    /// a server that ignored the Range never sends the whole object.
+    probe: bool,
+}
+
+impl Job<'_> {
+    /// Body bytes to read of an answer with `status` (`None`: all).
+    fn limit_for(&self, status: u16) -> Option<u64> {
+        if self.probe && status != 206 { Some(0) } else { self.limit }
+    }
+
+    /// Whether the body was to be read whole; then it is complete only when
+    /// it matched its Content-Length. 204 and 304 carry none, whatever
+    /// their headers say (RFC 9110 §15.3.5, §15.4.5).
+    fn reads_all(&self, status: u16) -> bool {
+        self.limit.is_none() && !self.is_head && status != 204 && status != 304
+    }
 }
 
 impl Client {
@@ -131,6 +148,7 @@ impl Client {
                 Body::AtMost(n) => Some(n),
                 Body::Full => None,
             },
+            probe: matches!(body, Body::AtMost(_)),
         };
         if origin.https {
             // Boxed: hyper's futures are large, and plain HTTP (the common,
@@ -155,14 +173,13 @@ impl Client {
         let head_limit = timeouts.headers.min(timeouts.total);
         let mut counter = Counter { bytes: 0, limit: job.limit, leftover: false };
         let first = tokio::time::timeout_at((started + head_limit).into(), self.plain_head(job, &mut counter)).await;
-        let (stream, mut head) = match first {
+        let (stream, mut head, mut body_error) = match first {
             Err(_) => return Err(timeout_error("response headers", head_limit)),
             Ok(r) => r?,
         };
         let ttfb = started.elapsed();
-        let mut body_error = None;
         let mut ended = false;
-        if !counter.stop(&head.framing) {
+        if body_error.is_none() && !counter.stop(&head.framing) {
             let rest = self.plain_body(&stream, &mut head.framing, &mut counter);
             match tokio::time::timeout_at((started + timeouts.total).into(), rest).await {
                 Err(_) => body_error = Some(timeout_error("complete body", timeouts.total)),
@@ -170,9 +187,7 @@ impl Client {
                 Ok(Ok(eof)) => ended = eof,
             }
         }
-        // As reqwest's path did: a body read whole is complete when it
-        // ended cleanly and matched its Content-Length.
-        let read_all = job.limit.is_none() && !job.is_head;
+        let read_all = job.reads_all(head.status);
         let body_complete = body_error.is_none()
             && (!read_all || ended || head.framing.done())
             && (!read_all || head.content_length.is_none_or(|cl| cl == counter.bytes));
@@ -196,7 +211,11 @@ impl Client {
     /// Connect (or reuse), write the request, read the head and the body
     /// bytes that came with it. A reused connection the server had closed
     /// is replaced once by a fresh one (GET and HEAD are idempotent).
-    async fn plain_head(&self, job: &Job<'_>, counter: &mut Counter) -> Result<(TcpStream, h1::Head), TransportError> {
+    async fn plain_head(
+        &self,
+        job: &Job<'_>,
+        counter: &mut Counter,
+    ) -> Result<(TcpStream, h1::Head, Option<TransportError>), TransportError> {
         let mut may_reuse = true;
         loop {
             let idle = if may_reuse { job.origin.take_idle() } else { None };
@@ -214,6 +233,7 @@ impl Client {
                 return Err(io_error(e));
             }
             let read = h1::read_head(&stream, &self.scratch, job.is_head, |head, bytes| {
+                counter.limit = job.limit_for(head.status);
                 if counter.stop(&head.framing) {
                     counter.leftover |= !bytes.is_empty();
                     Ok(())
@@ -223,8 +243,8 @@ impl Client {
             })
             .await;
             match read {
-                Ok((head, Ok(()))) => return Ok((stream, head)),
-                Ok((_, Err(e))) => return Err(other(e.to_string())),
+                Ok((head, Ok(()))) => return Ok((stream, head, None)),
+                Ok((head, Err(e))) => return Ok((stream, head, Some(other(e.to_string())))),
                 Err(ReadError::ClosedBeforeHead) if reused => may_reuse = false,
                 Err(ReadError::Io(e)) if reused && e.kind() == std::io::ErrorKind::ConnectionReset => {
                     may_reuse = false

@@ -86,14 +86,18 @@ pub async fn send(client: &Client, job: &Job<'_>, attempt: u32, timeouts: Timeou
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let (mut bytes, mut body_error, mut ended) = (0u64, None, job.is_head || job.limit == Some(0));
-    if !ended {
+    let status = parts.status.as_u16();
+    let limit = job.limit_for(status);
+    let (mut bytes, mut body_error) = (0u64, None);
+    // A connection goes back to the pool only with its body consumed.
+    let mut ended = hyper::body::Body::is_end_stream(&body);
+    if !ended && !job.is_head && limit != Some(0) {
         let read = async {
             while let Some(frame) = body.frame().await {
                 let frame = frame.map_err(hyper_error)?;
                 if let Some(data) = frame.data_ref() {
                     bytes += data.len() as u64;
-                    if job.limit.is_some_and(|l| bytes >= l) {
+                    if limit.is_some_and(|l| bytes >= l) {
                         return Ok(false);
                     }
                 }
@@ -106,13 +110,12 @@ pub async fn send(client: &Client, job: &Job<'_>, attempt: u32, timeouts: Timeou
             Ok(Ok(end)) => ended = end,
         }
     }
-    let read_all = job.limit.is_none() && !job.is_head;
-    let body_complete = body_error.is_none() && (!read_all || content_length.is_none_or(|cl| cl == bytes));
+    let body_complete = body_error.is_none() && (!job.reads_all(status) || content_length.is_none_or(|cl| cl == bytes));
     if let (Sender::H1(sender), true) = (lease.sender, ended && body_error.is_none()) {
         job.origin.tls.idle.borrow_mut().push((sender, lease.edge.clone()));
     }
     let answer = Answer {
-        status: parts.status.as_u16(),
+        status,
         headers: parts.headers,
         content_length,
         ttfb,

@@ -24,7 +24,8 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn wait_for_port(port: u16, child: &mut Child, what: &str) -> Result<()> {
+/// Wait until `child` listens on 127.0.0.1:`port` (15 s at most).
+pub fn wait_for_port(port: u16, child: &mut Child, what: &str) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(15);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     while Instant::now() < deadline {

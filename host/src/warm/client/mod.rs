@@ -22,6 +22,8 @@ mod target;
 #[cfg(test)]
 mod tests;
 mod tls;
+#[cfg(test)]
+mod tls_tests;
 
 use std::cell::RefCell;
 use std::collections::HashMap;

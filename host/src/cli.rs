@@ -390,6 +390,16 @@ pub struct RequestArgs {
     /// Most polls of a pending transform per pair.
     #[arg(long, default_value_t = 30, value_name = "N")]
     pub max_polls: u32,
+    /// Send requests for HOST:PORT to ADDR:PORT instead, keeping the Host header and TLS name (curl's
+    /// --connect-to; repeatable, first match wins). Empty HOST or PORT on the left match any; empty ADDR
+    /// or PORT on the right keep the URL's. IPv6 in brackets: `[2001:db8::1]`. Warms one edge of a CDN
+    /// routed by DNS; results and summary name the edge.
+    #[arg(long = "connect-to", value_name = "HOST:PORT:ADDR:PORT")]
+    pub connect_to: Vec<String>,
+    /// Also trust the CA certificates in this PEM file for https (a private CDN or test edge); the public
+    /// web PKI roots stay trusted.
+    #[arg(long, value_name = "FILE.pem", env = "PREWARM_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -101,6 +101,10 @@ pub struct Record {
     /// `--verify`: why the verify request got no answer, if it did not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify_error: Option<String>,
+    /// `ADDR:PORT` the last warm request connected to, when `--connect-to`
+    /// routed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<String>,
 }
 
 impl Record {
@@ -132,6 +136,7 @@ impl Record {
             verify_cache: None,
             verify_cache_status: None,
             verify_error: None,
+            edge: None,
         }
     }
 }

@@ -262,6 +262,8 @@ pub struct Stats {
     pub failures_by_kind: BTreeMap<String, u64>,
     pub failures_by_status: BTreeMap<u16, u64>,
     pub cache: BTreeMap<String, u64>,
+    /// Pairs per edge address (`--connect-to`).
+    pub edges: BTreeMap<String, u64>,
     pub bytes_read: u64,
     pub size_check_bytes: u64,
     pub attempts: u64,
@@ -285,6 +287,7 @@ impl Stats {
             failures_by_kind: BTreeMap::new(),
             failures_by_status: BTreeMap::new(),
             cache: BTreeMap::new(),
+            edges: BTreeMap::new(),
             bytes_read: 0,
             size_check_bytes: 0,
             attempts: 0,
@@ -355,6 +358,14 @@ impl Stats {
                 }
             }
         }
+        if let Some(edge) = &r.edge {
+            match self.edges.get_mut(edge) {
+                Some(n) => *n += 1,
+                None => {
+                    self.edges.insert(edge.clone(), 1);
+                }
+            }
+        }
         self.verify.add(r);
         if self.slowest.len() < SLOWEST_KEPT || self.slowest.last().is_some_and(|s| s.elapsed_ms < r.elapsed_ms) {
             self.note_slow(SlowPair {
@@ -392,6 +403,9 @@ impl Stats {
         }
         for (k, v) in &o.cache {
             *self.cache.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.edges {
+            *self.edges.entry(k.clone()).or_default() += v;
         }
         self.bytes_read += o.bytes_read;
         self.size_check_bytes += o.size_check_bytes;
@@ -446,6 +460,7 @@ impl Stats {
             failures_by_kind: self.failures_by_kind.clone(),
             failures_by_status: self.failures_by_status.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             cache: self.cache.clone(),
+            edges: self.edges.clone(),
             bytes_read: self.bytes_read,
             size_check_bytes: self.size_check_bytes,
             attempts: self.attempts,
@@ -490,6 +505,7 @@ impl Stats {
             stats.failures_by_status.insert(k.parse().map_err(|_| format!("bad status `{k}`"))?, *v);
         }
         stats.cache = s.cache.clone();
+        stats.edges = s.edges.clone();
         stats.bytes_read = s.bytes_read;
         stats.size_check_bytes = s.size_check_bytes;
         stats.attempts = s.attempts;
@@ -535,6 +551,9 @@ pub struct StatsSummary {
     pub failures_by_kind: BTreeMap<String, u64>,
     pub failures_by_status: BTreeMap<String, u64>,
     pub cache: BTreeMap<String, u64>,
+    /// Pairs per edge address, when `--connect-to` routed requests.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub edges: BTreeMap<String, u64>,
     pub bytes_read: u64,
     pub size_check_bytes: u64,
     pub attempts: u64,

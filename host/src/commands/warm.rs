@@ -86,6 +86,12 @@ pub fn request_timeouts(args: &crate::cli::RequestArgs) -> Result<Timeouts> {
     })
 }
 
+/// The hot-path client's settings: `--connect-to` rules and `--ca-file`.
+pub fn client_config(args: &crate::cli::RequestArgs) -> Result<crate::warm::client::ClientConfig> {
+    let rules = args.connect_to.iter().map(|r| r.parse().map_err(usage)).collect::<Result<Vec<_>>>()?;
+    crate::warm::client::ClientConfig::new(rules, args.ca_file.as_deref()).map_err(|e| usage(e.to_string()))
+}
+
 pub fn parse_duration(flag: &str, raw: &str) -> Result<Duration> {
     let d = humantime::parse_duration(raw)
         .map_err(|e| usage(format!("{flag} `{raw}`: not a duration ({e}); use e.g. 30s, 2m")))?;
@@ -243,6 +249,7 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         rclone_processes: rclone.as_ref().map_or(0, Rclone::processes_spawned),
         results_file: args.results.display().to_string(),
         peak_rss_bytes: crate::memory::peak_rss_bytes(),
+        connect_to: args.request.connect_to.clone(),
     };
     let summary = report::Summary::new(info, &outcome.stats);
     reports.write(&summary)?;

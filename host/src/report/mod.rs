@@ -56,6 +56,9 @@ pub struct RunInfo {
     /// Peak resident memory of the prewarm process.
     #[serde(default)]
     pub peak_rss_bytes: Option<u64>,
+    /// `--connect-to` rules of the run (`HOST:PORT:ADDR:PORT`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connect_to: Vec<String>,
 }
 
 /// The summary JSON.

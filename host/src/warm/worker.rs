@@ -76,6 +76,7 @@ impl PairRun {
             self.record.status = Some(last.meta.status);
             self.record.ttfb_ms = Some(ms(last.ttfb));
             self.record.total_ms = Some(ms(last.total));
+            self.record.edge.clone_from(&last.edge);
         }
         self.record.elapsed_ms = ms(self.started.elapsed());
         self.record.finished_at = now_rfc3339();

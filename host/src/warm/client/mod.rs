@@ -14,6 +14,8 @@
 //! Contract of [`Client::send`]: that of `warm::http::send` (timeouts,
 //! TTFB, body policy, errors without URLs), plus [`Exchange::edge`].
 
+#[cfg(test)]
+mod bench;
 mod body;
 mod h1;
 mod origin;
@@ -224,7 +226,9 @@ impl Client {
             let reused = idle.is_some();
             let stream = match idle {
                 Some(s) => s,
-                None => job.origin.connect().await.map_err(io_error)?,
+                // Boxed: connecting (and resolving) is rare next to reuse,
+                // and its future would otherwise grow every request's.
+                None => Box::pin(job.origin.connect()).await.map_err(io_error)?,
             };
             request::write_h1(&mut self.out.borrow_mut(), job, &self.config.user_agent);
             if let Err(e) = h1::write_request(&stream, &self.out).await {

@@ -17,9 +17,9 @@ const T: Timeouts = Timeouts { headers: Duration::from_secs(5), total: Duration:
 
 /// nginx with a plain port, an HTTP/1.1 TLS port and an HTTP/2 TLS port,
 /// each answer naming its protocol and connection serial.
-struct Nginx {
+pub(super) struct Nginx {
     child: Child,
-    plain: u16,
+    pub plain: u16,
     tls: u16,
     h2: u16,
     _dir: tempfile::TempDir,
@@ -62,7 +62,11 @@ fn make_certs(dir: &Path) {
     );
 }
 
-fn start_nginx() -> Nginx {
+/// The echo module (Debian's libnginx-mod-http-echo), for answers after a
+/// delay: `/slow` answers after 1 s when it is there.
+const ECHO_MODULE: &str = "/usr/lib/nginx/modules/ngx_http_echo_module.so";
+
+pub(super) fn start_nginx() -> Nginx {
     let nginx = find_program("nginx").expect("nginx is installed (scripts/setup)");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
@@ -72,17 +76,29 @@ fn start_nginx() -> Nginx {
             add_header X-Proto $server_protocol always;
             add_header X-Conn $connection always;
             return 200 "hello nginx\n";
-        }"#;
+        }
+        location /file/ { alias DIR/files/; }
+        SLOW"#;
+    let (echo, slow) = match Path::new(ECHO_MODULE).exists() {
+        true => (format!("load_module {ECHO_MODULE};"), "location /slow { echo_sleep 1; echo ok; }"),
+        false => (String::new(), ""),
+    };
+    let location = location.replace("DIR", &d).replace("SLOW", slow);
+    std::fs::create_dir_all(dir.path().join("files")).unwrap();
+    std::fs::write(dir.path().join("files/10k.bin"), vec![b'v'; 10 * 1024]).unwrap();
     let certs = format!("ssl_certificate {d}/server.pem; ssl_certificate_key {d}/server.key;");
     let conf = format!(
-        r#"daemon off;
+        r#"{echo}
+daemon off;
 master_process off;
 worker_processes 1;
 pid {d}/nginx.pid;
 error_log {d}/error.log warn;
-events {{ worker_connections 1024; }}
+events {{ worker_connections 16384; }}
+worker_rlimit_nofile 16384;
 http {{
     access_log off;
+    keepalive_requests 1000000;
     client_body_temp_path {d}/body;
     proxy_temp_path {d}/proxy;
     fastcgi_temp_path {d}/fastcgi;

@@ -157,4 +157,3 @@ fn sizes() {
     // smaller inline but boxes its connection futures and buffers).
     assert!(ours <= 1536, "send future grew to {ours} bytes");
 }
-

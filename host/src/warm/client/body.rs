@@ -55,12 +55,16 @@ impl Framing {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Reading the hex size; `digits` read so far.
-    Size { digits: u8 },
+    Size {
+        digits: u8,
+    },
     /// After the size: whitespace, extensions, up to LF.
     SizeLine,
     Data,
     /// The CRLF after a chunk's data.
-    DataEnd { seen_cr: bool },
+    DataEnd {
+        seen_cr: bool,
+    },
     /// At the start of a trailer line (or the final empty line).
     TrailerStart,
     /// Inside a trailer field line, up to LF.

@@ -115,7 +115,8 @@ fn parse(buf: &[u8], is_head_request: bool) -> Result<Parsed, ReadError> {
     let mut headers = HeaderMap::with_capacity(response.headers.len());
     let (mut content_length, mut chunked, mut coded, mut close) = (None, false, false, response.version == Some(0));
     for field in response.headers.iter() {
-        let (Ok(name), Ok(value)) = (HeaderName::from_bytes(field.name.as_bytes()), HeaderValue::from_bytes(field.value))
+        let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(field.name.as_bytes()), HeaderValue::from_bytes(field.value))
         else {
             return Err(ReadError::Malformed("malformed response header"));
         };
@@ -130,7 +131,11 @@ fn parse(buf: &[u8], is_head_request: bool) -> Result<Parsed, ReadError> {
             coded = true;
             // Chunked must be the last coding (RFC 9112 §6.3); anything else
             // is read to the end of the connection.
-            chunked = field.value.rsplit(|&b| b == b',').next().is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            chunked = field
+                .value
+                .rsplit(|&b| b == b',')
+                .next()
+                .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         } else if name == http::header::CONNECTION {
             for token in field.value.split(|&b| b == b',') {
                 let token = token.trim_ascii();

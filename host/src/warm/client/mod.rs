@@ -252,9 +252,7 @@ impl Client {
                 Ok((head, Ok(()))) => return Ok((stream, head, None)),
                 Ok((head, Err(e))) => return Ok((stream, head, Some(other(e.to_string())))),
                 Err(ReadError::ClosedBeforeHead) if reused => may_reuse = false,
-                Err(ReadError::Io(e)) if reused && e.kind() == std::io::ErrorKind::ConnectionReset => {
-                    may_reuse = false
-                }
+                Err(ReadError::Io(e)) if reused && e.kind() == std::io::ErrorKind::ConnectionReset => may_reuse = false,
                 Err(ReadError::ClosedBeforeHead) | Err(ReadError::ClosedInHead) => {
                     return Err(TransportError {
                         kind: TransportKind::Connection,

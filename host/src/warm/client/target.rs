@@ -151,7 +151,11 @@ impl FromStr for ConnectTo {
     type Err = String;
 
     fn from_str(raw: &str) -> Result<Self, String> {
-        let bad = |why: &str| format!("--connect-to `{raw}`: {why}; expected HOST:PORT:ADDR:PORT (e.g. example.com:443:192.0.2.10:443, IPv6 in brackets)");
+        let bad = |why: &str| {
+            format!(
+                "--connect-to `{raw}`: {why}; expected HOST:PORT:ADDR:PORT (e.g. example.com:443:192.0.2.10:443, IPv6 in brackets)"
+            )
+        };
         let fields = split_fields(raw).ok_or_else(|| bad("unbalanced brackets"))?;
         let [host, port, addr, addr_port] = fields.as_slice() else {
             return Err(bad(&format!("{} fields instead of 4", fields.len())));
@@ -180,7 +184,12 @@ impl FromStr for ConnectTo {
                 _ => Err(bad(&format!("`{f}` is not a port (1-65535)"))),
             }
         };
-        Ok(ConnectTo { host: host_of(host)?, port: port_of(port)?, addr: host_of(addr)?, addr_port: port_of(addr_port)? })
+        Ok(ConnectTo {
+            host: host_of(host)?,
+            port: port_of(port)?,
+            addr: host_of(addr)?,
+            addr_port: port_of(addr_port)?,
+        })
     }
 }
 

@@ -281,7 +281,10 @@ async fn responses_without_bodies() {
     let client = client();
     let head = WarmRequest { method: Method::Head, ..get(&server.url("/h")) };
     let ex = client.send(&head, &[], Body::Full, 1, T).await.unwrap();
-    assert_eq!((ex.meta.status, ex.content_length, ex.meta.body_bytes, ex.meta.body_complete), (200, Some(12345), 0, true));
+    assert_eq!(
+        (ex.meta.status, ex.content_length, ex.meta.body_bytes, ex.meta.body_complete),
+        (200, Some(12345), 0, true)
+    );
     assert!(server.heads()[0].starts_with("HEAD /h HTTP/1.1"));
     for (path, status) in [("/304", 304), ("/204", 204), ("/100", 204)] {
         let ex = client.send(&get(&server.url(path)), &[], Body::Full, 1, T).await.unwrap();
@@ -293,7 +296,8 @@ async fn responses_without_bodies() {
 
 #[tokio::test]
 async fn connection_close_is_not_reused() {
-    let server = Server::answering(|_| b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok".to_vec()).await;
+    let server =
+        Server::answering(|_| b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok".to_vec()).await;
     let client = client();
     for _ in 0..3 {
         let ex = client.send(&get(&server.url("/")), &[], Body::Full, 1, T).await.unwrap();

@@ -71,7 +71,12 @@ struct Lease {
     edge: Option<String>,
 }
 
-pub async fn send(client: &Client, job: &Job<'_>, attempt: u32, timeouts: Timeouts) -> Result<Exchange, TransportError> {
+pub async fn send(
+    client: &Client,
+    job: &Job<'_>,
+    attempt: u32,
+    timeouts: Timeouts,
+) -> Result<Exchange, TransportError> {
     let started = Instant::now();
     let head_limit = timeouts.headers.min(timeouts.total);
     let first = tokio::time::timeout_at((started + head_limit).into(), head(client, job)).await;
@@ -129,7 +134,10 @@ pub async fn send(client: &Client, job: &Job<'_>, attempt: u32, timeouts: Timeou
 
 /// Send on a pooled or new connection until the response head arrives; a
 /// reused connection that fails before answering is replaced once.
-async fn head(client: &Client, job: &Job<'_>) -> Result<(http::Response<hyper::body::Incoming>, Lease), TransportError> {
+async fn head(
+    client: &Client,
+    job: &Job<'_>,
+) -> Result<(http::Response<hyper::body::Incoming>, Lease), TransportError> {
     let mut may_reuse = true;
     loop {
         let mut lease = lease(client, job, may_reuse).await?;

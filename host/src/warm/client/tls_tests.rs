@@ -41,7 +41,8 @@ fn openssl(dir: &Path, args: &[&str]) {
 /// A CA and a server certificate for localhost and 127.0.0.1.
 fn make_certs(dir: &Path) {
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=prewarm test CA", "-keyout", "ca.key", "-out", "ca.pem"];
+    let mut ca =
+        vec!["req", "-x509", "-days", "2", "-subj", "/CN=prewarm test CA", "-keyout", "ca.key", "-out", "ca.pem"];
     ca.extend(ec);
     ca.extend(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"]);
     openssl(dir, &ca);
@@ -56,8 +57,21 @@ fn make_certs(dir: &Path) {
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-            "-out", "server.pem", "-extfile", "ext.cnf",
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "server.pem",
+            "-extfile",
+            "ext.cnf",
         ],
     );
 }
@@ -189,7 +203,8 @@ async fn tls_trust_and_connect_to_keep_the_server_name() {
     let nginx = start_nginx();
     // Without the test CA the certificate is refused.
     let untrusting = Client::new(Arc::new(ClientConfig::new(Vec::new(), None).unwrap()));
-    let e = untrusting.send(&get(&format!("https://localhost:{}/", nginx.tls)), &[], Body::Full, 1, T).await.unwrap_err();
+    let e =
+        untrusting.send(&get(&format!("https://localhost:{}/", nginx.tls)), &[], Body::Full, 1, T).await.unwrap_err();
     assert_eq!(e.kind, TransportKind::Connection);
     assert!(e.message.contains("certificate"), "{}", e.message);
 

@@ -1,12 +1,14 @@
 //! `https://`: hyper 1.x client connections over rustls. ALPN picks HTTP/2
-//! (one connection per origin, shared by every request: `SendRequest` is
-//! cloned) or HTTP/1.1 (connections pooled, a connection back in the pool
-//! only once its body was read whole). Connection tasks run on the thread's
+//! (connections shared by many requests: `SendRequest` is cloned; a new one
+//! opens when each carries [`STREAMS_PER_CONNECTION`] requests) or HTTP/1.1
+//! (connections pooled, a connection back in the pool only once its body
+//! was read whole). Connection tasks run on the thread's
 //! runtime (`tokio::spawn`, which a current-thread runtime runs on its own
 //! thread, inside a `LocalSet` or not).
 
 use std::cell::{Cell, RefCell};
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -47,12 +49,26 @@ pub fn config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, ConfigErro
 type H1 = http1::SendRequest<Empty<Bytes>>;
 type H2 = http2::SendRequest<Empty<Bytes>>;
 
+/// Requests in flight on one HTTP/2 connection before another opens.
+/// Servers cap concurrent streams (SETTINGS_MAX_CONCURRENT_STREAMS, RFC 9113
+/// §6.5.2; nginx's default is 128) and queue the rest, which would count
+/// against their header timeout: staying under the usual cap keeps
+/// thousands of requests in flight over a few connections.
+pub const STREAMS_PER_CONNECTION: u32 = 100;
+
+/// A shared HTTP/2 connection and the requests on it now.
+struct Shared {
+    sender: H2,
+    edge: Option<String>,
+    active: Rc<Cell<u32>>,
+}
+
 /// An origin's TLS connections.
 #[derive(Default)]
 pub struct Pool {
     /// What ALPN chose the last time; `None` before the first connection.
     h2: Cell<Option<bool>>,
-    shared: RefCell<Option<(H2, Option<String>)>>,
+    shared: RefCell<Vec<Shared>>,
     idle: RefCell<Vec<(H1, Option<String>)>>,
     /// Held while connecting an origin that may speak HTTP/2, so a burst of
     /// requests opens one connection, not one each.
@@ -69,6 +85,29 @@ struct Lease {
     sender: Sender,
     reused: bool,
     edge: Option<String>,
+    /// Counts this request on its HTTP/2 connection until dropped.
+    _active: Option<Active>,
+}
+
+/// One request counted on an HTTP/2 connection.
+struct Active(Rc<Cell<u32>>);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
+impl Lease {
+    fn h2(shared: &Shared, reused: bool) -> Self {
+        shared.active.set(shared.active.get() + 1);
+        Lease {
+            sender: Sender::H2(shared.sender.clone()),
+            reused,
+            edge: shared.edge.clone(),
+            _active: Some(Active(shared.active.clone())),
+        }
+    }
 }
 
 pub async fn send(
@@ -148,9 +187,7 @@ async fn head(
         match answer {
             Ok(response) => return Ok((response, lease)),
             Err(e) if lease.reused && (e.is_canceled() || e.is_closed() || e.is_incomplete_message()) => {
-                if let Sender::H2(_) = lease.sender {
-                    job.origin.tls.shared.borrow_mut().take();
-                }
+                job.origin.tls.shared.borrow_mut().retain(|s| !s.sender.is_closed());
                 may_reuse = false;
             }
             Err(e) => return Err(hyper_error(e)),
@@ -179,29 +216,33 @@ async fn lease(client: &Client, job: &Job<'_>, may_reuse: bool) -> Result<Lease,
     let is_h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     pool.h2.set(Some(is_h2));
     let io = TokioIo::new(tls);
-    let sender = if is_h2 {
+    if is_h2 {
         let (sender, conn) = http2::handshake(TokioExecutor::new(), io).await.map_err(hyper_error)?;
         tokio::spawn(conn);
-        *pool.shared.borrow_mut() = Some((sender.clone(), edge.clone()));
-        Sender::H2(sender)
-    } else {
-        let (sender, conn) = http1::handshake(io).await.map_err(hyper_error)?;
-        tokio::spawn(conn);
-        Sender::H1(sender)
-    };
-    Ok(Lease { sender, reused: false, edge })
+        let shared = Shared { sender, edge, active: Rc::new(Cell::new(0)) };
+        let lease = Lease::h2(&shared, false);
+        pool.shared.borrow_mut().push(shared);
+        return Ok(lease);
+    }
+    let (sender, conn) = http1::handshake(io).await.map_err(hyper_error)?;
+    tokio::spawn(conn);
+    Ok(Lease { sender: Sender::H1(sender), reused: false, edge, _active: None })
 }
 
-/// The shared HTTP/2 connection, or the most recent idle HTTP/1.1 one.
+/// A shared HTTP/2 connection with room, or the most recent idle HTTP/1.1
+/// one.
 async fn reuse(pool: &Pool) -> Option<Lease> {
-    let shared = pool.shared.borrow().as_ref().filter(|(s, _)| !s.is_closed()).cloned();
-    if let Some((sender, edge)) = shared {
-        return Some(Lease { sender: Sender::H2(sender), reused: true, edge });
+    {
+        let mut shared = pool.shared.borrow_mut();
+        shared.retain(|s| !s.sender.is_closed());
+        if let Some(s) = shared.iter().find(|s| s.active.get() < STREAMS_PER_CONNECTION) {
+            return Some(Lease::h2(s, true));
+        }
     }
     loop {
         let (mut sender, edge) = pool.idle.borrow_mut().pop()?;
         if !sender.is_closed() && sender.ready().await.is_ok() {
-            return Some(Lease { sender: Sender::H1(sender), reused: true, edge });
+            return Some(Lease { sender: Sender::H1(sender), reused: true, edge, _active: None });
         }
     }
 }

@@ -196,6 +196,24 @@ async fn nginx_http2_by_alpn_shares_one_connection() {
     assert_eq!(seen.len(), 20);
     assert_eq!(seen[0].1, "HTTP/2.0");
     assert!(seen.iter().all(|s| *s == seen[0]), "one HTTP/2 connection expected, got {seen:?}");
+    drop(seen);
+
+    // More requests at once than one connection should carry: more
+    // connections, each under the cap.
+    let many = 2 * super::tls::STREAMS_PER_CONNECTION as usize + 50;
+    let seen = Rc::new(std::cell::RefCell::new(Vec::new()));
+    let tasks = tokio::task::LocalSet::new();
+    for _ in 0..many {
+        let (client, url, seen) = (client.clone(), url.clone(), seen.clone());
+        tasks.spawn_local(async move {
+            let ex = client.send(&get(&url), &[], Body::Full, 1, T).await.unwrap();
+            assert_eq!(ex.meta.status, 200);
+            seen.borrow_mut().push(conn_and_proto(&ex));
+        });
+    }
+    tasks.await;
+    let connections: std::collections::BTreeSet<_> = seen.borrow().iter().map(|s| s.0.clone()).collect();
+    assert!((2..=4).contains(&connections.len()), "{many} requests went over {connections:?}");
 }
 
 #[tokio::test]

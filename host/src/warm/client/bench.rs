@@ -93,18 +93,24 @@ async fn theirs(url: &str, tasks: usize, requests: usize) -> f64 {
 #[ignore = "a benchmark: run by hand, figures in BENCHMARKS.md"]
 async fn throughput() {
     let nginx = start_nginx();
-    let url = format!("http://127.0.0.1:{}/file/10k.bin", nginx.plain);
+    // BENCH_PATH=/a: a 12-byte body instead of 10 KiB.
+    let path = std::env::var("BENCH_PATH").unwrap_or_else(|_| "/file/10k.bin".into());
+    let url = format!("http://127.0.0.1:{}{path}", nginx.plain);
     let requests = env_usize("BENCH_REQUESTS", REQUESTS);
     let (mut best_ours, mut best_theirs) = (0f64, 0f64);
     for round in 0..3 {
         let a = ours(&url, CONCURRENCY, requests).await;
-        let b = theirs(&url, CONCURRENCY, requests).await;
+        // BENCH_ONLY=ours: for a profile of this client alone.
+        let b = match std::env::var("BENCH_ONLY").as_deref() {
+            Ok("ours") => f64::NAN,
+            _ => theirs(&url, CONCURRENCY, requests).await,
+        };
         println!("round {round}: warm::client {a:.0} req/s, reqwest {b:.0} req/s");
         best_ours = best_ours.max(a);
         best_theirs = best_theirs.max(b);
     }
     println!(
-        "best of 3, {CONCURRENCY} tasks, 10 KiB body: warm::client {best_ours:.0} req/s, reqwest {best_theirs:.0} req/s ({:.2}x)",
+        "best of 3, {CONCURRENCY} tasks, {path}: warm::client {best_ours:.0} req/s, reqwest {best_theirs:.0} req/s ({:.2}x)",
         best_ours / best_theirs
     );
 }

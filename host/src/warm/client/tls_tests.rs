@@ -192,11 +192,10 @@ async fn nginx_http2_by_alpn_shares_one_connection() {
         });
     }
     tasks.await;
-    let seen = seen.borrow();
+    let seen = seen.take();
     assert_eq!(seen.len(), 20);
     assert_eq!(seen[0].1, "HTTP/2.0");
     assert!(seen.iter().all(|s| *s == seen[0]), "one HTTP/2 connection expected, got {seen:?}");
-    drop(seen);
 
     // More requests at once than one connection should carry: more
     // connections, each under the cap.

@@ -44,6 +44,21 @@ fn usage_errors_exit_2_with_one_line() {
         (&["--plugin", "template", "--base-url", "http://127.0.0.1:9", "--concurrency", "0"], "--concurrency"),
         (&["--plugin", "template", "--base-url", "http://127.0.0.1:9", "--shard", "3/2"], "--shard"),
         (&["--plugin", "template", "--base-url", "http://127.0.0.1:9", "--threads", "0"], "--threads 0"),
+        (
+            &[
+                "--plugin",
+                "template",
+                "--base-url",
+                "http://127.0.0.1:9",
+                "--connect-to",
+                "cdn.example.com:443:10.0.0.1",
+            ],
+            "--connect-to `cdn.example.com:443:10.0.0.1`: 3 fields instead of 4",
+        ),
+        (
+            &["--plugin", "template", "--base-url", "http://127.0.0.1:9", "--ca-file", "/nonexistent/ca.pem"],
+            "--ca-file /nonexistent/ca.pem",
+        ),
     ];
     for (args, needle) in cases {
         let (code, err) = warm(home.path(), args);

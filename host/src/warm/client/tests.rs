@@ -388,6 +388,25 @@ async fn connect_to_reaches_the_mapped_server_with_the_original_host() {
 }
 
 #[tokio::test]
+async fn idna_host_userinfo_and_plugin_headers() {
+    let edge = Server::answering(|_| ok("x")).await;
+    let rule: ConnectTo = format!("xn--bcher-kva.example:8080:127.0.0.1:{}", edge.addr.port()).parse().unwrap();
+    let client = client_with(vec![rule]);
+    let mut request = get("http://us%40r:p%3Ass@B\u{fc}cher.example:8080/a b/\u{e9}.mp4?q=\"1\"#frag");
+    request.headers.push(("X-Token".into(), "t".into()));
+    request.headers.push(("User-Agent".into(), "custom/1".into()));
+    let ex = client.send(&request, &[("range", "bytes=0-0")], Body::Full, 1, T).await.unwrap();
+    assert_eq!(ex.meta.status, 200);
+    let head = &edge.heads()[0];
+    assert!(head.starts_with("GET /a%20b/%C3%A9.mp4?q=%221%22 HTTP/1.1\r\n"), "{head}");
+    assert!(head.contains("host: xn--bcher-kva.example:8080\r\n"), "{head}");
+    // Basic credentials from the URL's userinfo, percent-decoded: us@r:p:ss.
+    assert!(head.contains("authorization: Basic dXNAcjpwOnNz\r\n"), "{head}");
+    assert!(head.ends_with("X-Token: t\r\nUser-Agent: custom/1\r\nrange: bytes=0-0"), "{head}");
+    assert!(!head.contains("prewarm/"), "the plugin's User-Agent replaces ours: {head}");
+}
+
+#[tokio::test]
 async fn the_send_future_stays_small() {
     let client = client();
     let request = get("http://127.0.0.1:9/");

@@ -184,8 +184,8 @@ impl Client {
         let ttfb = started.elapsed();
         let mut ended = false;
         if body_error.is_none() && !counter.stop(&head.framing) {
-            let rest = self.plain_body(&stream, &mut head.framing, &mut counter);
-            match tokio::time::timeout_at((started + timeouts.total).into(), rest).await {
+            let deadline = (started + timeouts.total).into();
+            match tokio::time::timeout_at(deadline, self.plain_body(&stream, &mut head.framing, &mut counter)).await {
                 Err(_) => body_error = Some(timeout_error("complete body", timeouts.total)),
                 Ok(Err(e)) => body_error = Some(e),
                 Ok(Ok(eof)) => ended = eof,

@@ -32,7 +32,7 @@ async fn probe(args: ProbeArgs) -> Result<Exit> {
     let pairs: Vec<(String, String)> =
         args.settings.iter().map(|s| crate::plugin::settings::split(s).map_err(usage)).collect::<Result<_>>()?;
     let timeouts = request_timeouts(&args.request)?;
-    let _client_config = super::warm::client_config(&args.request)?;
+    let client = http::Client::new(Arc::new(super::warm::client_config(&args.request)?));
     let size = args.size.as_deref().map(crate::size::parse_size).transpose().map_err(usage)?.unwrap_or(0);
     let plugins =
         PluginRuntime::new(RuntimeOptions { cache_dir: RuntimeOptions::default_cache_dir(), ..Default::default() })?;
@@ -55,7 +55,7 @@ async fn probe(args: ProbeArgs) -> Result<Exit> {
         policy: egress::Policy::new(&base_url, &args.allow_hosts).map_err(usage)?,
         cancel: CancellationToken::new(),
     });
-    let worker = Worker::new(ctx, http::client(1, timeouts.headers)?, instance);
+    let worker = Worker::new(ctx, client, instance);
     let job = Arc::new(Job {
         object: Object { path: args.path.clone(), size },
         class: SizeClasses::default().class_of(size),

@@ -139,9 +139,7 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         return Err(usage("--rate 0: must be at least 1 request per second"));
     }
     let timeouts = request_timeouts(&args.request)?;
-    // Checked before any work; the engine's threads build their clients
-    // from it once the hot path moves to warm::client (issue 12).
-    let _client_config = client_config(&args.request)?;
+    let client = std::sync::Arc::new(client_config(&args.request)?);
     let size_classes = listing::size_classes(&args.source)?;
     let policy = crate::warm::egress::Policy::new(&base_url, &args.allow_hosts).map_err(usage)?;
     let reports = report::Outputs::from_args(&args)?;
@@ -217,6 +215,7 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         verify: args.verify,
         policy,
         listing_progress: listing_progress.clone(),
+        client,
     };
 
     let cancel = CancellationToken::new();

@@ -74,6 +74,9 @@ pub struct WarmPlan {
     pub policy: egress::Policy,
     /// Kept up to date for the progress display: objects listed, pairs skipped.
     pub listing_progress: Arc<ListingProgress>,
+    /// What every engine thread's HTTP client is built from
+    /// (`--connect-to`, `--ca-file`).
+    pub client: Arc<client::ClientConfig>,
 }
 
 /// How the run went.
@@ -150,8 +153,9 @@ pub async fn run(
         instances.into_iter().zip(shares(plan.concurrency, plan.reserved, threads)).enumerate()
     {
         let (ctx, queues, results_tx) = (ctx.clone(), queues.clone(), results_tx.clone());
-        let client = http::client(share.slots, plan.timeouts.headers)?;
-        let worker = move || Worker::new(ctx, client, instance);
+        // Built on its thread: a client is the thread's own (`!Send`).
+        let config = plan.client.clone();
+        let worker = move || Worker::new(ctx, http::Client::new(config), instance);
         engines.push(engine::spawn(index, share, worker, queues, results_tx)?);
     }
     drop(results_tx);

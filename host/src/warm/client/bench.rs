@@ -1,6 +1,6 @@
 //! Figures for BENCHMARKS.md ("Hot-path HTTP client"), measured, never
 //! timed tests: this client against the reqwest path it replaces
-//! (`warm::http::send`), same nginx, one current-thread runtime. Run each
+//! (`baseline.rs`), same nginx, one current-thread runtime. Run each
 //! alone (peak RSS is per process):
 //! `cargo test --release -p prewarm --lib warm::client::bench::NAME -- --ignored --nocapture --exact`
 
@@ -9,10 +9,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::baseline::{reqwest_client, reqwest_send};
 use super::tls_tests::start_nginx;
 use super::{Client, ClientConfig};
 use crate::plugin::{Method, WarmRequest};
-use crate::warm::http::{self, Body, Timeouts};
+use crate::warm::http::{Body, Timeouts};
 
 const T: Timeouts = Timeouts { headers: Duration::from_secs(30), total: Duration::from_secs(60) };
 const CONCURRENCY: usize = 64;
@@ -76,12 +77,12 @@ async fn ours(url: &str, tasks: usize, requests: usize) -> f64 {
 }
 
 async fn theirs(url: &str, tasks: usize, requests: usize) -> f64 {
-    let client = http::client(tasks, T.headers).unwrap();
+    let client = reqwest_client(tasks, T.headers).unwrap();
     let request = Rc::new(get(url));
     drive(tasks, requests, move || {
         let (client, request) = (client.clone(), request.clone());
         async move {
-            let ex = http::send(&client, &request, &[], Body::Full, 1, T).await.unwrap();
+            let ex = reqwest_send(&client, &request, &[], Body::Full, 1, T).await.unwrap();
             assert!(ex.meta.status == 200 && ex.meta.body_complete);
             ex.meta.body_bytes
         }
@@ -155,8 +156,8 @@ fn sizes() {
     let client = Client::new(config);
     let request = get("http://127.0.0.1:9/");
     let ours = std::mem::size_of_val(&client.send(&request, &[], Body::Full, 1, T));
-    let reqwest = http::client(1, T.headers).unwrap();
-    let theirs = std::mem::size_of_val(&http::send(&reqwest, &request, &[], Body::Full, 1, T));
+    let reqwest = reqwest_client(1, T.headers).unwrap();
+    let theirs = std::mem::size_of_val(&reqwest_send(&reqwest, &request, &[], Body::Full, 1, T));
     let conn = std::mem::size_of::<tokio::net::TcpStream>();
     println!("send future: warm::client {ours} bytes, reqwest path {theirs} bytes; idle connection: {conn} bytes");
     // Thousands are alive at once: keep it near a kilobyte (reqwest's is

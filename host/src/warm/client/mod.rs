@@ -15,6 +15,8 @@
 //! TTFB, body policy, errors without URLs), plus [`Exchange::edge`].
 
 #[cfg(test)]
+mod baseline;
+#[cfg(test)]
 mod bench;
 mod body;
 mod h1;

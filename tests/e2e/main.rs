@@ -12,6 +12,7 @@ mod answers;
 mod bad_input;
 mod completions_man;
 mod config;
+mod connect_to;
 mod demo;
 mod deploy;
 mod faults;

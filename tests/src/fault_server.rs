@@ -55,7 +55,8 @@ impl FaultServer {
         self.connections.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Requests seen for `method` and `target` (path and query).
+    /// Requests seen for `method` and `target` (path and query); with
+    /// `method` "HOST", requests whose Host header was `target`.
     pub fn count(&self, method: &str, target: &str) -> u32 {
         self.counts.lock().unwrap().get(&format!("{method} {target}")).copied().unwrap_or(0)
     }
@@ -87,9 +88,17 @@ async fn serve(mut stream: TcpStream, counts: Arc<Mutex<HashMap<String, u32>>>) 
     let mut lines = head.lines();
     let mut first = lines.next().unwrap_or("").split_whitespace();
     let (method, target) = (first.next().unwrap_or("").to_string(), first.next().unwrap_or("").to_string());
-    let range = lines.find_map(|l| l.to_ascii_lowercase().strip_prefix("range:").map(|v| v.trim().to_string()));
+    let field = |name: &str| {
+        head.lines().skip(1).find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    };
+    let range = field("range");
     let n = {
         let mut c = counts.lock().unwrap();
+        // Host headers are counted too, as "HOST value".
+        *c.entry(format!("HOST {}", field("host").unwrap_or_default())).or_default() += 1;
         let e = c.entry(format!("{method} {target}")).or_default();
         *e += 1;
         *e

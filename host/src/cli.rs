@@ -312,10 +312,11 @@ pub struct WarmArgs {
     /// belong to the last derivative of the value: `thumb=640x360:mode=frame,time=2s`.
     #[arg(long, value_name = "A,B,...")]
     pub derivatives: Vec<String>,
-    /// Requests in flight at once.
+    /// Pairs (requests) in flight at once, about 2.3 KiB each; any number
+    /// the open-files hard limit allows (10000 against a slow CDN is fine).
     #[arg(long, default_value_t = 16, value_name = "N")]
     pub concurrency: usize,
-    /// Workers reserved for small sources (the rest are shared).
+    /// Slots of --concurrency reserved for small sources (the rest are shared).
     #[arg(long, value_name = "N")]
     pub workers_small: Option<usize>,
     /// Workers reserved for medium sources.
@@ -324,8 +325,8 @@ pub struct WarmArgs {
     /// Workers reserved for large sources.
     #[arg(long, value_name = "N")]
     pub workers_large: Option<usize>,
-    /// Threads doing the HTTP and plugin work (default: one per core; 1 is
-    /// fastest when prewarm shares a small machine with the server).
+    /// Engine threads doing the HTTP and plugin work, each with its own
+    /// plugin instance (default: one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     #[command(flatten)]

@@ -106,7 +106,9 @@ impl Timing {
 
     /// The q-quantile in milliseconds (0 when empty).
     pub fn quantile_ms(&self, q: f64) -> f64 {
-        if self.count() == 0 { 0.0 } else { self.hist.value_at_quantile(q) as f64 / 1000.0 }
+        // A bucket's upper edge can lie above the largest value recorded:
+        // no quantile is shown above the max.
+        if self.count() == 0 { 0.0 } else { self.hist.value_at_quantile(q).min(self.hist.max()) as f64 / 1000.0 }
     }
 
     pub fn summary(&self) -> TimingSummary {
@@ -338,7 +340,7 @@ impl Stats {
         if let (Some(size), Outcome::Warm) = (r.size, r.outcome) {
             group.reduction.add(r.original_size, size);
         }
-        if matches!(r.outcome, Outcome::Failed | Outcome::Pending) {
+        if matches!(r.outcome, Outcome::Failed | Outcome::Pending | Outcome::Skipped) {
             let kind = r.error_kind.as_deref().unwrap_or("unknown");
             match self.failures_by_kind.get_mut(kind) {
                 Some(n) => *n += 1,

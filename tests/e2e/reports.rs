@@ -288,7 +288,11 @@ fn shard_summaries_merge_into_the_whole() {
     };
     let (code, err) = merge(&[s("s0.json"), s("s0.json")], &[]);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("shard 0/2 given twice"), "{err}");
+    assert!(err.contains("s0.json and") && err.contains("merge each run once"), "{err}");
+    // A summary holding runs already given (here: the merged one) is refused too.
+    let (code, err) = merge(&[s("all.json"), s("s1.json")], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("merge each run once"), "{err}");
     let (code, err) = merge(&[s("s1.json")], &[]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("missing shard 0/2;"), "{err}");

@@ -178,6 +178,13 @@ fn a_source_of_exactly_the_limit_is_too_large_and_chunked_sources_are_passthroug
     assert_eq!(chunked["bytes_read"], SOURCE_LEN);
     check(record(&results, "cf/source/s.mp4", "mobile"), "passthrough", 1, None);
     assert!(!server.targets().iter().any(|t| t.contains("at-limit")), "the at-limit source was sent");
+
+    // A run that only skipped never reads "all warm": exit 3, the reason named.
+    let (results, code, stderr) =
+        warm(home.path(), "cloudflare-media", &server.url, &objects[..1], &["--derivatives", "mobile"]);
+    check(&results[0], "skipped", 0, Some("too_large"));
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("not warm: 1 skipped") && stderr.contains("too_large 1"), "{stderr}");
 }
 
 #[test]

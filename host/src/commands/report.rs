@@ -19,6 +19,19 @@ fn outputs(json: Option<std::path::PathBuf>, r: RenderTargets) -> Outputs {
 /// once, and (unless `allow_missing`) every index present. Returns the
 /// missing shards as `I/N`. Summaries without shards merge as they are.
 pub fn check_shards(summaries: &[(String, Summary)], allow_missing: bool) -> Result<Vec<String>> {
+    // One run merged twice would count its pairs twice, shards or not.
+    let mut runs: BTreeMap<(&str, &str, &str), &str> = BTreeMap::new();
+    for (name, s) in summaries {
+        for run in &s.runs {
+            let key = (run.started_at.as_str(), run.finished_at.as_str(), run.results_file.as_str());
+            if let Some(other) = runs.insert(key, name) {
+                return Err(usage(format!(
+                    "report merge: the run started {} (results {}) is in both {other} and {name}; merge each run once",
+                    run.started_at, run.results_file
+                )));
+            }
+        }
+    }
     let mut shards: Vec<(&str, Option<Shard>)> = Vec::new();
     for (name, s) in summaries {
         for run in &s.runs {

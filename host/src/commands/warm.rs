@@ -357,7 +357,10 @@ async fn dry_run(
                     )?;
                     writeln!(out)?;
                 }
-                Ok(r) => writeln!(out, "{:?} {} [{}]", r.method, redact_url(&r.url), d.name).map(|_| ())?,
+                Ok(r) => {
+                    let method = format!("{:?}", r.method).to_uppercase();
+                    writeln!(out, "{method} {} [{}]", redact_url(&r.url), d.name)?
+                }
                 Err(e) => {
                     failed = true;
                     writeln!(out, "ERROR {} [{}]: {e}", object.path, d.name)?;

@@ -102,10 +102,10 @@ impl Summary {
     /// interrupted), then warm pairs `--verify` did not find cached; empty
     /// when every pair is warm. This decides exit 3.
     pub fn not_warm(&self) -> Vec<(&'static str, u64)> {
-        let interrupted = self.runs.iter().any(|r| r.interrupted);
+        // Skipped pairs (over the CDN's limit, or interrupted) are not warm
+        // either: a run that skipped some never says "all warm".
         [Outcome::Failed, Outcome::Pending, Outcome::Passthrough, Outcome::Skipped]
             .into_iter()
-            .filter(|o| *o != Outcome::Skipped || interrupted)
             .map(|o| (o.as_str(), self.stats.outcomes.get(o.as_str()).copied().unwrap_or(0)))
             .chain(std::iter::once(("not verified", self.stats.verify.not_hit_count())))
             .filter(|(_, n)| *n > 0)

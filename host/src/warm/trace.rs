@@ -66,8 +66,8 @@ impl Step {
 
     pub fn verdict(v: &Verdict) -> Step {
         let text = match v {
-            Verdict::Warm(i) => format!("warm (cache {}, size {:?})", i.cache.as_str(), i.size),
-            Verdict::Passthrough(i) => format!("passthrough (cache {}, size {:?})", i.cache.as_str(), i.size),
+            Verdict::Warm(i) => format!("warm (cache {}{})", i.cache.as_str(), size_note(i.size)),
+            Verdict::Passthrough(i) => format!("passthrough (cache {}{})", i.cache.as_str(), size_note(i.size)),
             Verdict::Pending { after_ms, job } => format!(
                 "pending: ask again in {after_ms} ms{}",
                 job.as_ref().map(|j| format!(" (job {j})")).unwrap_or_default()
@@ -116,4 +116,9 @@ impl Step {
             ),
         }
     }
+}
+
+/// `, size N bytes` when the plugin read a size from the answer.
+fn size_note(size: Option<u64>) -> String {
+    size.map(|s| format!(", size {s} bytes")).unwrap_or_default()
 }

@@ -164,7 +164,17 @@ impl Worker {
                     Some(("interrupted", "run interrupted before this pair finished".into())),
                 );
             }
-            ctx.pacer.ready().await;
+            // A pair waiting its turn under --rate or a 429 pause has sent
+            // nothing yet: Ctrl-C records it interrupted at once.
+            tokio::select! {
+                _ = ctx.pacer.ready() => {}
+                _ = ctx.cancel.cancelled() => {
+                    return run.finish(
+                        Outcome::Skipped,
+                        Some(("interrupted", "run interrupted before this pair's request was sent".into())),
+                    );
+                }
+            }
             run.record.attempts += 1;
             self.note(|| Step::sent(&request, run.record.attempts));
             let body = if request.read_body { Body::Full } else { Body::None };
@@ -190,7 +200,13 @@ impl Worker {
                         let attempts = run.record.attempts;
                         return run.finish(
                             Outcome::Failed,
-                            Some((kind.as_str(), format!("{message} (after {attempts} attempts)"))),
+                            Some((
+                                kind.as_str(),
+                                format!(
+                                    "{message} (after {})",
+                                    crate::report::text::plural(u64::from(attempts), "attempt")
+                                ),
+                            )),
                         );
                     }
                     // A cancelled wait ends at the loop's cancellation check.
@@ -274,8 +290,16 @@ impl Worker {
                         };
                         let reason = body_error.map(|e| format!("{reason}: {}", e.message)).unwrap_or(reason);
                         let attempts = run.record.attempts;
-                        return run
-                            .finish(Outcome::Failed, Some((kind, format!("{reason} (after {attempts} attempts)"))));
+                        return run.finish(
+                            Outcome::Failed,
+                            Some((
+                                kind,
+                                format!(
+                                    "{reason} (after {})",
+                                    crate::report::text::plural(u64::from(attempts), "attempt")
+                                ),
+                            )),
+                        );
                     }
                     self.wait(pacing::backoff(retries, asked)).await;
                 }

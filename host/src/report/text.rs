@@ -54,7 +54,7 @@ pub fn render(s: &Summary) -> String {
     if sized > 0 && original > 0 {
         let _ = writeln!(
             out,
-            "  sizes: {} {} {} for {} of sources ({})",
+            "  sizes: {} {} {} for {} of their sources, counted once per derivative ({})",
             plural(sized, "derivative"),
             if sized == 1 { "is" } else { "total" },
             human(derived),

@@ -141,7 +141,12 @@ fn the_summary_reads_as_english() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("prewarm: 1 pair in") && err.contains("· all warm"), "{err}");
-    assert!(err.contains("sizes: 1 derivative is 1000 B for 100 B of their sources, counted once per derivative (900.0 % larger)"), "{err}");
+    assert!(
+        err.contains(
+            "sizes: 1 derivative is 1000 B for 100 B of their sources, counted once per derivative (900.0 % larger)"
+        ),
+        "{err}"
+    );
     // A leading space: a rate such as `442.1 pairs/s` is fine English.
     assert!(!err.contains(" 1 pairs") && !err.contains(" 1 derivatives") && !err.contains("smaller"), "{err}");
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::plugin::{ResponseMeta, WarmRequest};
+use crate::plugin::ResponseMeta;
 
 /// One engine thread's client: [`crate::warm::client::Client`].
 pub type Client = super::client::Client;
@@ -98,17 +98,4 @@ pub enum Body {
     None,
     /// Read at most this many bytes (size probes).
     AtMost(u64),
-}
-
-/// Send `request` once through the thread's client (the contract is
-/// [`crate::warm::client::Client::send`]'s).
-pub async fn send(
-    client: &Client,
-    request: &WarmRequest,
-    extra_headers: &[(&str, &str)],
-    body: Body,
-    attempt: u32,
-    timeouts: Timeouts,
-) -> Result<Exchange, TransportError> {
-    client.send(request, extra_headers, body, attempt, timeouts).await
 }

@@ -186,7 +186,7 @@ impl Prober<'_> {
         self.pacer.ready().await;
         out.requests += 1;
         let head = WarmRequest { method: Method::Head, ..request.clone() };
-        let ex = http::send(self.client, &head, &[], Body::None, 1, self.timeouts).await.ok()?;
+        let ex = self.client.send(&head, &[], Body::None, 1, self.timeouts).await.ok()?;
         match ex.meta.status {
             405 | 501 => {
                 self.caps.update(host, |c| c.head = Some(false));
@@ -209,9 +209,7 @@ impl Prober<'_> {
     async fn range(&self, request: &WarmRequest, host: &str, out: &mut SizeOutcome) -> Option<u64> {
         self.pacer.ready().await;
         out.requests += 1;
-        let ex = http::send(self.client, request, &[("range", "bytes=0-0")], Body::AtMost(1), 1, self.timeouts)
-            .await
-            .ok()?;
+        let ex = self.client.send(request, &[("range", "bytes=0-0")], Body::AtMost(1), 1, self.timeouts).await.ok()?;
         out.bytes_moved += ex.meta.body_bytes;
         match ex.meta.status {
             // `bytes 0-0/*` (length unknown) is about this URL only: the
@@ -221,7 +219,7 @@ impl Prober<'_> {
                 content_range_total(ex.header("content-range")).filter(|&t| t > 0)
             }
             // Range ignored: the whole representation's Content-Length is
-            // the size; its body is not read (http::send stops at headers).
+            // the size; its body is not read (`Body::AtMost` reads only a 206's).
             // Only a host that ignores Range *and* gives no length is
             // remembered as useless for this method.
             200 => {
@@ -238,7 +236,7 @@ impl Prober<'_> {
     async fn full(&self, request: &WarmRequest, out: &mut SizeOutcome) -> Option<u64> {
         self.pacer.ready().await;
         out.requests += 1;
-        let ex = http::send(self.client, request, &[], Body::Full, 1, self.timeouts).await.ok()?;
+        let ex = self.client.send(request, &[], Body::Full, 1, self.timeouts).await.ok()?;
         out.bytes_moved += ex.meta.body_bytes;
         ((200..300).contains(&ex.meta.status) && ex.meta.body_complete && ex.meta.body_bytes > 0)
             .then_some(ex.meta.body_bytes)

@@ -44,7 +44,7 @@ pub async fn ask_again(
     loop {
         ctx.pacer.ready().await;
         let ask = WarmRequest { method, read_body: false, ..request.clone() };
-        let mut exchange = match http::send(client, &ask, &[], Body::None, 1, ctx.timeouts).await {
+        let mut exchange = match client.send(&ask, &[], Body::None, 1, ctx.timeouts).await {
             Ok(ex) => ex,
             Err(e) => return Verified::unknown(format!("verify request failed: {}", e.message)),
         };

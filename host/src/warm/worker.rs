@@ -178,7 +178,7 @@ impl Worker {
             run.record.attempts += 1;
             self.note(|| Step::sent(&request, run.record.attempts));
             let body = if request.read_body { Body::Full } else { Body::None };
-            let send = http::send(&self.client, &request, &[], body, run.record.attempts, ctx.timeouts);
+            let send = self.client.send(&request, &[], body, run.record.attempts, ctx.timeouts);
             // After Ctrl-C a request in flight gets a short grace, not its
             // whole timeout, before the pair is recorded as interrupted.
             let interrupted = async {

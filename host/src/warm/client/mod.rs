@@ -11,8 +11,10 @@
 //! The URL a plugin returns is split by hand ([`target`]); what an origin
 //! needs (Host header, DNS answers, TLS server name, `--connect-to` route,
 //! IDNA) is worked out once per origin and kept in the origin table.
-//! Contract of [`Client::send`]: that of `warm::http::send` (timeouts,
-//! TTFB, body policy, errors without URLs), plus [`Exchange::edge`].
+//! [`Client::send`] sends one request: a header timeout and a total timeout,
+//! TTFB (request written to head read), the [`Body`] policy (a probe reads
+//! the body of a 206 only; HEAD, 1xx, 204 and 304 have none), errors as
+//! [`TransportError`] without the URL, and the [`Exchange::edge`] reached.
 
 #[cfg(test)]
 mod baseline;
@@ -131,7 +133,7 @@ impl Client {
         }
     }
 
-    /// Send `request` once; the contract of `warm::http::send`.
+    /// Send `request` once (the contract is in the module doc).
     pub async fn send(
         &self,
         request: &WarmRequest,

@@ -49,4 +49,13 @@ fn connect_to_reaches_the_mapped_server_with_the_original_host() {
     assert!(read_results(&results)[0].get("edge").is_none());
     let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert!(summary["stats"].get("edges").is_none() && summary["runs"][0].get("connect_to").is_none());
+
+    // A rule for another host matches nothing: the run says so.
+    let out = run(warm_listing(home.path(), &named.url, &[("ok/d.mp4", 5000)])
+        .args(["--derivatives", "mobile=640x360", "--connect-to", &format!("elsewhere.invalid:80:{edge_authority}")])
+        .arg("--results")
+        .arg(home.path().join("r3.jsonl")));
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("no request matched --connect-to elsewhere.invalid:80:"), "{text}");
 }

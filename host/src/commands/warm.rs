@@ -253,6 +253,12 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         peak_rss_bytes: crate::memory::peak_rss_bytes(),
         connect_to: args.request.connect_to.clone(),
     };
+    if !args.request.connect_to.is_empty() && outcome.stats.edges.is_empty() && outcome.stats.attempts > 0 {
+        tracing::warn!(
+            "no request matched --connect-to {}: each rule names the HOST:PORT of the URLs the plugin builds",
+            args.request.connect_to.join(", --connect-to ")
+        );
+    }
     let summary = report::Summary::new(info, &outcome.stats);
     reports.write(&summary)?;
     let pushed = reports.push(&summary).await;

@@ -108,11 +108,35 @@ async fn pump(
         }
         let free = plan.slots - slots.total();
         let queued: usize = backlog.iter().map(VecDeque::len).sum();
+        // Once the dispatcher is done (the queues closed, maybe not yet
+        // empty), what this thread cannot start now goes back for any
+        // thread with free slots, and free slots take what others gave
+        // back: no pair waits a whole transform in one thread's backlog
+        // while another thread idles.
+        let ended = queues.classes.iter().all(|(_, rx)| rx.is_closed());
+        if ended && queued > free {
+            give_back(&queues, &mut backlog, queued - free);
+            continue;
+        }
+        if ended && free > 0 && queued == 0 && take_back(&queues, &mut backlog, free) {
+            continue;
+        }
         if closed.iter().all(|c| *c) && queued == 0 {
+            // Everything taken: wait for a pair to finish or for pairs given
+            // back; leave only when nothing is left anywhere.
+            let spilled = queues.spilled.notified();
+            tokio::pin!(spilled);
+            spilled.as_mut().enable();
+            if take_back(&queues, &mut backlog, free) {
+                continue;
+            }
             if slots.total() == 0 {
                 break;
             }
-            slots.finished.notified().await;
+            tokio::select! {
+                _ = slots.finished.notified() => {}
+                _ = spilled => {}
+            }
             continue;
         }
         // A class whose reserved slots are idle is fetched even when other
@@ -205,6 +229,31 @@ fn take_ready(
         }
     }
     got
+}
+
+/// Give `n` pairs of the backlog back to the shared spill.
+fn give_back(queues: &Queues, backlog: &mut [VecDeque<SharedJob>; 3], mut n: usize) {
+    let mut spill = queues.spill.lock().unwrap_or_else(|p| p.into_inner());
+    for class in backlog.iter_mut().rev() {
+        while n > 0 {
+            let Some(job) = class.pop_back() else { break };
+            spill.push(job);
+            n -= 1;
+        }
+    }
+    drop(spill);
+    queues.spilled.notify_waiters();
+}
+
+/// Take up to `n` pairs given back by any thread; true if any came.
+fn take_back(queues: &Queues, backlog: &mut [VecDeque<SharedJob>; 3], n: usize) -> bool {
+    let mut spill = queues.spill.lock().unwrap_or_else(|p| p.into_inner());
+    let take = n.min(spill.len());
+    let from = spill.len() - take;
+    for job in spill.drain(from..) {
+        backlog[job.job.class as usize].push_back(job);
+    }
+    take > 0
 }
 
 /// Wait for a batch of any open class; `None` when all are closed.

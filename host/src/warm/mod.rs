@@ -100,6 +100,12 @@ pub trait Observer: Send {
 /// carrying batches.
 pub(crate) struct Queues {
     pub classes: [Queue; 3],
+    /// Pairs a thread could not start once the listing had ended, given
+    /// back so that a thread with free slots starts them now rather than
+    /// after the holder's next free slot (a whole transform later).
+    pub spill: std::sync::Mutex<Vec<SharedJob>>,
+    /// Signalled when pairs are given back.
+    pub spilled: tokio::sync::Notify,
 }
 
 /// One class's queue of batches.
@@ -144,8 +150,12 @@ pub async fn run(
     let batch = (plan.concurrency / (threads * 4)).clamp(1, 64);
     // Pairs waiting per class: enough to keep every slot fed, few enough
     // that Ctrl-C has little queued to record as interrupted.
-    let depth = ((plan.concurrency * 2).clamp(16, 1024) / batch).max(threads);
-    let queues = Arc::new(Queues { classes: std::array::from_fn(|_| async_channel::bounded(depth)) });
+    let depth = ((plan.concurrency * 2).clamp(16, 65_536) / batch).max(threads);
+    let queues = Arc::new(Queues {
+        classes: std::array::from_fn(|_| async_channel::bounded(depth)),
+        spill: std::sync::Mutex::default(),
+        spilled: tokio::sync::Notify::new(),
+    });
     let (results_tx, mut results_rx) = mpsc::channel::<Vec<Record>>(4 * threads);
 
     let mut engines = Vec::with_capacity(threads);

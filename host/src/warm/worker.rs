@@ -309,9 +309,13 @@ impl Worker {
         run.record.cache = Some(info.cache);
         run.record.cache_status = info.cache_status.clone();
         run.record.cache_tiers = info.tiers.clone();
-        self.size(&mut run, index, &request, &info).await;
+        // Boxed: the size probes and the verify request are rarer, larger
+        // futures; inlined, they would grow every pair's task (a pair in
+        // flight is mostly this future).
+        Box::pin(self.size(&mut run, index, &request, &info)).await;
         if ctx.verify && outcome == Outcome::Warm {
-            let found = verify::ask_again(&ctx, &self.client, &self.plugin, object, derivative, &request).await;
+            let found =
+                Box::pin(verify::ask_again(&ctx, &self.client, &self.plugin, object, derivative, &request)).await;
             self.note(|| Step::Verify {
                 cache: found.cache.as_str().into(),
                 cache_status: found.cache_status.clone(),

@@ -15,6 +15,9 @@ use super::ClientConfig;
 use super::target::{Authority, Target, join_host_port, route};
 use super::tls;
 
+/// Most connection attempts one thread has in progress to one origin.
+const MAX_CONNECTING: usize = 512;
+
 pub struct Origin {
     pub https: bool,
     /// `host[:port]`, the port only when not the scheme's default
@@ -30,6 +33,11 @@ pub struct Origin {
     /// edge address they reached).
     pub mapped: bool,
     addrs: OnceCell<Vec<SocketAddr>>,
+    /// Connection attempts in progress at once, per thread: thousands of
+    /// SYNs at once overflow a server's listen queue (Linux caps it at
+    /// `net.core.somaxconn`, 4096 by default), and each dropped SYN costs
+    /// a 1 s retransmit (RFC 6298 §2.1).
+    connecting: tokio::sync::Semaphore,
     /// Idle plain-HTTP connections, the most recent last.
     pub idle: RefCell<Vec<TcpStream>>,
     pub tls: tls::Pool,
@@ -56,6 +64,7 @@ impl Origin {
             mapped: mapped.is_some(),
             connect: mapped.unwrap_or((host, authority.port)),
             addrs: OnceCell::new(),
+            connecting: tokio::sync::Semaphore::new(MAX_CONNECTING),
             idle: RefCell::new(Vec::new()),
             tls: tls::Pool::default(),
         })
@@ -82,6 +91,7 @@ impl Origin {
     pub async fn connect(&self) -> io::Result<TcpStream> {
         let addrs = self.addrs.get_or_try_init(|| resolve(&self.connect.0, self.connect.1)).await?;
         let mut last = None;
+        let _turn = self.connecting.acquire().await.map_err(io::Error::other)?;
         for addr in addrs {
             match TcpStream::connect(addr).await {
                 Ok(stream) => {

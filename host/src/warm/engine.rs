@@ -88,7 +88,6 @@ async fn pump(
     let slots = Rc::new(Slots { in_flight: Cell::new([0; 3]), finished: Notify::new() });
     let outbox = Rc::new(Outbox { records: RefCell::new(Vec::new()), tx: results, scheduled: Cell::new(false) });
     let mut backlog: [VecDeque<SharedJob>; 3] = Default::default();
-    let mut closed = [false; 3];
     let mut turn = index;
     loop {
         while slots.total() < plan.slots {
@@ -96,15 +95,12 @@ async fn pump(
             let Some(job) = backlog[class].pop_front() else { break };
             slots.change(class, true);
             let (worker, slots, outbox) = (worker.clone(), slots.clone(), outbox.clone());
-            let pair = async move {
+            tokio::task::spawn_local(async move {
                 let record = warm_caught(&worker, job).await;
                 outbox.push(record).await;
                 slots.change(class, false);
                 slots.finished.notify_one();
-            };
-            static SIZE_SHOWN: std::sync::Once = std::sync::Once::new();
-            SIZE_SHOWN.call_once(|| tracing::debug!("a pair in flight is a {} B task", std::mem::size_of_val(&pair)));
-            tokio::task::spawn_local(pair);
+            });
         }
         let free = plan.slots - slots.total();
         let queued: usize = backlog.iter().map(VecDeque::len).sum();
@@ -121,7 +117,8 @@ async fn pump(
         if ended && free > 0 && queued == 0 && take_back(&queues, &mut backlog, free) {
             continue;
         }
-        if closed.iter().all(|c| *c) && queued == 0 {
+        let drained = ended && queues.classes.iter().all(|(_, rx)| rx.is_empty());
+        if drained && queued == 0 {
             // Everything taken: wait for a pair to finish or for pairs given
             // back; leave only when nothing is left anywhere.
             let spilled = queues.spilled.notified();
@@ -145,14 +142,13 @@ async fn pump(
         let wanted = |c: usize, backlog: &[VecDeque<SharedJob>; 3]| {
             free > queued || (backlog[c].is_empty() && in_flight[c] < plan.reserved[c])
         };
-        if take_ready(&queues, &mut backlog, &mut closed, wanted) {
+        if take_ready(&queues, &mut backlog, wanted) {
             continue;
         }
         if free > 0 && queued == 0 {
             tokio::select! {
-                got = recv_any(&queues, &closed) => match got {
-                    Some((class, batch)) => backlog[class].extend(batch),
-                    None => closed = [true; 3],
+                got = recv_any(&queues) => if let Some((class, batch)) = got {
+                    backlog[class].extend(batch);
                 },
                 _ = slots.finished.notified() => {}
             }
@@ -211,21 +207,16 @@ fn pick(
 fn take_ready(
     queues: &Queues,
     backlog: &mut [VecDeque<SharedJob>; 3],
-    closed: &mut [bool; 3],
     wanted: impl Fn(usize, &[VecDeque<SharedJob>; 3]) -> bool,
 ) -> bool {
     let mut got = false;
     for c in 0..3 {
-        if closed[c] || !wanted(c, backlog) {
+        if !wanted(c, backlog) {
             continue;
         }
-        match queues.classes[c].1.try_recv() {
-            Ok(batch) => {
-                backlog[c].extend(batch);
-                got = true;
-            }
-            Err(async_channel::TryRecvError::Closed) => closed[c] = true,
-            Err(async_channel::TryRecvError::Empty) => {}
+        if let Ok(batch) = queues.classes[c].1.try_recv() {
+            backlog[c].extend(batch);
+            got = true;
         }
     }
     got
@@ -256,13 +247,14 @@ fn take_back(queues: &Queues, backlog: &mut [VecDeque<SharedJob>; 3], n: usize) 
     take > 0
 }
 
-/// Wait for a batch of any open class; `None` when all are closed.
-async fn recv_any(queues: &Queues, closed: &[bool; 3]) -> Option<(usize, Vec<SharedJob>)> {
+/// Wait for a batch of any class; `None` when all are closed and drained
+/// (a drained closed queue answers at once, and its branch is dropped).
+async fn recv_any(queues: &Queues) -> Option<(usize, Vec<SharedJob>)> {
     let [a, b, c] = [0, 1, 2].map(|i| &queues.classes[i].1);
     tokio::select! {
-        Ok(batch) = a.recv(), if !closed[0] => Some((0, batch)),
-        Ok(batch) = b.recv(), if !closed[1] => Some((1, batch)),
-        Ok(batch) = c.recv(), if !closed[2] => Some((2, batch)),
+        Ok(batch) = a.recv() => Some((0, batch)),
+        Ok(batch) = b.recv() => Some((1, batch)),
+        Ok(batch) = c.recv() => Some((2, batch)),
         else => None,
     }
 }

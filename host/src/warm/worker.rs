@@ -66,6 +66,12 @@ struct PairRun {
 }
 
 impl PairRun {
+    /// Retries ran out: failed, with how many attempts were made.
+    fn gave_up(self, kind: &str, reason: &str) -> Record {
+        let attempts = crate::report::text::plural(u64::from(self.record.attempts), "attempt");
+        self.finish(Outcome::Failed, Some((kind, format!("{reason} (after {attempts})"))))
+    }
+
     fn finish(mut self, outcome: Outcome, error: Option<(&str, String)>) -> Record {
         self.record.outcome = outcome;
         if let Some((kind, message)) = error {
@@ -197,17 +203,7 @@ impl Worker {
                     self.note(|| Step::TransportError { kind: kind.as_str().into(), message: message.clone() });
                     retries += 1;
                     if retries > ctx.retries {
-                        let attempts = run.record.attempts;
-                        return run.finish(
-                            Outcome::Failed,
-                            Some((
-                                kind.as_str(),
-                                format!(
-                                    "{message} (after {})",
-                                    crate::report::text::plural(u64::from(attempts), "attempt")
-                                ),
-                            )),
-                        );
+                        return run.gave_up(kind.as_str(), &message);
                     }
                     // A cancelled wait ends at the loop's cancellation check.
                     self.wait(pacing::backoff(retries, None)).await;
@@ -289,17 +285,7 @@ impl Worker {
                             None => exhausted_kind(Some(status)),
                         };
                         let reason = body_error.map(|e| format!("{reason}: {}", e.message)).unwrap_or(reason);
-                        let attempts = run.record.attempts;
-                        return run.finish(
-                            Outcome::Failed,
-                            Some((
-                                kind,
-                                format!(
-                                    "{reason} (after {})",
-                                    crate::report::text::plural(u64::from(attempts), "attempt")
-                                ),
-                            )),
-                        );
+                        return run.gave_up(kind, &reason);
                     }
                     self.wait(pacing::backoff(retries, asked)).await;
                 }
@@ -360,5 +346,24 @@ impl Worker {
             _ = tokio::time::sleep(d) => true,
             _ = self.ctx.cancel.cancelled() => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn giving_up_names_the_attempts_in_good_english() {
+        let run = |attempts| {
+            let mut record = Record::blank("a.mp4", "mobile", 1, crate::size::SizeClass::Small);
+            record.attempts = attempts;
+            PairRun { started: Instant::now(), record, last: None }.gave_up("timeout", "no response headers")
+        };
+        let one = run(1);
+        assert_eq!(one.outcome, Outcome::Failed);
+        assert_eq!(one.error_kind.as_deref(), Some("timeout"));
+        assert_eq!(one.error.as_deref(), Some("no response headers (after 1 attempt)"));
+        assert_eq!(run(3).error.as_deref(), Some("no response headers (after 3 attempts)"));
     }
 }

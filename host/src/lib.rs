@@ -2,33 +2,30 @@
 //!
 //! The pipeline: `listing` streams objects from rclone or a saved listing
 //! and filters them; `plugin` turns each (object, derivative) into the
-//! request that warms it and reads the CDN's answers; `warm` runs a fixed
-//! pool of workers doing the HTTP work; `record` writes one results line per
-//! pair; `stats` and `report` summarise the run. `config` layers the
-//! config file and `PREWARM_*` variables under the flags. `commands` holds
-//! one file per subcommand; `run` dispatches to them.
+//! request that warms it and reads the CDN's answers; `warm` runs them on
+//! `--threads` engine threads, each a current-thread runtime with one plugin
+//! instance and one HTTP client shared by all its pairs in flight; `record`
+//! writes one results line per pair; `stats` and `report` summarise the run.
+//! `media` is the video half (ffmpeg, hardware encoders, optimize,
+//! validate). `config` layers the config file and `PREWARM_*` variables
+//! under the flags; `commands` holds one file per subcommand; `util` the
+//! small helpers that are no stage.
 
-pub mod atomic_file;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod derivatives;
-pub mod lab;
 pub mod listing;
-pub mod logging;
 pub mod media;
-pub mod memory;
-pub mod nofile;
 pub mod overview;
 pub mod plugin;
 pub mod rclone;
 pub mod rclone_serve;
 pub mod record;
-pub mod redact;
 pub mod report;
-pub mod size;
 pub mod stats;
 pub mod upload;
+pub mod util;
 pub mod verification;
 pub mod warm;
 

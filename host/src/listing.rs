@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::cli::SourceArgs;
 use crate::rclone::{Rclone, RcloneError};
-use crate::size::{SizeClasses, parse_size};
+use crate::util::size::{SizeClasses, parse_size};
 
 mod progress;
 pub use progress::{ListingProgress, ListingSnapshot, count_saved, countable};

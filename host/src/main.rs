@@ -10,17 +10,17 @@ fn main() -> std::process::ExitCode {
         Ok(parsed) => parsed,
         Err(ParseError::Clap(e)) => e.exit(),
         Err(ParseError::Config(e)) => {
-            eprintln!("config error: {}", prewarm::redact::redact_text(&e.to_string()));
+            eprintln!("config error: {}", prewarm::util::redact::redact_text(&e.to_string()));
             return prewarm::Exit::Usage.into();
         }
     };
-    prewarm::logging::init(cli.verbose);
+    prewarm::util::logging::init(cli.verbose);
     match prewarm::run(cli) {
         Ok(code) => code.into(),
         Err(err) if prewarm::is_broken_pipe(&err) => prewarm::exit_for_broken_pipe(),
         Err(err) => {
             let code = prewarm::exit_code_for(&err);
-            eprintln!("error: {}", prewarm::redact::redact_text(&layered.annotate(&format!("{err:#}"))));
+            eprintln!("error: {}", prewarm::util::redact::redact_text(&layered.annotate(&format!("{err:#}"))));
             code.into()
         }
     }

@@ -282,7 +282,7 @@ impl Rclone {
                 Some(true) => Ok(()),
                 _ => Err(RcloneError::Failed {
                     operation: format!("copy {} to {}", join_remote(src_fs, src), join_remote(dst_fs, dst)),
-                    message: crate::redact::redact_text(
+                    message: crate::util::redact::redact_text(
                         status.get("error").and_then(Value::as_str).unwrap_or("unknown error"),
                     ),
                 }),
@@ -378,7 +378,7 @@ pub(crate) fn last_error_line(stderr: &str) -> String {
         .rev()
         .find(|l| l.contains("ERROR") || l.contains("Failed") || l.contains("error"))
         .or(lines.last())
-        .map(|l| crate::redact::redact_text(strip_timestamp(l)))
+        .map(|l| crate::util::redact::redact_text(strip_timestamp(l)))
         .unwrap_or_else(|| "no error message".into())
 }
 
@@ -501,7 +501,7 @@ impl RcDaemon {
             if status == reqwest::StatusCode::NOT_FOUND && method == "operations/stat" {
                 return Ok(json!({ "item": null }));
             }
-            return Err(failed(format!("{} ({status})", crate::redact::redact_text(message))));
+            return Err(failed(format!("{} ({status})", crate::util::redact::redact_text(message))));
         }
         Ok(body)
     }

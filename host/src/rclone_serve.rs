@@ -37,7 +37,7 @@ impl ServeHttp {
     /// Serve `remote` and wait until it answers an authenticated request.
     pub async fn start(rclone: &Rclone, remote: &str) -> Result<ServeHttp, RcloneError> {
         let failed = |message: String| RcloneError::Failed { operation: format!("serve http {remote}"), message };
-        let port = crate::lab::free_port().map_err(|e| failed(format!("no free loopback port: {e}")))?;
+        let port = crate::util::lab::free_port().map_err(|e| failed(format!("no free loopback port: {e}")))?;
         let user = Alphanumeric.sample_string(&mut rand::rng(), 16);
         let pass = Alphanumeric.sample_string(&mut rand::rng(), 32);
         let mut cmd = rclone.std_command();
@@ -58,7 +58,7 @@ impl ServeHttp {
         // Whatever text might carry them (an ffmpeg message, a log line) is
         // scrubbed before it is shown.
         for secret in [&user, &pass, &token] {
-            crate::redact::register_secret(secret);
+            crate::util::redact::register_secret(secret);
         }
         let serve = ServeHttp {
             child: Mutex::new(Some(child)),

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::plugin::{CacheState, SizeMethod};
-use crate::size::SizeClass;
+use crate::util::size::SizeClass;
 
 /// How a pair ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]

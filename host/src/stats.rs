@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::overview::Overview;
 use crate::record::{Outcome, Record};
-use crate::size::{SizeClass, SizeClasses};
+use crate::util::size::{SizeClass, SizeClasses};
 use crate::verification::VerifyTally;
 
 /// How many of the slowest pairs are kept.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::rclone::Rclone;
-use crate::redact::redact_url;
+use crate::util::redact::redact_url;
 use crate::usage;
 
 /// Where a run's output files go, checked before the run.

@@ -72,7 +72,7 @@ fn usage_errors_exit_2_with_one_line() {
 #[test]
 fn unreachable_base_url_fails_every_pair_with_exit_3() {
     let home = tempfile::tempdir().unwrap();
-    let port = prewarm::lab::free_port().unwrap();
+    let port = prewarm::util::lab::free_port().unwrap();
     let (code, _) = warm(
         home.path(),
         &["--plugin", "template", "--base-url", &format!("http://127.0.0.1:{port}"), "--retries", "1"],
@@ -89,7 +89,7 @@ fn unreachable_base_url_fails_every_pair_with_exit_3() {
 #[test]
 fn credentials_never_reach_output() {
     let home = tempfile::tempdir().unwrap();
-    let port = prewarm::lab::free_port().unwrap();
+    let port = prewarm::util::lab::free_port().unwrap();
     let base = format!("http://user:hunter2secret@127.0.0.1:{port}");
     let report = home.path().join("s.json");
     let (code, err) = warm(

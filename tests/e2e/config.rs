@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use prewarm::lab;
+use prewarm::util::lab;
 use prewarm_e2e::{prewarm, read_results, run, write_listing};
 use serde_json::Value;
 

@@ -175,9 +175,9 @@ fn an_indexed_job_played_locally_merges_to_the_unsharded_run() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, vec![b'v'; 2000 + i * 7]).unwrap();
     }
-    let rclone = prewarm::lab::find_program("rclone").expect("rclone installed");
-    let origin = prewarm::lab::start_origin(&rclone, &media).unwrap();
-    let cache = prewarm::lab::start_cache(&h.join("nginx"), &origin.url).unwrap();
+    let rclone = prewarm::util::lab::find_program("rclone").expect("rclone installed");
+    let origin = prewarm::util::lab::start_origin(&rclone, &media).unwrap();
+    let cache = prewarm::util::lab::start_cache(&h.join("nginx"), &origin.url).unwrap();
     let uploaded = h.join("bucket/run-1");
     let warm = |pod: &Path, shard: Option<u32>| {
         std::fs::create_dir_all(pod).unwrap();

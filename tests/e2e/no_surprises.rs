@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use prewarm::lab;
+use prewarm::util::lab;
 use prewarm_e2e::fault_server::FaultServer;
 use prewarm_e2e::{prewarm, prewarm_bin, read_results, run, warm_listing, write_listing};
 

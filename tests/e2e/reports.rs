@@ -133,7 +133,7 @@ fn html_report_renders_in_headless_chromium() {
         assert!(!page.contains(external), "page must be self-contained, found {external}");
     }
 
-    let chromium = prewarm::lab::find_program("chromium").expect("chromium installed by scripts/setup");
+    let chromium = prewarm::util::lab::find_program("chromium").expect("chromium installed by scripts/setup");
     let common = [
         "--headless",
         "--no-sandbox",

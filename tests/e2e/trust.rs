@@ -179,10 +179,10 @@ fn plugins_new_builds_outside_the_checkout_and_warms_the_lab() {
     let wasm = target.join("wasm32-wasip2/release/acme_cdn.wasm");
 
     let media = home.path().join("media");
-    prewarm::lab::make_sample_video(&media.join("clips/a.mp4"), 1, "320x240").unwrap();
-    let rclone = prewarm::lab::find_program("rclone").expect("rclone installed");
-    let origin = prewarm::lab::start_origin(&rclone, &media).unwrap();
-    let cache = prewarm::lab::start_cache(&home.path().join("nginx"), &origin.url).unwrap();
+    prewarm::util::lab::make_sample_video(&media.join("clips/a.mp4"), 1, "320x240").unwrap();
+    let rclone = prewarm::util::lab::find_program("rclone").expect("rclone installed");
+    let origin = prewarm::util::lab::start_origin(&rclone, &media).unwrap();
+    let cache = prewarm::util::lab::start_cache(&home.path().join("nginx"), &origin.url).unwrap();
     let results = home.path().join("r.jsonl");
     let out = run(prewarm(home.path())
         .args(["warm", "--plugin"])
@@ -230,10 +230,10 @@ fn probe_shows_every_step_of_a_pending_transform() {
 
     // Against a real cache, in text: a miss, then with --verify the hit.
     let media = home.path().join("media");
-    prewarm::lab::make_sample_video(&media.join("a.mp4"), 1, "320x240").unwrap();
-    let rclone = prewarm::lab::find_program("rclone").expect("rclone installed");
-    let origin = prewarm::lab::start_origin(&rclone, &media).unwrap();
-    let cache = prewarm::lab::start_cache(&home.path().join("nginx"), &origin.url).unwrap();
+    prewarm::util::lab::make_sample_video(&media.join("a.mp4"), 1, "320x240").unwrap();
+    let rclone = prewarm::util::lab::find_program("rclone").expect("rclone installed");
+    let origin = prewarm::util::lab::start_origin(&rclone, &media).unwrap();
+    let cache = prewarm::util::lab::start_cache(&home.path().join("nginx"), &origin.url).unwrap();
     let out = run(prewarm(home.path())
         .args(["probe", "--plugin", "template", "--base-url", &cache.url, "--derivative", "tablet", "--verify"])
         .arg("a.mp4"));

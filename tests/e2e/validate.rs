@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use prewarm::lab;
+use prewarm::util::lab;
 use prewarm_e2e::{prewarm, read_results, run};
 use serde_json::Value;
 

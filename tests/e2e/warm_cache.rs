@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use prewarm::lab;
+use prewarm::util::lab;
 use prewarm_e2e::{prewarm, read_results, run};
 
 const VIDEOS: &[&str] =

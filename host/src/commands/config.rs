@@ -15,7 +15,7 @@ use crate::Exit;
 use crate::cli::{ConfigArgs, ConfigCommand, ConfigShowArgs, ConfigTarget};
 use crate::config::{self, Origin, ParseError};
 use crate::plugin::{PluginRuntime, RuntimeOptions, SettingInfo};
-use crate::redact::redact_text;
+use crate::util::redact::redact_text;
 
 pub fn run(args: ConfigArgs) -> Result<Exit> {
     match args.command {

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use crate::cli::{Cli, Command, DemoArgs};
-use crate::{Exit, lab};
+use crate::{Exit, util::lab};
 
 const SAMPLES: &[(&str, u32)] = &[
     ("intro.mp4", 2),

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::cli::ListArgs;
 use crate::listing::{self, Object};
-use crate::size::{SizeClass, human, parse_size};
+use crate::util::size::{SizeClass, human, parse_size};
 use crate::{Exit, usage};
 
 /// Objects over the threshold kept by name; beyond that only counted.
@@ -95,7 +95,7 @@ async fn run_async(args: ListArgs) -> Result<Exit> {
     let totals = task.await??;
     summary.objects_seen = totals.seen;
     summary.rclone_processes = rclone.as_ref().map_or(0, |r| r.processes_spawned());
-    summary.peak_rss_bytes = crate::memory::peak_rss_bytes();
+    summary.peak_rss_bytes = crate::util::memory::peak_rss_bytes();
 
     if args.json {
         write!(out, "],\"summary\":")?;

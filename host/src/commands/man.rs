@@ -77,7 +77,7 @@ fn write_pages(cmd: &clap::Command, dir: &Path) -> Result<()> {
     let path = dir.join(format!("{name}.1"));
     let mut page = Vec::new();
     render(cmd, &mut page)?;
-    crate::atomic_file::write(&path, &page).with_context(|| format!("cannot write {}", path.display()))?;
+    crate::util::atomic_file::write(&path, &page).with_context(|| format!("cannot write {}", path.display()))?;
     for sub in cmd.get_subcommands() {
         write_pages(sub, dir)?;
     }

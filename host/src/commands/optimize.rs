@@ -23,7 +23,7 @@ use crate::media::optimize::{Choice, FileResult, Outcome, Plan, optimize_one};
 use crate::media::{Tools, ffmpeg, hw_cache};
 use crate::plugin::{PluginRuntime, RuntimeOptions};
 use crate::rclone::Rclone;
-use crate::size::{human, parse_size};
+use crate::util::size::{human, parse_size};
 use crate::upload::Upload;
 use crate::{Exit, usage};
 

@@ -88,7 +88,7 @@ fn print_inspect(
     }
     writeln!(out, "\nLimits:")?;
     match info.max_source_bytes {
-        Some(max) => writeln!(out, "  max source size: {} ({max} bytes)", crate::size::human(max))?,
+        Some(max) => writeln!(out, "  max source size: {} ({max} bytes)", crate::util::size::human(max))?,
         None => writeln!(out, "  none declared")?,
     }
     writeln!(out, "\nSize methods (most preferred first):")?;

@@ -15,7 +15,7 @@ use crate::cli::ProbeArgs;
 use crate::listing::Object;
 use crate::plugin::{PluginRuntime, RuntimeOptions};
 use crate::record::Outcome;
-use crate::size::SizeClasses;
+use crate::util::size::SizeClasses;
 use crate::warm::http;
 use crate::warm::trace::Step;
 use crate::warm::worker::{Worker, WorkerContext};
@@ -33,7 +33,7 @@ async fn probe(args: ProbeArgs) -> Result<Exit> {
         args.settings.iter().map(|s| crate::plugin::settings::split(s).map_err(usage)).collect::<Result<_>>()?;
     let timeouts = request_timeouts(&args.request)?;
     let client = http::Client::new(Arc::new(super::warm::client_config(&args.request)?));
-    let size = args.size.as_deref().map(crate::size::parse_size).transpose().map_err(usage)?.unwrap_or(0);
+    let size = args.size.as_deref().map(crate::util::size::parse_size).transpose().map_err(usage)?.unwrap_or(0);
     let plugins =
         PluginRuntime::new(RuntimeOptions { cache_dir: RuntimeOptions::default_cache_dir(), ..Default::default() })?;
     let plugin = plugins.load(&args.plugin)?;

@@ -32,7 +32,7 @@ use crate::plugin::{Derivative, ObjectRef, Plugin, PluginInstance, PluginRuntime
 use crate::rclone::Rclone;
 use crate::rclone_serve::ServeHttp;
 use crate::record::{Outcome, Record};
-use crate::redact::redact_url;
+use crate::util::redact::redact_url;
 use crate::upload::Upload;
 use crate::warm::egress;
 use crate::{Exit, usage};
@@ -241,7 +241,7 @@ async fn check_all(
 /// JSON (last: a stdout closed by its reader must not stop the upload).
 async fn report(args: &ValidateArgs, summary: &Summary, upload: Option<&Upload>) -> Result<()> {
     if let Some(path) = &args.markdown {
-        crate::atomic_file::write(path, summary.markdown().as_bytes())
+        crate::util::atomic_file::write(path, summary.markdown().as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     let uploaded = match upload {

@@ -15,7 +15,7 @@ use crate::cli::{SourceArgs, WarmArgs};
 use crate::listing::{self, Filters, ListingProgress, ListingSource, Shard};
 use crate::plugin::{Derivative, Plugin, PluginRuntime, RuntimeOptions};
 use crate::rclone::Rclone;
-use crate::redact::redact_url;
+use crate::util::redact::redact_url;
 use crate::report::text::plural;
 use crate::report::{self, RunInfo};
 use crate::upload::Upload;
@@ -39,7 +39,7 @@ fn check_concurrency(concurrency: usize) -> Result<()> {
     if concurrency == 0 {
         return Err(usage("--concurrency 0: must be at least 1"));
     }
-    let limit = crate::nofile::raise_to_hard_limit();
+    let limit = crate::util::nofile::raise_to_hard_limit();
     let most = limit.saturating_sub(FILES_BESIDE_REQUESTS);
     if concurrency as u64 > most {
         return Err(usage(format!(
@@ -64,9 +64,9 @@ pub fn parse_base_url(raw: &str) -> Result<String> {
     let shown = redact_url(raw);
     let url = reqwest::Url::parse(raw).map_err(|e| usage(format!("--base-url `{shown}`: not a URL ({e})")))?;
     for part in [url.username(), url.password().unwrap_or("")] {
-        crate::redact::register_secret(part);
+        crate::util::redact::register_secret(part);
         if let Ok(decoded) = percent_encoding::percent_decode_str(part).decode_utf8() {
-            crate::redact::register_secret(&decoded);
+            crate::util::redact::register_secret(&decoded);
         }
     }
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
@@ -250,7 +250,7 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         interrupted: outcome.interrupted,
         rclone_processes: rclone.as_ref().map_or(0, Rclone::processes_spawned),
         results_file: args.results.display().to_string(),
-        peak_rss_bytes: crate::memory::peak_rss_bytes(),
+        peak_rss_bytes: crate::util::memory::peak_rss_bytes(),
         connect_to: args.request.connect_to.clone(),
     };
     if !args.request.connect_to.is_empty() && outcome.stats.edges.is_empty() && outcome.stats.attempts > 0 {
@@ -354,7 +354,7 @@ async fn dry_run(
             match planned {
                 Ok(r) if json => {
                     let headers: Vec<(String, String)> =
-                        r.headers.iter().map(|(k, v)| (k.clone(), crate::redact::redact_setting(k, v))).collect();
+                        r.headers.iter().map(|(k, v)| (k.clone(), crate::util::redact::redact_setting(k, v))).collect();
                     serde_json::to_writer(
                         &mut out,
                         &serde_json::json!({

@@ -218,7 +218,7 @@ fn classify_failure(out: &Output, input: &Input<'_>) -> Unread {
 /// ffmpeg names its input by URL in messages: show the object's name
 /// instead (the URL may carry a query secret; redaction is done already).
 fn shown_stderr(stderr: &str, input: &Input<'_>) -> String {
-    let redacted = crate::redact::redact_url(input.url);
+    let redacted = crate::util::redact::redact_url(input.url);
     stderr.replace(input.url, input.shown).replace(&redacted, input.shown)
 }
 

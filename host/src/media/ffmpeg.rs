@@ -353,7 +353,7 @@ pub async fn run(mut cmd: tokio::process::Command, timeout: Duration) -> Result<
     // Reaped: the group id may be reused from now on, so never signal it.
     guard.kill_and_forget(false);
     let stdout = out.map_err(io)?;
-    let stderr_tail = crate::redact::redact_text(&String::from_utf8_lossy(&err.map_err(io)?));
+    let stderr_tail = crate::util::redact::redact_text(&String::from_utf8_lossy(&err.map_err(io)?));
     Ok(Output { status, stdout, stderr_tail })
 }
 

@@ -199,7 +199,7 @@ pub fn load(path: &Path) -> Option<CacheFile> {
 pub fn store(path: &Path, file: &CacheFile) {
     let written = serde_json::to_vec_pretty(file)
         .map_err(std::io::Error::other)
-        .and_then(|bytes| crate::atomic_file::write(path, &bytes));
+        .and_then(|bytes| crate::util::atomic_file::write(path, &bytes));
     if let Err(e) = written {
         tracing::warn!("could not write the hardware cache {}: {e}", path.display());
     }

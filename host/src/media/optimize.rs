@@ -153,7 +153,7 @@ pub async fn optimize_one(plan: &Plan, object: &Object, choice: &Choice, cancel:
     };
     if let Err(stop) = run_steps(plan, object, choice, cancel, &mut result).await {
         result.outcome = stop.outcome;
-        result.error = Some(crate::redact::redact_text(&stop.error));
+        result.error = Some(crate::util::redact::redact_text(&stop.error));
     }
     result.seconds = started.elapsed().as_secs_f64();
     result

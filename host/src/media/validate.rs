@@ -272,7 +272,7 @@ pub fn check_source_limit(found: &mut Examined, size: u64, max_source_bytes: Opt
     if let Some(max) = max_source_bytes.filter(|m| size > *m) {
         found.fail(
             Check::TooLarge,
-            format!("{} is above the CDN's limit of {}", crate::size::human(size), crate::size::human(max)),
+            format!("{} is above the CDN's limit of {}", crate::util::size::human(size), crate::util::size::human(max)),
         );
     }
 }

@@ -144,7 +144,7 @@ impl PluginRuntime {
         let compiled = self.engine.precompile_component(bytes)?;
         // SAFETY: the bytes were produced just now by this engine.
         let component = unsafe { Component::deserialize(&self.engine, &compiled)? };
-        if let Err(e) = crate::atomic_file::write(&path, &compiled) {
+        if let Err(e) = crate::util::atomic_file::write(&path, &compiled) {
             tracing::debug!("could not cache compiled component in {}: {e}", dir.display());
         }
         Ok(component)

@@ -109,14 +109,14 @@ impl super::bindings::prewarm::strategy::log::Host for StoreState {
     fn log(&mut self, level: super::bindings::prewarm::strategy::log::Level, message: String) {
         use super::bindings::prewarm::strategy::log::Level;
         if matches!(level, Level::Error) && message.starts_with(PANIC_PREFIX) {
-            let text = crate::redact::redact_text(&super::bindings::one_line(&message[PANIC_PREFIX.len()..]));
+            let text = crate::util::redact::redact_text(&super::bindings::one_line(&message[PANIC_PREFIX.len()..]));
             self.panic_message = Some(truncate(&text, MAX_PANIC_MESSAGE));
         }
         if self.log_budget == 0 {
             return;
         }
         self.log_budget -= 1;
-        let message = crate::redact::redact_text(&super::bindings::one_line(&message));
+        let message = crate::util::redact::redact_text(&super::bindings::one_line(&message));
         let plugin = &*self.plugin;
         match level {
             Level::Trace => tracing::trace!(target: "prewarm::plugin", plugin, "{message}"),

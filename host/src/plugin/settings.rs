@@ -4,10 +4,10 @@
 //! those prefixes, and what may be shown of each. A value from `env:` or
 //! `file:`, a setting the plugin declares `secret`, and one whose name says
 //! it is a credential are never shown: they are registered with
-//! [`crate::redact`] and replaced everywhere.
+//! [`crate::util::redact`] and replaced everywhere.
 
 use super::types::SettingInfo;
-use crate::redact;
+use crate::util::redact;
 
 /// One resolved setting.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::Summary;
 use super::text::{plural, size_change};
-use crate::size::human;
+use crate::util::size::human;
 use crate::stats::GroupSummary;
 
 /// A plain-language hint for a failure kind (or outcome).

@@ -133,7 +133,7 @@ pub struct Outputs {
 impl Outputs {
     pub fn from_args(args: &WarmArgs) -> Result<Self> {
         if let Some(url) = &args.pushgateway {
-            let shown = crate::redact::redact_url(url);
+            let shown = crate::util::redact::redact_url(url);
             let parsed = reqwest::Url::parse(url)
                 .map_err(|e| crate::usage(format!("--pushgateway `{shown}`: not a URL ({e})")))?;
             if !matches!(parsed.scheme(), "http" | "https") {
@@ -170,7 +170,7 @@ impl Outputs {
     pub fn write(&self, summary: &Summary) -> Result<()> {
         let write = |path: &Option<PathBuf>, render: &dyn Fn() -> Result<Vec<u8>>| -> Result<()> {
             if let Some(path) = path {
-                crate::atomic_file::write(path, &render()?)
+                crate::util::atomic_file::write(path, &render()?)
                     .with_context(|| format!("cannot write report {}", path.display()))?;
             }
             Ok(())

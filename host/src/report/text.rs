@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::Summary;
-use crate::size::human;
+use crate::util::size::human;
 
 pub fn render(s: &Summary) -> String {
     let st = &s.stats;

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Job, Queues, SharedJob};
 use crate::listing::{ListingProgress, Object};
 use crate::record::pair_key;
-use crate::size::SizeClasses;
+use crate::util::size::SizeClasses;
 
 /// What the dispatcher needs besides its input and output.
 pub(crate) struct Dispatch {

@@ -175,9 +175,9 @@ impl Policy {
                     Some(key) => format!(
                         "object key `{}` cannot be addressed by a URL: its path holds {why}, so another object \
                          would be requested; nothing was sent",
-                        crate::redact::redact_text(key)
+                        crate::util::redact::redact_text(key)
                     ),
-                    None => format!("follow-up {} not sent: its path holds {why}", crate::redact::redact_url(url)),
+                    None => format!("follow-up {} not sent: its path holds {why}", crate::util::redact::redact_url(url)),
                 },
             });
         }

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::listing::{self, Filters, ListingError, ListingProgress, ListingSource, ListingTotals, Object};
 use crate::plugin::{Derivative, Plugin};
 use crate::record::{Record, ResultsWriter};
-use crate::size::{SizeClass, SizeClasses};
+use crate::util::size::{SizeClass, SizeClasses};
 use crate::stats::Stats;
 use worker::{Worker, WorkerContext};
 

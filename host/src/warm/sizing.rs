@@ -106,7 +106,7 @@ impl Capabilities {
             return Ok(());
         }
         let json = serde_json::to_vec_pretty(&*self.hosts.lock().unwrap_or_else(|p| p.into_inner()))?;
-        crate::atomic_file::write(path, &json)
+        crate::util::atomic_file::write(path, &json)
     }
 }
 

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::http::Exchange;
 use crate::plugin::{Verdict, WarmRequest};
-use crate::redact::{redact_setting, redact_url};
+use crate::util::redact::{redact_setting, redact_url};
 
 /// One step of a pair.
 #[derive(Debug, Clone, Serialize)]
@@ -78,7 +78,7 @@ impl Step {
             Verdict::Retryable { reason, after_ms } => format!("retryable: {reason} (after {after_ms:?} ms)"),
             Verdict::Failed { kind, message } => format!("failed ({}): {message}", kind.as_str()),
         };
-        Step::Verdict { verdict: crate::redact::redact_text(&text) }
+        Step::Verdict { verdict: crate::util::redact::redact_text(&text) }
     }
 
     /// One line for the terminal.

@@ -26,7 +26,7 @@ impl Verified {
     pub fn fill(self, record: &mut Record) {
         record.verify_cache = Some(self.cache);
         record.verify_cache_status = self.cache_status;
-        record.verify_error = self.error.map(|e| crate::redact::redact_text(&e));
+        record.verify_error = self.error.map(|e| crate::util::redact::redact_text(&e));
     }
 }
 

@@ -22,7 +22,7 @@ use super::trace::Step;
 use super::verify;
 use crate::plugin::{Derivative, ObjectRef, PluginInstance, SizeMethod, Verdict, WarmInfo, WarmRequest};
 use crate::record::{Outcome, Record, now_rfc3339};
-use crate::redact::redact_url;
+use crate::util::redact::redact_url;
 
 /// Most follow-up requests one pair may take.
 const MAX_FOLLOW_UPS: u32 = 10;
@@ -76,7 +76,7 @@ impl PairRun {
         self.record.outcome = outcome;
         if let Some((kind, message)) = error {
             self.record.error_kind = Some(kind.to_string());
-            self.record.error = Some(crate::redact::redact_text(&message));
+            self.record.error = Some(crate::util::redact::redact_text(&message));
         }
         if let Some(last) = &self.last {
             self.record.status = Some(last.meta.status);
@@ -145,7 +145,7 @@ impl Worker {
             return run.finish(
                 Outcome::Skipped,
                 Some(("too_large", {
-                    let (size, max) = crate::size::human_apart(job.object.size, max);
+                    let (size, max) = crate::util::size::human_apart(job.object.size, max);
                     format!("source is {size}, over the CDN's {max} limit (use --ignore-limits to warm anyway)")
                 })),
             );
@@ -356,7 +356,7 @@ mod tests {
     #[test]
     fn giving_up_names_the_attempts_in_good_english() {
         let run = |attempts| {
-            let mut record = Record::blank("a.mp4", "mobile", 1, crate::size::SizeClass::Small);
+            let mut record = Record::blank("a.mp4", "mobile", 1, crate::util::size::SizeClass::Small);
             record.attempts = attempts;
             PairRun { started: Instant::now(), record, last: None }.gave_up("timeout", "no response headers")
         };

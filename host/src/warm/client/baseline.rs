@@ -38,7 +38,7 @@ fn transport_error(e: &reqwest::Error) -> TransportError {
         message = s.to_string();
         source = s.source();
     }
-    TransportError { kind, message: crate::redact::redact_text(&message) }
+    TransportError { kind, message: crate::util::redact::redact_text(&message) }
 }
 
 /// Send `request` once.

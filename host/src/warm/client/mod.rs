@@ -366,5 +366,5 @@ fn io_error(e: std::io::Error) -> TransportError {
         std::io::ErrorKind::TimedOut => TransportKind::Timeout,
         _ => TransportKind::Connection,
     };
-    TransportError { kind, message: crate::redact::redact_text(&e.to_string()) }
+    TransportError { kind, message: crate::util::redact::redact_text(&e.to_string()) }
 }

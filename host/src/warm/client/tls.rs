@@ -262,5 +262,5 @@ fn hyper_error(e: hyper::Error) -> TransportError {
         message = s.to_string();
         source = s.source();
     }
-    TransportError { kind, message: crate::redact::redact_text(&message) }
+    TransportError { kind, message: crate::util::redact::redact_text(&message) }
 }

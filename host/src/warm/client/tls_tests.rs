@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Client, ClientConfig, ConnectTo};
-use crate::lab::{find_program, free_port, wait_for_port};
+use crate::util::lab::{find_program, free_port, wait_for_port};
 use crate::plugin::{Method, WarmRequest};
 use crate::warm::http::{Body, Exchange, Timeouts, TransportKind};
 

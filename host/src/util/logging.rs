@@ -17,7 +17,7 @@ pub fn init(verbose: u8) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(|| crate::redact::ScrubbedStderr)
+        .with_writer(|| crate::util::redact::ScrubbedStderr)
         .with_ansi(colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR")))
         .with_target(false)
         .try_init();

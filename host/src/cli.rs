@@ -391,6 +391,13 @@ pub struct RequestArgs {
     /// Most polls of a pending transform per pair.
     #[arg(long, default_value_t = 30, value_name = "N")]
     pub max_polls: u32,
+    #[command(flatten)]
+    pub route: RouteArgs,
+}
+
+/// Where requests connect and which certificates are trusted (warm, probe, validate).
+#[derive(Debug, Clone, Args)]
+pub struct RouteArgs {
     /// Send requests for HOST:PORT to ADDR:PORT instead, keeping the Host header and TLS name (curl's
     /// --connect-to; repeatable, first match wins). Empty HOST or PORT on the left match any; empty ADDR
     /// or PORT on the right keep the URL's. IPv6 in brackets: `[2001:db8::1]`. Warms one edge of a CDN
@@ -584,6 +591,12 @@ pub struct ValidateArgs {
     /// With --results: the derivatives the warm used (as for warm: names, NAME=WxH, `:OPTIONS`).
     #[arg(long, value_name = "A,B,...")]
     pub derivatives: Vec<String>,
+    /// With --results: how the warm reached the CDN (ffprobe and ffmpeg read through prewarm's relay).
+    #[command(flatten)]
+    pub route: RouteArgs,
+    /// Time limit for the connection and response headers of each read of a derivative or source.
+    #[arg(long, default_value = "30s", value_name = "DUR")]
+    pub header_timeout: String,
     /// Decode the first SECONDS of every video (and its last second).
     #[arg(long, default_value = "2", value_name = "SECONDS")]
     pub decode: String,

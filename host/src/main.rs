@@ -6,7 +6,9 @@
 use prewarm::config::ParseError;
 
 fn main() -> std::process::ExitCode {
-    let (cli, layered) = match prewarm::config::parse_cli(std::env::args_os()) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    prewarm::util::argv::hide_evident_secrets(args.iter().map(|a| a.as_os_str()));
+    let (cli, layered) = match prewarm::config::parse_cli(args) {
         Ok(parsed) => parsed,
         Err(ParseError::Clap(e)) => e.exit(),
         Err(ParseError::Config(e)) => {

@@ -6,7 +6,9 @@
 //! Scenarios: `ok`, `slow-ok` (100 ms before answering), `reset-once`,
 //! `reset-always`, `slow-headers`, `slow-body`, `fail-then-ok`,
 //! `rate-limited`, `pending`, `no-head`, `no-range`, `truncated`,
-//! `not-found`, `stall` (no answer for 120 s), `redirect` (302 to the same target with `&moved=1`).
+//! `not-found`, `stall` (no answer for 120 s), `redirect` (302 to the same target with `&moved=1`),
+//! `redirect-to/PORT/…` (302 to another loopback port), `redirect-backslash/PORT/…` (302 to a URL
+//! that parsers and hand splits read as different hosts).
 //!
 //! Answers as CDNs and origins give them in public bug reports:
 //! `cache-tiers` (RFC 9211 list: a shield hit, then an edge miss),
@@ -210,6 +212,15 @@ async fn serve(mut stream: TcpStream, counts: Arc<Mutex<HashMap<String, u32>>>) 
             let rest = target.trim_start_matches("/redirect-to/");
             let (port, rest) = rest.split_once('/').unwrap_or((rest, ""));
             let location = format!("Location: http://127.0.0.1:{port}/ok/{rest}\r\n");
+            send(&mut stream, &simple("302 Found", &location), &[]).await
+        }
+        // `/redirect-backslash/PORT/rest`: 302 to `http://SELF\@127.0.0.1:PORT/ok/rest`, which a
+        // URL parser reads as this server and a hand split as 127.0.0.1:PORT (issue 19).
+        "redirect-backslash" => {
+            let rest = target.trim_start_matches("/redirect-backslash/");
+            let (port, rest) = rest.split_once('/').unwrap_or((rest, ""));
+            let own = field("host").unwrap_or_default();
+            let location = format!("Location: http://{own}\\@127.0.0.1:{port}/ok/{rest}\r\n");
             send(&mut stream, &simple("302 Found", &location), &[]).await
         }
         "redirect" if !target.contains("moved=1") => {

@@ -32,7 +32,7 @@ async fn probe(args: ProbeArgs) -> Result<Exit> {
     let pairs: Vec<(String, String)> =
         args.settings.iter().map(|s| crate::plugin::settings::split(s).map_err(usage)).collect::<Result<_>>()?;
     let timeouts = request_timeouts(&args.request)?;
-    let client = http::Client::new(Arc::new(super::warm::client_config(&args.request)?));
+    let client = http::Client::new(Arc::new(super::warm::client_config(&args.request.route)?));
     let size = args.size.as_deref().map(crate::util::size::parse_size).transpose().map_err(usage)?.unwrap_or(0);
     let plugins =
         PluginRuntime::new(RuntimeOptions { cache_dir: RuntimeOptions::default_cache_dir(), ..Default::default() })?;

@@ -4,8 +4,10 @@
 //! the summary and the Markdown report. Sources (`--source`, optionally
 //! with a saved `--listing` of it) are read through one loopback
 //! `rclone serve http`; derivatives (`--results`) at the URLs the plugin
-//! builds, as the warm did. Ctrl-C stops at once: the probes in flight are
-//! killed, what finished is reported.
+//! builds, as the warm did. Either way ffprobe and ffmpeg read through
+//! prewarm's loopback relay ([`crate::media::relay`]), never upstream
+//! themselves. Ctrl-C stops at once: the probes in flight are killed, what
+//! finished is reported.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -26,14 +28,17 @@ use crate::cli::ValidateArgs;
 use crate::listing::{self, Filters, ListingSource, Object, Shard};
 use crate::media::facts::{self, Input};
 use crate::media::ffmpeg::Tools;
+use crate::media::relay::{self, Relay};
 use crate::media::validate::{self as judge, Check, Depth, Examined, Expected, Inspector, ItemResult};
 use crate::media::validate_report::Summary;
-use crate::plugin::{Derivative, ObjectRef, Plugin, PluginInstance, PluginRuntime, RuntimeOptions};
+use crate::plugin::{
+    Derivative, Method, ObjectRef, Plugin, PluginInstance, PluginRuntime, RuntimeOptions, WarmRequest,
+};
 use crate::rclone::Rclone;
 use crate::rclone_serve::ServeHttp;
 use crate::record::{Outcome, Record};
-use crate::util::redact::redact_url;
 use crate::upload::Upload;
+use crate::util::redact::redact_url;
 use crate::warm::egress;
 use crate::{Exit, usage};
 
@@ -51,6 +56,7 @@ struct Settled {
     timeout: std::time::Duration,
     mode: Mode,
     tools: Tools,
+    upstream: relay::Upstream,
 }
 
 impl Settled {
@@ -61,13 +67,24 @@ impl Settled {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(2, usize::from),
         };
+        let mode = Mode::resolve(args)?;
         Ok(Settled {
             depth,
             sample: args.sample.as_deref().map(parse_fraction).transpose()?,
             jobs,
             timeout: parse_duration("--timeout", &args.timeout)?,
-            mode: Mode::resolve(args)?,
             tools: Tools::locate(args.ffmpeg.as_deref()).map_err(|e| usage(e.to_string()))?,
+            upstream: relay::Upstream {
+                client: Arc::new(super::warm::client_config(&args.route)?),
+                policy: match &mode {
+                    Mode::Derivatives { base_url, .. } => {
+                        Some(Arc::new(egress::Policy::new(base_url, &args.allow_hosts).map_err(usage)?))
+                    }
+                    Mode::Sources => None,
+                },
+                header_timeout: parse_duration("--header-timeout", &args.header_timeout)?,
+            },
+            mode,
         })
     }
 }
@@ -94,14 +111,16 @@ struct Checker {
     serve: Option<Arc<ServeHttp>>,
     max_source_bytes: Option<u64>,
     /// Where derivative URLs may go (`--base-url`'s origin, `--allow-host`).
-    policy: Option<egress::Policy>,
+    policy: Option<Arc<egress::Policy>>,
+    /// What ffprobe, ffmpeg and the sniff read through.
+    relay: Relay,
     /// Source durations, each read once however many derivatives it has.
     durations: Mutex<HashMap<String, Arc<OnceCell<Option<f64>>>>>,
 }
 
 async fn run_async(args: ValidateArgs, settled: Settled) -> Result<Exit> {
     let started = Instant::now();
-    let Settled { depth, sample, jobs, timeout, mode, tools } = settled;
+    let Settled { depth, sample, jobs, timeout, mode, tools, upstream } = settled;
     let plugin = args.plugin.as_deref().map(load_plugin).transpose()?;
     let (source, filters, rclone) = match &args.source.source {
         Some(_) => {
@@ -120,16 +139,14 @@ async fn run_async(args: ValidateArgs, settled: Settled) -> Result<Exit> {
     let mut out = ResultsOut::create(&args.results_out)?;
     let serve = start_server(&args, rclone).await?;
     let (items, producer, input) = start_items(&args, &mode, plugin.as_ref(), source, filters, sample)?;
+    // The sniff reads the relay only: no proxy, no redirect.
+    let sniff = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build()?;
     let checker = Arc::new(Checker {
-        inspector: Inspector { tools, client: reqwest::Client::new(), timeout, depth },
+        inspector: Inspector { tools, client: sniff, timeout, depth },
         serve: serve.clone(),
         max_source_bytes: plugin.as_ref().and_then(|p| p.info().max_source_bytes),
-        policy: match &mode {
-            Mode::Derivatives { base_url, .. } => {
-                Some(egress::Policy::new(base_url, &args.allow_hosts).map_err(usage)?)
-            }
-            Mode::Sources => None,
-        },
+        policy: upstream.policy.clone(),
+        relay: Relay::start(upstream).context("starting the loopback relay")?,
         durations: Mutex::new(HashMap::new()),
     });
     let mode_name = if matches!(mode, Mode::Sources) { "sources" } else { "derivatives" };
@@ -460,20 +477,26 @@ impl Checker {
         }
     }
 
-    /// The URL of a source on the loopback server, and the header that
-    /// opens it.
-    fn source_request(&self, path: &str) -> Option<(String, Vec<(String, String)>)> {
+    /// The request for a source on the loopback server, with the header
+    /// that opens it.
+    fn source_request(&self, path: &str) -> Option<WarmRequest> {
         let serve = self.serve.as_ref()?;
-        Some((serve.url_for(path), vec![("Authorization".into(), serve.authorization().to_string())]))
+        Some(WarmRequest {
+            url: serve.url_for(path),
+            method: Method::Get,
+            headers: vec![("Authorization".into(), serve.authorization().to_string())],
+            read_body: true,
+        })
     }
 
     async fn check_source(&self, path: String, size: Option<u64>) -> ItemResult {
-        let (url, headers) = self.source_request(&path).expect("sources are served");
-        if let Some(why) = egress::rewritten_path(&url) {
+        let request = self.source_request(&path).expect("sources are served");
+        if let Some(why) = egress::rewritten_path(&request.url) {
             let why = format!("the key cannot be addressed by a URL: its path holds {why}; nothing was sent");
             return ItemResult::new(path, None, None, refused_item(why));
         }
-        let input = Input { url: &url, headers: &headers, shown: &path };
+        let ticket = self.relay.open(request, false, &path);
+        let input = Input { url: &ticket.url, headers: &[], shown: &path };
         let mut found = self.inspector.examine(&input, size).await;
         if found.verdict() != judge::Verdict::Unreadable {
             judge::check_source_limit(&mut found, size.unwrap_or(0), self.max_source_bytes);
@@ -483,12 +506,17 @@ impl Checker {
 
     async fn check_derivative(&self, path: String, d: DerivativeItem) -> ItemResult {
         let shown = redact_url(&d.url);
-        if let Some(Err(refused)) = self.policy.as_ref().map(|p| p.admit(&d.url, Some(&path))) {
+        let mut request = WarmRequest { url: d.url, method: Method::Get, headers: d.headers, read_body: true };
+        if let Some(Err(refused)) = self.policy.as_ref().map(|p| p.admit(&mut request, Some(&path))) {
             return ItemResult::new(path, Some(d.name), Some(shown), refused_item(refused.message));
         }
-        let input = Input { url: &d.url, headers: &d.headers, shown: &shown };
+        let ticket = self.relay.open(request, true, &path);
+        let input = Input { url: &ticket.url, headers: &[], shown: &shown };
         let mut expected = d.expected;
         let mut found = self.inspector.examine(&input, None).await;
+        if let Some(why) = ticket.refusal() {
+            return ItemResult::new(path, Some(d.name), Some(shown), refused_item(why));
+        }
         if found.facts.is_some() {
             expected.source_duration_s = self.source_duration(&path).await;
             judge::check_derivative(&mut found, &expected);
@@ -506,8 +534,8 @@ impl Checker {
             Arc::clone(self.durations.lock().unwrap_or_else(|p| p.into_inner()).entry(path.to_string()).or_default());
         *cell
             .get_or_init(|| async {
-                let (url, headers) = self.source_request(path)?;
-                let input = Input { url: &url, headers: &headers, shown: path };
+                let ticket = self.relay.open(self.source_request(path)?, false, path);
+                let input = Input { url: &ticket.url, headers: &[], shown: path };
                 match facts::facts(&self.inspector.tools, &input, self.inspector.timeout).await {
                     Ok(f) => f.duration_s,
                     Err(e) => {

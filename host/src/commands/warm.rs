@@ -15,10 +15,10 @@ use crate::cli::{SourceArgs, WarmArgs};
 use crate::listing::{self, Filters, ListingProgress, ListingSource, Shard};
 use crate::plugin::{Derivative, Plugin, PluginRuntime, RuntimeOptions};
 use crate::rclone::Rclone;
-use crate::util::redact::redact_url;
 use crate::report::text::plural;
 use crate::report::{self, RunInfo};
 use crate::upload::Upload;
+use crate::util::redact::redact_url;
 use crate::warm::{self, WarmPlan, http::Timeouts};
 use crate::{Exit, usage};
 
@@ -87,7 +87,7 @@ pub fn request_timeouts(args: &crate::cli::RequestArgs) -> Result<Timeouts> {
 }
 
 /// The hot-path client's settings: `--connect-to` rules and `--ca-file`.
-pub fn client_config(args: &crate::cli::RequestArgs) -> Result<crate::warm::client::ClientConfig> {
+pub fn client_config(args: &crate::cli::RouteArgs) -> Result<crate::warm::client::ClientConfig> {
     let rules = args.connect_to.iter().map(|r| r.parse().map_err(usage)).collect::<Result<Vec<_>>>()?;
     crate::warm::client::ClientConfig::new(rules, args.ca_file.as_deref()).map_err(|e| usage(e.to_string()))
 }
@@ -139,7 +139,7 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         return Err(usage("--rate 0: must be at least 1 request per second"));
     }
     let timeouts = request_timeouts(&args.request)?;
-    let client = std::sync::Arc::new(client_config(&args.request)?);
+    let client = std::sync::Arc::new(client_config(&args.request.route)?);
     let size_classes = listing::size_classes(&args.source)?;
     let policy = crate::warm::egress::Policy::new(&base_url, &args.allow_hosts).map_err(usage)?;
     let reports = report::Outputs::from_args(&args)?;
@@ -251,12 +251,12 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         rclone_processes: rclone.as_ref().map_or(0, Rclone::processes_spawned),
         results_file: args.results.display().to_string(),
         peak_rss_bytes: crate::util::memory::peak_rss_bytes(),
-        connect_to: args.request.connect_to.clone(),
+        connect_to: args.request.route.connect_to.clone(),
     };
-    if !args.request.connect_to.is_empty() && outcome.stats.edges.is_empty() && outcome.stats.attempts > 0 {
+    if !args.request.route.connect_to.is_empty() && outcome.stats.edges.is_empty() && outcome.stats.attempts > 0 {
         tracing::warn!(
             "no request matched --connect-to {}: each rule names the HOST:PORT of the URLs the plugin builds",
-            args.request.connect_to.join(", --connect-to ")
+            args.request.route.connect_to.join(", --connect-to ")
         );
     }
     let summary = report::Summary::new(info, &outcome.stats);

@@ -102,6 +102,11 @@ pub enum Decoded {
 }
 
 fn input_args(cmd: &mut tokio::process::Command, input: &Input<'_>) {
+    // The input is the loopback relay: no proxy may stand in between (ffmpeg
+    // reads `http_proxy`), and what the relay answers is final.
+    for proxy in ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"] {
+        cmd.env_remove(proxy);
+    }
     cmd.arg("-rw_timeout").arg(READ_STALL.as_micros().to_string());
     if !input.headers.is_empty() {
         let headers: String = input.headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();

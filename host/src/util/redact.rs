@@ -29,6 +29,7 @@ pub fn register_secret(value: &str) {
     let mut list = SECRETS.get_or_init(Default::default).write().unwrap_or_else(|p| p.into_inner());
     for v in [value.to_string(), encoded] {
         if !list.contains(&v) {
+            super::argv::hide(&v);
             list.push(v);
         }
     }

@@ -158,8 +158,11 @@ impl Worker {
         };
         run.record.url = Some(redact_url(&request.url));
         self.note(|| Step::planned(&request));
-        if let Err(refused) = ctx.policy.admit(&request.url, Some(&job.object.path)) {
-            return run.finish(Outcome::Failed, Some((refused.kind, refused.message)));
+        match ctx.policy.admit(&mut request, Some(&job.object.path)) {
+            Err(refused) => return run.finish(Outcome::Failed, Some((refused.kind, refused.message))),
+            // The record names the URL as sent.
+            Ok(true) => run.record.url = Some(redact_url(&request.url)),
+            Ok(false) => {}
         }
 
         let (mut retries, mut polls, mut follow_ups, mut rate_limited) = (0u32, 0u32, 0u32, 0u32);
@@ -247,7 +250,7 @@ impl Worker {
                         Duration::from_millis(u64::from(after_ms)).clamp(Duration::from_millis(10), pacing::MAX_WAIT);
                     self.wait(wait).await;
                 }
-                Verdict::FollowUp(next) => {
+                Verdict::FollowUp(mut next) => {
                     follow_ups += 1;
                     if follow_ups > MAX_FOLLOW_UPS {
                         return run.finish(
@@ -255,7 +258,7 @@ impl Worker {
                             Some(("follow_ups", format!("more than {MAX_FOLLOW_UPS} follow-up requests"))),
                         );
                     }
-                    if let Err(refused) = ctx.policy.admit(&next.url, None) {
+                    if let Err(refused) = ctx.policy.admit(&mut next, None) {
                         return run.finish(Outcome::Failed, Some((refused.kind, refused.message)));
                     }
                     request = next;

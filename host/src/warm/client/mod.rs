@@ -8,7 +8,7 @@
 //! - `https://`: hyper 1.x connections over rustls ([`tls`]), HTTP/2 by ALPN
 //!   (one connection shared by many requests) or pooled HTTP/1.1.
 //!
-//! The URL a plugin returns is split by hand ([`target`]); what an origin
+//! The URL the egress policy admitted is split by hand ([`target`]); what an origin
 //! needs (Host header, DNS answers, TLS server name, `--connect-to` route,
 //! IDNA) is worked out once per origin and kept in the origin table.
 //! [`Client::send`] sends one request: a header timeout and a total timeout,
@@ -24,6 +24,7 @@ mod body;
 mod h1;
 mod origin;
 mod request;
+mod stream;
 mod target;
 #[cfg(test)]
 mod tests;
@@ -46,6 +47,7 @@ use crate::plugin::{Method, ResponseMeta, WarmRequest};
 use body::Framing;
 use h1::ReadError;
 use origin::Origin;
+pub use stream::Streamer;
 pub use target::ConnectTo;
 use target::Target;
 
@@ -93,6 +95,26 @@ pub struct Client {
     scratch: RefCell<Box<[u8]>>,
     /// The request head being written; same borrowing rule.
     out: RefCell<Vec<u8>>,
+}
+
+/// Where the client sends a URL and what it asks there: the host as it
+/// resolves it (ASCII, IPv6 without brackets), the port, and the request
+/// target (path and query) before percent-encoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    pub https: bool,
+    pub host: String,
+    pub port: u16,
+    pub target: String,
+}
+
+/// The client's reading of `url`, through the same steps [`Client::send`]
+/// takes (the egress policy's property test holds the two together).
+pub fn destination(url: &str) -> Result<Destination, String> {
+    let target = Target::split(url).map_err(|e| e.to_string())?;
+    let authority = target::Authority::parse(target.authority, target.https).map_err(|e| e.to_string())?;
+    let host = origin::ascii_host(authority.host)?;
+    Ok(Destination { https: target.https, host, port: authority.port, target: target.path.to_string() })
 }
 
 /// A request's place in the client: where, what, and how much body.

@@ -118,7 +118,7 @@ async fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
 
 /// The host as it goes on the wire: lowercase ASCII, IDNA for a
 /// non-ASCII name (done here, once per origin, by the URL parser).
-fn ascii_host(host: &str) -> Result<String, String> {
+pub fn ascii_host(host: &str) -> Result<String, String> {
     if host.is_ascii() {
         return Ok(host.to_ascii_lowercase());
     }

@@ -1,5 +1,7 @@
-//! Where a request goes: the URL a plugin returned split by hand into
-//! scheme, authority and request target (no full URL parse per request),
+//! Where a request goes: the URL the egress policy admitted (the URL
+//! parser's own serialization) split by hand into scheme, authority and
+//! request target (no second full parse per request; a split that could
+//! read an authority otherwise than the parser is refused, not guessed),
 //! and `--connect-to` rules (curl's `HOST:PORT:ADDR:PORT`), which send a
 //! host's requests to another address with the Host header and TLS server
 //! name unchanged.
@@ -29,6 +31,8 @@ pub enum TargetError {
     NoHost,
     #[error("URL has a bad port")]
     Port,
+    #[error("URL's authority holds a backslash, a control character, a space or a second `@`")]
+    Authority,
 }
 
 impl<'a> Target<'a> {
@@ -44,6 +48,11 @@ impl<'a> Target<'a> {
         let authority = &rest[..end];
         if authority.is_empty() {
             return Err(TargetError::NoHost);
+        }
+        // The parser never serializes these into an authority; a URL that
+        // holds one did not come through it.
+        if authority.bytes().any(|b| b == b'\\' || b <= b' ' || b == 0x7f) || authority.matches('@').count() > 1 {
+            return Err(TargetError::Authority);
         }
         let mut path = &rest[end..];
         if let Some(hash) = path.find('#') {
@@ -246,6 +255,9 @@ mod tests {
         assert_eq!(Target::split("http://h").unwrap().path, "/");
         assert_eq!(Target::split("ftp://h/x"), Err(TargetError::Scheme));
         assert_eq!(Target::split("http:///x"), Err(TargetError::NoHost));
+        for two_readings in ["http://127.0.0.1:1\\@127.0.0.1:2/x", "http://a@b@c/x", "http://a b/x", "http://a\tb/"] {
+            assert_eq!(Target::split(two_readings), Err(TargetError::Authority), "{two_readings}");
+        }
 
         let a = Authority::parse("u:p@[::1]:8080", false).unwrap();
         assert_eq!((a.userinfo, a.host, a.port, a.explicit_port), (Some("u:p"), "::1", 8080, true));

@@ -248,7 +248,7 @@ async fn reuse(pool: &Pool) -> Option<Lease> {
 }
 
 /// A hyper error as a transport error: its root cause, no URL.
-fn hyper_error(e: hyper::Error) -> TransportError {
+pub(super) fn hyper_error(e: hyper::Error) -> TransportError {
     let kind = if e.is_timeout() {
         TransportKind::Timeout
     } else if e.is_parse() || e.is_user() {

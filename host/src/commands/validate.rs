@@ -32,8 +32,8 @@ use crate::plugin::{Derivative, ObjectRef, Plugin, PluginInstance, PluginRuntime
 use crate::rclone::Rclone;
 use crate::rclone_serve::ServeHttp;
 use crate::record::{Outcome, Record};
-use crate::util::redact::redact_url;
 use crate::upload::Upload;
+use crate::util::redact::redact_url;
 use crate::warm::egress;
 use crate::{Exit, usage};
 
@@ -183,6 +183,7 @@ fn start_items(
         Mode::Sources => {
             let source = source.expect("sources mode has --source");
             let input = args.source.listing.clone().or(args.source.source.clone()).unwrap_or_default();
+            let input = crate::util::rclone_secrets::redact_remote(&input);
             let limit = filters.limit.take();
             let (objects, task) = listing::stream(source, filters);
             Ok((sources(objects, sample, limit), Producer::Listing(task), input))
@@ -313,8 +314,8 @@ impl Mode {
 
 fn parse_seconds(raw: &str) -> Result<f64> {
     match raw.trim().parse::<f64>() {
-        Ok(s) if s.is_finite() && s > 0.0 => Ok(s),
-        _ => Err(usage(format!("--decode {raw}: expected seconds above 0 (e.g. 2 or 0.5)"))),
+        Ok(s) if s.is_finite() && s > 0.0 && s <= super::warm::MAX_DURATION.as_secs_f64() => Ok(s),
+        _ => Err(usage(format!("--decode {raw}: expected seconds above 0 and at most 30 days (e.g. 2 or 0.5)"))),
     }
 }
 

@@ -219,7 +219,7 @@ impl ListingSource {
 
     fn name(&self) -> String {
         match self {
-            ListingSource::Rclone { remote, .. } => remote.clone(),
+            ListingSource::Rclone { remote, .. } => crate::util::rclone_secrets::redact_remote(remote),
             ListingSource::File(p) => p.display().to_string(),
             ListingSource::Stdin => "(stdin)".into(),
         }

@@ -2,10 +2,12 @@
 //! file), set up logging, run, map the outcome to an
 //! exit code (0 all warm, 3 some pairs failed, 2 usage or input error, 1
 //! anything else); a stdout closed by its reader ends quietly, by SIGPIPE.
+//! Panic messages, like every other line, pass the secret scrubber.
 
 use prewarm::config::ParseError;
 
 fn main() -> std::process::ExitCode {
+    prewarm::util::redact::scrub_panic_messages();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     prewarm::util::argv::hide_evident_secrets(args.iter().map(|a| a.as_os_str()));
     let (cli, layered) = match prewarm::config::parse_cli(args) {

@@ -1,9 +1,12 @@
 //! Finding and running rclone: the version check, the one streaming
 //! `lsjson` child per run, and a managed `rclone rcd` for per-file
 //! operations (stat, copy), bound to 127.0.0.1 with random credentials that
-//! are never printed, started lazily and stopped on drop. When the daemon
-//! cannot start, per-file operations fall back to one-off subprocesses.
-//! Every process spawned is counted. The `serve http` child lives in
+//! are never printed and reach rclone through its environment
+//! (`RCLONE_RC_USER`/`RCLONE_RC_PASS`), never its arguments, started lazily
+//! and stopped on drop. When the daemon cannot start, per-file operations
+//! fall back to one-off subprocesses. Every rclone child is counted and dies
+//! with prewarm ([`crate::util::child`]), so a `kill -9` of prewarm leaves no
+//! rclone listing or uploading. The `serve http` child lives in
 //! [`crate::rclone_serve`].
 
 use std::fmt;
@@ -33,7 +36,8 @@ pub enum RcloneError {
     TooOld { path: String, found: String },
     #[error("could not run rclone: {0}")]
     Spawn(std::io::Error),
-    #[error("rclone {operation} failed: {message}")]
+    /// `operation` names remotes as given: shown with their secrets hidden.
+    #[error("rclone {} failed: {message}", crate::util::rclone_secrets::redact_remote(operation))]
     Failed { operation: String, message: String },
     #[error("rclone transfer stopped: interrupted")]
     Cancelled,
@@ -45,6 +49,9 @@ pub struct Rclone {
     binary: PathBuf,
     config: Option<PathBuf>,
     flags: Vec<String>,
+    /// Secret `--rclone-flag`s, given to rclone as `RCLONE_<FLAG>`
+    /// variables so they stay out of its argv.
+    flag_env: Vec<(String, String)>,
     /// Version string, e.g. `v1.60.1-DEV`.
     pub version: String,
     spawned: Arc<AtomicU64>,
@@ -85,7 +92,10 @@ impl Rclone {
     pub fn locate(binary: Option<PathBuf>, config: Option<PathBuf>, flags: Vec<String>) -> Result<Self, RcloneError> {
         let binary = binary.unwrap_or_else(|| PathBuf::from("rclone"));
         let shown = binary.display().to_string();
-        let output = std::process::Command::new(&binary).arg("version").stdin(Stdio::null()).output().map_err(|e| {
+        let mut version = std::process::Command::new(&binary);
+        version.arg("version").stdin(Stdio::null());
+        crate::util::child::die_with_parent(&mut version);
+        let output = version.output().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound || e.kind() == std::io::ErrorKind::PermissionDenied {
                 RcloneError::Missing { path: shown.clone() }
             } else {
@@ -99,10 +109,12 @@ impl Rclone {
         if (major, minor) < MIN_VERSION {
             return Err(RcloneError::TooOld { path: shown, found: version });
         }
+        let (flags, flag_env) = crate::util::rclone_secrets::split_secret_flags(&flags);
         Ok(Rclone {
             binary,
             config,
             flags,
+            flag_env,
             version,
             spawned: Arc::new(AtomicU64::new(1)),
             daemon: Arc::new(OnceCell::new()),
@@ -119,19 +131,22 @@ impl Rclone {
         if let Some(config) = &self.config {
             cmd.arg("--config").arg(config);
         }
-        cmd.args(&self.flags).stdin(Stdio::null()).kill_on_drop(true);
+        cmd.args(&self.flags).envs(self.flag_env.iter().map(|(k, v)| (k, v))).stdin(Stdio::null()).kill_on_drop(true);
+        crate::util::child::die_with_parent_tokio(&mut cmd);
         self.spawned.fetch_add(1, Ordering::Relaxed);
         cmd
     }
 
     /// A blocking-world command for a long-lived rclone child (`rcd`,
-    /// `serve http`): binary, config and flags set, stdin closed, counted.
+    /// `serve http`): binary, config and flags set, stdin closed, dying
+    /// with prewarm, counted.
     pub(crate) fn std_command(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(&self.binary);
         if let Some(config) = &self.config {
             cmd.arg("--config").arg(config);
         }
-        cmd.args(&self.flags).stdin(Stdio::null());
+        cmd.args(&self.flags).envs(self.flag_env.iter().map(|(k, v)| (k, v))).stdin(Stdio::null());
+        crate::util::child::die_with_parent(&mut cmd);
         self.spawned.fetch_add(1, Ordering::Relaxed);
         cmd
     }
@@ -441,10 +456,11 @@ impl RcDaemon {
         let mut cmd = rclone.std_command();
         cmd.arg("rcd")
             .arg(format!("--rc-addr=127.0.0.1:{port}"))
-            .arg(format!("--rc-user={user}"))
-            // rclone reads the password from its flag; it never reaches
-            // prewarm's logs or errors (Debug is not derived).
-            .arg(format!("--rc-pass={pass}"))
+            // rclone takes every flag's value from `RCLONE_<FLAG>` too: the
+            // credentials stay out of its argv, which any local user can
+            // read in /proc (Debug is not derived, so no log shows them).
+            .env("RCLONE_RC_USER", &user)
+            .env("RCLONE_RC_PASS", &pass)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let child = cmd.spawn().map_err(RcloneError::Spawn)?;

@@ -48,10 +48,9 @@ impl ServeHttp {
             .env("RCLONE_PASS", &pass)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        // The death signal is already set by `std_command`.
         #[cfg(unix)]
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        #[cfg(target_os = "linux")]
-        die_with_parent(&mut cmd);
         let mut child = cmd.spawn().map_err(RcloneError::Spawn)?;
         let stderr = keep_stderr_tail(&mut child);
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
@@ -151,24 +150,6 @@ impl ServeHttp {
 impl Drop for ServeHttp {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-/// Have the kernel kill rclone if prewarm dies without running its
-/// destructors (SIGKILL, out of memory). The signal follows the thread that
-/// spawned the child: `validate` starts the server from the thread running
-/// the whole command, never from a short-lived blocking-pool thread.
-#[cfg(target_os = "linux")]
-fn die_with_parent(cmd: &mut std::process::Command) {
-    // SAFETY: prctl(2) is async-signal-safe and touches no memory of ours;
-    // between fork and exec nothing else runs in the child.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(cmd, || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
     }
 }
 

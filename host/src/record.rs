@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::hash::{Hash, Hasher};
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -199,13 +199,60 @@ struct ResumeLine {
     outcome: Outcome,
 }
 
+/// Why `--resume` would not use a results file.
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    /// Anything but a prewarm results file (a notes file, a JSON report):
+    /// refused before a byte of it is changed.
+    #[error(
+        "--resume: {path} is not a prewarm results file (its first line is not a result record); it was left \
+         unchanged: name the JSONL file an earlier warm wrote with --results"
+    )]
+    NotResults { path: String },
+    #[error("cannot read results file {path} to resume: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Longest first line read to tell a results file (a record is far
+/// shorter; anything longer is not one).
+const MAX_FIRST_LINE: u64 = 1 << 20;
+
+/// Whether `reader` starts like a results file: empty, or a first line that
+/// parses as a record. A first line cut by a crash before its newline is
+/// taken as a record when it starts as one (`{"path":`).
+pub fn starts_with_record(reader: impl BufRead) -> std::io::Result<bool> {
+    let mut line = Vec::new();
+    reader.take(MAX_FIRST_LINE).read_until(b'\n', &mut line)?;
+    if line.is_empty() {
+        return Ok(true);
+    }
+    if line.last() != Some(&b'\n') {
+        return Ok(line.starts_with(br#"{"path":"#));
+    }
+    Ok(serde_json::from_slice::<ResumeLine>(&line).is_ok())
+}
+
 /// Read an existing results file for `--resume`, and cut a partial last
-/// line (left by a crash) so appended lines stay whole.
-pub fn resume(path: &Path) -> std::io::Result<ResumeState> {
-    let mut state = ResumeState::default();
-    let Ok(file) = File::open(path) else {
-        return Ok(state);
+/// line (left by a crash) so appended lines stay whole. A file that is not
+/// a results file ([`starts_with_record`]) is refused untouched.
+pub fn resume(path: &Path) -> Result<ResumeState, ResumeError> {
+    let io = |source| ResumeError::Io { path: path.display().to_string(), source };
+    let Ok(mut file) = File::open(path) else {
+        return Ok(ResumeState::default());
     };
+    if !starts_with_record(BufReader::new(&file)).map_err(io)? {
+        return Err(ResumeError::NotResults { path: path.display().to_string() });
+    }
+    file.rewind().map_err(io)?;
+    read_and_trim(file, path).map_err(io)
+}
+
+fn read_and_trim(file: File, path: &Path) -> std::io::Result<ResumeState> {
+    let mut state = ResumeState::default();
     let mut reader = BufReader::new(file);
     let mut line = Vec::new();
     let mut good_end = 0u64;
@@ -285,5 +332,25 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.ends_with('\n'));
         assert_eq!(text.lines().count(), 2);
+    }
+
+    #[test]
+    fn resume_refuses_what_is_not_a_results_file_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let pretty = serde_json::to_string_pretty(&record("a.mp4", Outcome::Warm)).unwrap();
+        for text in ["first line\nimportant data without a newline", &pretty, "{}\n", "notes"] {
+            let path = dir.path().join("notes.txt");
+            std::fs::write(&path, text).unwrap();
+            let err = resume(&path).unwrap_err();
+            assert!(matches!(err, ResumeError::NotResults { .. }), "{text:?}: {err}");
+            assert!(err.to_string().contains("notes.txt"), "{err}");
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "left byte for byte");
+        }
+        // Empty, and a first record torn by a crash, are results files.
+        for text in ["", r#"{"path":"a.mp4","deriv"#] {
+            let path = dir.path().join("r.jsonl");
+            std::fs::write(&path, text).unwrap();
+            assert!(resume(&path).is_ok(), "{text:?}");
+        }
     }
 }

@@ -39,7 +39,7 @@ impl Upload {
         if files.is_empty() {
             return Err(usage(format!(
                 "--upload {}: this run writes no file to upload (name one, e.g. --results FILE)",
-                redact_url(dest)
+                shown(dest)
             )));
         }
         check_names(&files).map_err(usage)?;
@@ -50,7 +50,7 @@ impl Upload {
     /// fail a whole Kubernetes Job): the run is done, and a retry may well
     /// upload. The files stay where they were written.
     pub async fn run(&self) -> Result<()> {
-        let dest = redact_url(&self.dest);
+        let dest = shown(&self.dest);
         for file in &self.files {
             let absolute = std::path::absolute(file)?;
             let (Some(dir), Some(name)) = (absolute.parent(), absolute.file_name()) else { continue };
@@ -68,6 +68,11 @@ impl Upload {
     pub fn shutdown(&self) {
         self.rclone.shutdown();
     }
+}
+
+/// A destination as shown: URL credentials and rclone secrets hidden.
+fn shown(dest: &str) -> String {
+    redact_url(&crate::util::rclone_secrets::redact_remote(dest))
 }
 
 /// Files are uploaded by name: two with one name (in two directories, or

@@ -98,6 +98,14 @@ fn the_indexed_job_matches_prewarm() {
     assert!(spec["parallelism"].as_u64().unwrap() <= n && spec["maxFailedIndexes"].as_u64().unwrap() <= n);
     let script = container["args"][0].as_str().unwrap();
     assert!(script.contains("--shard auto") && !script.contains("--shard auto/"), "{script}");
+    // What may hold credentials is read from PREWARM_* by prewarm itself,
+    // never expanded into its argv.
+    for flag in ["--base-url", "--source", "--set"] {
+        assert!(!script.contains(flag), "{flag} in argv: {script}");
+    }
+    for var in ["PREWARM_BASE_URL", "PREWARM_SOURCE", "PREWARM_PLUGIN"] {
+        assert!(env(var).is_some(), "{var} missing from the env");
+    }
     // Files named by the index, replaced by a rerun of that index.
     assert!(script.contains("--overwrite"), "{script}");
     for flag in [

@@ -6,7 +6,9 @@
 //! resume, bad input through the real binary, what an operator should
 //! never be surprised by, the video half (`hw`, `optimize`) with real
 //! ffmpeg and rclone, and validation of sources and derivatives through
-//! real ffprobe/ffmpeg.
+//! real ffprobe/ffmpeg; trust at prewarm's own edges (rclone children,
+//! rclone secrets, `--resume`, the compiled-plugin cache, table and memory
+//! limits, durations).
 
 mod answers;
 mod bad_input;
@@ -25,6 +27,7 @@ mod reports;
 mod resume;
 mod sandbox;
 mod trust;
+mod trust_host;
 mod validate;
 mod vendors;
 mod warm_cache;

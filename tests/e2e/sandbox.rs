@@ -160,7 +160,11 @@ fn compiled_components_are_cached_on_disk() {
     let options = RuntimeOptions { cache_dir: Some(dir.path().to_path_buf()), ..RuntimeOptions::default() };
     let runtime = PluginRuntime::new(options.clone()).unwrap();
     runtime.load("template").unwrap();
-    let cached: Vec<_> = std::fs::read_dir(dir.path()).unwrap().filter_map(Result::ok).collect();
+    let cached: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        .collect();
     assert_eq!(cached.len(), 1, "one compiled component cached");
     // A second runtime loads from the cache and the plugin works.
     let again = PluginRuntime::new(options).unwrap().load("template").unwrap();

@@ -46,10 +46,7 @@ struct Encoders {
 
 async fn run_async(args: OptimizeArgs) -> Result<Exit> {
     let threshold = threshold(&args)?;
-    let encode_timeout =
-        humantime::parse_duration(&args.encode_timeout).ok().filter(|d| !d.is_zero()).ok_or_else(|| {
-            usage(format!("--encode-timeout `{}`: not a duration above zero (e.g. 2h)", args.encode_timeout))
-        })?;
+    let encode_timeout = super::warm::parse_duration("--encode-timeout", &args.encode_timeout)?;
     if args.jobs == Some(0) {
         return Err(usage("--jobs 0: must be at least 1"));
     }
@@ -135,6 +132,7 @@ fn locations(args: &OptimizeArgs) -> Result<(String, String)> {
     let dest_fs = match (&args.dest, args.in_place) {
         (_, true) => source_fs.clone(),
         (Some(d), false) if d.trim_end_matches('/') == source_fs.trim_end_matches('/') => {
+            let d = crate::util::rclone_secrets::redact_remote(d);
             return Err(usage(format!("--dest {d} is the source: use --in-place to replace the originals")));
         }
         (Some(d), false) => d.clone(),

@@ -200,6 +200,7 @@ fn start_items(
         Mode::Sources => {
             let source = source.expect("sources mode has --source");
             let input = args.source.listing.clone().or(args.source.source.clone()).unwrap_or_default();
+            let input = crate::util::rclone_secrets::redact_remote(&input);
             let limit = filters.limit.take();
             let (objects, task) = listing::stream(source, filters);
             Ok((sources(objects, sample, limit), Producer::Listing(task), input))
@@ -330,8 +331,8 @@ impl Mode {
 
 fn parse_seconds(raw: &str) -> Result<f64> {
     match raw.trim().parse::<f64>() {
-        Ok(s) if s.is_finite() && s > 0.0 => Ok(s),
-        _ => Err(usage(format!("--decode {raw}: expected seconds above 0 (e.g. 2 or 0.5)"))),
+        Ok(s) if s.is_finite() && s > 0.0 && s <= super::warm::MAX_DURATION.as_secs_f64() => Ok(s),
+        _ => Err(usage(format!("--decode {raw}: expected seconds above 0 and at most 30 days (e.g. 2 or 0.5)"))),
     }
 }
 

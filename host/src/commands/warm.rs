@@ -63,12 +63,7 @@ pub fn resolve_settings(plugin: &Plugin, pairs: &[(String, String)]) -> Result<V
 pub fn parse_base_url(raw: &str) -> Result<String> {
     let shown = redact_url(raw);
     let url = reqwest::Url::parse(raw).map_err(|e| usage(format!("--base-url `{shown}`: not a URL ({e})")))?;
-    for part in [url.username(), url.password().unwrap_or("")] {
-        crate::util::redact::register_secret(part);
-        if let Ok(decoded) = percent_encoding::percent_decode_str(part).decode_utf8() {
-            crate::util::redact::register_secret(&decoded);
-        }
-    }
+    crate::util::redact::register_userinfo(url.username(), url.password());
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         return Err(usage(format!("--base-url `{shown}`: must be an http:// or https:// URL with a host")));
     }
@@ -92,11 +87,19 @@ pub fn client_config(args: &crate::cli::RouteArgs) -> Result<crate::warm::client
     crate::warm::client::ClientConfig::new(rules, args.ca_file.as_deref()).map_err(|e| usage(e.to_string()))
 }
 
+/// The longest duration any flag or config value takes: far past any real
+/// run, and far from where `Instant + Duration` overflows.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// A duration flag (`30s`, `2m`, `1h30m`): above zero, at most 30 days.
 pub fn parse_duration(flag: &str, raw: &str) -> Result<Duration> {
     let d = humantime::parse_duration(raw)
         .map_err(|e| usage(format!("{flag} `{raw}`: not a duration ({e}); use e.g. 30s, 2m")))?;
     if d.is_zero() {
         return Err(usage(format!("{flag} `{raw}`: must be above zero")));
+    }
+    if d > MAX_DURATION {
+        return Err(usage(format!("{flag} `{raw}`: longer than the 30 days (720h) a duration may be")));
     }
     Ok(d)
 }
@@ -177,8 +180,10 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
 
     check_results_file(&args)?;
     let already_warm = if args.resume {
-        let state = crate::record::resume(&args.results)
-            .with_context(|| format!("cannot read results file {} to resume", args.results.display()))?;
+        let state = crate::record::resume(&args.results).map_err(|e| match e {
+            crate::record::ResumeError::NotResults { .. } => usage(e.to_string()),
+            e => anyhow::Error::new(e),
+        })?;
         if state.dropped > 0 {
             tracing::warn!(
                 "{}: dropped {} unreadable line(s); those pairs will be warmed again",
@@ -238,7 +243,9 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         settings: shown_settings,
         derivatives: derivatives.iter().map(|d| d.name.clone()).collect(),
         concurrency: args.concurrency,
-        source: args.source.source.clone().or(args.source.listing.clone()).unwrap_or_default(),
+        source: crate::util::rclone_secrets::redact_remote(
+            &args.source.source.clone().or(args.source.listing.clone()).unwrap_or_default(),
+        ),
         shard,
         objects_listed: outcome.listing.seen,
         objects_selected: outcome.listing.selected,

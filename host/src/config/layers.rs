@@ -112,6 +112,7 @@ impl Layered {
         let mut layered =
             Layered { matches, file: plan.file, from_file: plan.from_file, settings: plan.settings, given: Vec::new() };
         let (Some(sub_cmd), Some((_, sub))) = (sub_cmd, layered.matches.subcommand()) else { return layered };
+        super::register_rclone_secrets(sub);
         let mut given: Vec<(String, Origin)> = sub_cmd
             .get_arguments()
             .filter_map(|a| Some((a.get_long()?.to_string(), layered.origin(sub, a)?)))

@@ -88,6 +88,24 @@ impl Origin {
     }
 }
 
+/// Register the secrets in rclone connection strings and flags
+/// (`--source`, `--upload`, `--dest`, `--rclone-flag`), from whichever
+/// layer they came, before anything can show them.
+fn register_rclone_secrets(sub: &clap::ArgMatches) {
+    use crate::util::rclone_secrets::{redact_flags, redact_remote};
+    let raw = |id: &str| -> Vec<String> {
+        sub.try_get_raw(id)
+            .ok()
+            .flatten()
+            .map(|v| v.map(|s| s.to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    };
+    for id in ["source", "upload", "dest"] {
+        raw(id).iter().for_each(|r| drop(redact_remote(r)));
+    }
+    redact_flags(&raw("rclone_flags"));
+}
+
 /// The command line of this process, with the environment and the config
 /// file layered under it, and where the values came from.
 pub fn parse_cli(argv: impl IntoIterator<Item = OsString>) -> Result<(crate::cli::Cli, Layered), ParseError> {

@@ -13,6 +13,8 @@ pub enum TrapKind {
     Deadline,
     /// The plugin tried to grow its memory past the cap.
     MemoryLimit,
+    /// The plugin tried to grow its tables past the cap.
+    TableLimit,
     /// Any other trap (a panic, an `unreachable`, a denied import...).
     Other(String),
 }
@@ -23,6 +25,7 @@ impl fmt::Display for TrapKind {
             TrapKind::OutOfFuel => f.write_str("ran out of fuel (endless loop?)"),
             TrapKind::Deadline => f.write_str("ran past its time limit"),
             TrapKind::MemoryLimit => f.write_str("exceeded its memory limit"),
+            TrapKind::TableLimit => f.write_str("exceeded its table limit"),
             TrapKind::Other(m) => write!(f, "trapped: {m}"),
         }
     }

@@ -177,5 +177,8 @@ fn trap_kind(e: &wasmtime::Error) -> TrapKind {
     if text.contains("forcing trap when growing memory") || text.contains("memory limit") {
         return TrapKind::MemoryLimit;
     }
+    if text.contains("table limit") {
+        return TrapKind::TableLimit;
+    }
     TrapKind::Other(bindings::one_line(text.lines().next().unwrap_or("unknown trap")))
 }

@@ -8,8 +8,10 @@
 
 mod bindings;
 mod builtin;
+mod cache;
 mod error;
 mod instance;
+mod limiter;
 mod runtime;
 mod sandbox;
 pub mod settings;

@@ -1,17 +1,16 @@
 //! Loading plugins: built-in names or `.wasm` paths, the WIT version check,
-//! and the on-disk cache of compiled components (keyed by the component's
-//! content hash and the engine's compatibility hash).
+//! and compiling them, through the on-disk cache of compiled components
+//! ([`super::cache`]: private, each entry bound to its wasm and engine).
 
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, types::ComponentItem};
 use wasmtime::{Engine, Store};
 
 use super::bindings::{self, PluginPre, STRATEGY_EXPORT, WIT_VERSION};
 use super::builtin::BUILTIN_PLUGINS;
+use super::cache::ComponentCache;
 use super::error::PluginError;
 use super::instance::PluginInstance;
 use super::sandbox::{self, EpochTicker, Limits, StoreState};
@@ -41,6 +40,8 @@ impl RuntimeOptions {
 pub struct PluginRuntime {
     engine: Engine,
     options: RuntimeOptions,
+    /// `None` without a cache directory, or when it cannot be trusted.
+    cache: Option<ComponentCache>,
     _ticker: EpochTicker,
 }
 
@@ -63,7 +64,14 @@ impl PluginRuntime {
         let engine = sandbox::engine()
             .map_err(|e| PluginError::Load { plugin: "(engine)".into(), message: format!("{e:#}") })?;
         let ticker = EpochTicker::start(&engine);
-        Ok(PluginRuntime { engine, options, _ticker: ticker })
+        let cache = options.cache_dir.as_deref().and_then(|dir| {
+            ComponentCache::open(dir, &engine)
+                .inspect_err(|why| {
+                    tracing::warn!("not using the compiled-plugin cache ({why}); compiling plugins in memory")
+                })
+                .ok()
+        });
+        Ok(PluginRuntime { engine, options, cache, _ticker: ticker })
     }
 
     /// Names of the built-in plugins.
@@ -122,31 +130,16 @@ impl PluginRuntime {
 
     /// Compile, or reuse the cached compilation of, a component.
     fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
-        let Some(dir) = &self.options.cache_dir else {
+        let Some(cache) = &self.cache else {
             return Component::new(&self.engine, bytes);
         };
-        let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut engine_hash);
-        let key = format!("{}-{:016x}.cwasm", hex::encode(Sha256::digest(bytes)), engine_hash.finish());
-        let path = dir.join(key);
-        // Read into memory rather than mmap the file: a cache file changed
-        // under a live mapping would fault the whole process.
-        if let Ok(cached) = std::fs::read(&path) {
-            // SAFETY: the file was written by `Engine::precompile_component`
-            // of an engine with the same compatibility hash (it is in the
-            // name), into prewarm's own cache directory; wasmtime checks its
-            // header and rejects anything else.
-            match unsafe { Component::deserialize(&self.engine, &cached) } {
-                Ok(c) => return Ok(c),
-                Err(e) => tracing::debug!("ignoring unusable cached component {}: {e:#}", path.display()),
-            }
+        if let Some(component) = cache.load(&self.engine, bytes) {
+            return Ok(component);
         }
         let compiled = self.engine.precompile_component(bytes)?;
         // SAFETY: the bytes were produced just now by this engine.
         let component = unsafe { Component::deserialize(&self.engine, &compiled)? };
-        if let Err(e) = crate::util::atomic_file::write(&path, &compiled) {
-            tracing::debug!("could not cache compiled component in {}: {e}", dir.display());
-        }
+        cache.store(bytes, &compiled);
         Ok(component)
     }
 }

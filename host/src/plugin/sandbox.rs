@@ -1,5 +1,6 @@
 //! The sandbox a plugin runs in: engine settings, per-call fuel and
-//! deadline, the memory cap, and the imports a plugin is given.
+//! deadline, the memory and table caps ([`super::limiter`]), and the
+//! imports a plugin is given.
 //!
 //! Plugins get no capabilities. Rust's wasm32-wasip2 standard library links
 //! a few WASI interfaces; the harmless ones are answered here (an empty
@@ -13,7 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Config, Engine};
+
+use super::limiter::PluginLimiter;
 
 /// Resource limits for every plugin call and instance.
 #[derive(Debug, Clone, Copy)]
@@ -22,7 +25,8 @@ pub struct Limits {
     pub fuel_per_call: u64,
     /// Wall-clock backstop for one call.
     pub call_deadline: Duration,
-    /// Cap on an instance's linear memory, in bytes.
+    /// Cap on an instance's linear memory, in bytes: all its memories
+    /// together ([`super::limiter`], which also caps tables and instances).
     pub memory_bytes: usize,
 }
 
@@ -77,7 +81,7 @@ impl Drop for EpochTicker {
 
 /// What each plugin store holds.
 pub(crate) struct StoreState {
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: PluginLimiter,
     pub(crate) plugin: Arc<str>,
     /// Log lines this instance may still send.
     pub(crate) log_budget: u32,
@@ -88,18 +92,7 @@ pub(crate) struct StoreState {
 
 impl StoreState {
     pub(crate) fn new(plugin: Arc<str>, limits: &Limits) -> Self {
-        StoreState {
-            limits: StoreLimitsBuilder::new()
-                .memory_size(limits.memory_bytes)
-                .instances(16)
-                .tables(64)
-                .memories(16)
-                .trap_on_grow_failure(true)
-                .build(),
-            plugin,
-            log_budget: 10_000,
-            panic_message: None,
-        }
+        StoreState { limits: PluginLimiter::new(limits.memory_bytes), plugin, log_budget: 10_000, panic_message: None }
     }
 }
 

@@ -4,7 +4,9 @@
 //! those prefixes, and what may be shown of each. A value from `env:` or
 //! `file:`, a setting the plugin declares `secret`, and one whose name says
 //! it is a credential are never shown: they are registered with
-//! [`crate::util::redact`] and replaced everywhere.
+//! [`crate::util::redact`] and replaced everywhere. A declared secret
+//! shorter than [`redact::MIN_SECRET_LEN`] bytes is refused: it could not be
+//! scrubbed from free text without blanking ordinary words.
 
 use super::types::SettingInfo;
 use crate::util::redact;
@@ -51,6 +53,10 @@ pub fn resolve(pairs: &[(String, String)], declared: &[SettingInfo]) -> Result<V
         .map(|(key, raw)| {
             let (value, reference) = source(key, raw)?;
             let declared_secret = declared.iter().any(|d| d.key == *key && d.secret);
+            if declared_secret {
+                // One or two bytes cannot be scrubbed from free text.
+                redact::check_secret_len(&format!("--set {key} (a secret setting)"), &value)?;
+            }
             let shown = if let Some(reference) = reference {
                 redact::register_secret(&value);
                 redact::redact_header_list(&value);
@@ -116,6 +122,9 @@ mod tests {
         assert_eq!(s[2].value, "env:not-a-variable");
         assert_eq!(s[3].shown, "cover");
         assert_eq!(redact::redact_text("x file-secret-4711 env-secret-0815"), "x REDACTED REDACTED");
+        let short = resolve(&[("token".into(), "ab".into())], &declared()).unwrap_err();
+        assert!(short.contains("--set token") && short.contains("too short"), "{short}");
+        assert!(resolve(&[("fit".into(), "ab".into())], &declared()).is_ok(), "only secrets are held to it");
         let missing = resolve(&[("token".into(), "env:PREWARM_NO_SUCH_VAR".into())], &declared()).unwrap_err();
         assert!(missing.contains("PREWARM_NO_SUCH_VAR") && missing.contains("not set"), "{missing}");
     }

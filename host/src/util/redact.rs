@@ -13,41 +13,103 @@ use std::sync::{OnceLock, RwLock};
 /// must not depend on every caller remembering to pass it along.
 static SECRETS: OnceLock<RwLock<Vec<String>>> = OnceLock::new();
 
-/// Shorter values are not scrubbed: they would blank out ordinary text.
-const MIN_SECRET_LEN: usize = 4;
+/// Shorter values are not scrubbed: they would blank out ordinary text. A
+/// setting that is surely secret (declared so, or named like a credential)
+/// is refused when shorter ([`check_secret_len`]); other short values (a
+/// one-letter URL user) are still hidden where their place is known
+/// (userinfo, a credential header's value) but not in free text.
+pub const MIN_SECRET_LEN: usize = 4;
 
-/// Remember `value` as a secret (and its percent-encoded form).
+/// `Err` naming `what` when a secret value is too short to be scrubbed.
+pub fn check_secret_len(what: &str, value: &str) -> Result<(), String> {
+    let len = value.trim().len();
+    if (1..MIN_SECRET_LEN).contains(&len) {
+        return Err(format!(
+            "{what}: a secret of {len} byte(s) is too short to keep out of logs and reports (at least \
+             {MIN_SECRET_LEN}); use the real value"
+        ));
+    }
+    Ok(())
+}
+
+/// Remember `value` as a secret. Its percent-encoded forms, whatever the
+/// encoded set or the case of the hex digits (and `+` for a space), are
+/// scrubbed too: see [`scrub`].
 pub fn register_secret(value: &str) {
     let value = value.trim();
     if value.len() < MIN_SECRET_LEN {
         return;
     }
-    // As a URL would carry it: everything but RFC 3986 unreserved encoded.
-    const ENCODED: &percent_encoding::AsciiSet =
-        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
-    let encoded = percent_encoding::utf8_percent_encode(value, ENCODED).to_string();
     let mut list = SECRETS.get_or_init(Default::default).write().unwrap_or_else(|p| p.into_inner());
-    for v in [value.to_string(), encoded] {
-        if !list.contains(&v) {
-            super::argv::hide(&v);
-            list.push(v);
-        }
+    if !list.iter().any(|v| v == value) {
+        super::argv::hide(value);
+        list.push(value.to_string());
     }
     // Longest first, so a secret that contains another is cut whole.
     list.sort_by_key(|v| std::cmp::Reverse(v.len()));
 }
 
-/// `text` with every registered secret replaced by `REDACTED`.
+/// Register the userinfo of a URL: user and password as written and
+/// percent-decoded, and the `Basic` credentials (RFC 7617) a client would
+/// build of them.
+pub fn register_userinfo(user: &str, password: Option<&str>) {
+    use base64::Engine as _;
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let (user, password) = (decode(user), password.map(decode));
+    register_secret(&user);
+    if let Some(p) = &password {
+        register_secret(p);
+    }
+    if !user.is_empty() || password.is_some() {
+        let pair = format!("{user}:{}", password.as_deref().unwrap_or(""));
+        register_secret(&base64::engine::general_purpose::STANDARD.encode(pair));
+    }
+}
+
+/// `text` with every registered secret, literal or percent-encoded,
+/// replaced by `REDACTED`.
 pub fn scrub(text: String) -> String {
     let Some(list) = SECRETS.get() else { return text };
     let list = list.read().unwrap_or_else(|p| p.into_inner());
     let mut out = text;
     for secret in list.iter() {
-        if out.contains(secret.as_str()) {
-            out = out.replace(secret.as_str(), "REDACTED");
-        }
+        out = replace_encoded(out, secret.as_bytes());
     }
     out
+}
+
+/// Replace each run of `text` that spells `secret` with every byte either
+/// as itself or as `%XX` (either case; `+` for a space).
+fn replace_encoded(text: String, secret: &[u8]) -> String {
+    let bytes = text.as_bytes();
+    let hex = |b: &[u8]| std::str::from_utf8(b).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+    let match_at = |mut i: usize| -> Option<usize> {
+        for &want in secret {
+            match bytes.get(i)? {
+                &b if b == want => i += 1,
+                b'%' if bytes.get(i + 1..i + 3).and_then(hex) == Some(want) => i += 3,
+                b'+' if want == b' ' => i += 1,
+                _ => return None,
+            }
+        }
+        Some(i)
+    };
+    let (mut out, mut copied, mut i) = (Vec::new(), 0, 0);
+    while i < bytes.len() {
+        match (bytes[i] == secret[0] || bytes[i] == b'%').then(|| match_at(i)).flatten() {
+            Some(end) => {
+                out.extend_from_slice(&bytes[copied..i]);
+                out.extend_from_slice(b"REDACTED");
+                (copied, i) = (end, end);
+            }
+            None => i += 1,
+        }
+    }
+    if copied == 0 {
+        return text;
+    }
+    out.extend_from_slice(&bytes[copied..]);
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Header names whose values are credentials (RFC 9110 §11.6.2, §11.7.2;
@@ -89,6 +151,40 @@ impl Write for ScrubbedStderr {
     fn flush(&mut self) -> std::io::Result<()> {
         std::io::stderr().flush()
     }
+}
+
+/// Send every panic message through the scrubber: the default hook writes
+/// a panic's message to stderr as it is, past every redaction. The text has
+/// the default hook's shape (thread, location, message, and the backtrace
+/// when `RUST_BACKTRACE` asks for one); what follows the hook (unwinding,
+/// the exit code) is unchanged.
+pub fn scrub_panic_messages() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let location = info.location().map(|l| l.to_string());
+        let backtrace = std::backtrace::Backtrace::capture();
+        let text = panic_text(
+            thread.name().unwrap_or("<unnamed>"),
+            location.as_deref(),
+            info.payload_as_str().unwrap_or("Box<dyn Any>"),
+            (backtrace.status() == std::backtrace::BacktraceStatus::Captured).then_some(&backtrace),
+        );
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    }));
+}
+
+fn panic_text(
+    thread: &str,
+    location: Option<&str>,
+    message: &str,
+    backtrace: Option<&dyn std::fmt::Display>,
+) -> String {
+    let at = location.map(|l| format!(" at {l}")).unwrap_or_default();
+    let tail = match backtrace {
+        Some(b) => format!("stack backtrace:\n{b}"),
+        None => "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace".to_string(),
+    };
+    redact_text(&format!("thread '{thread}' panicked{at}:\n{message}\n{tail}\n"))
 }
 
 /// Query parameter names whose values are secrets.
@@ -159,20 +255,27 @@ pub fn redact_setting(name: &str, value: &str) -> String {
 /// Redact every URL found in free text (error chains, log lines).
 pub fn redact_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) =
-        rest.find("http").filter(|&p| rest[p..].starts_with("http://") || rest[p..].starts_with("https://"))
-    {
-        out.push_str(&rest[..pos]);
-        let end = rest[pos..]
+    // Schemes are case-insensitive (RFC 3986 §3.1): `HTTP://` too. ASCII
+    // lowercasing keeps every byte offset.
+    let lower = text.to_ascii_lowercase();
+    let mut at = 0;
+    while let Some(pos) = find_url(&lower[at..]).map(|p| at + p) {
+        out.push_str(&text[at..pos]);
+        let end = text[pos..]
             .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '`' || c == ')')
             .map(|e| pos + e)
-            .unwrap_or(rest.len());
-        out.push_str(&redact_url(&rest[pos..end]));
-        rest = &rest[end..];
+            .unwrap_or(text.len());
+        out.push_str(&redact_url(&text[pos..end]));
+        at = end;
     }
-    out.push_str(rest);
+    out.push_str(&text[at..]);
     scrub(redact_query_params(&out))
+}
+
+/// Where the first `http://` or `https://` of lowercased text starts.
+fn find_url(lower: &str) -> Option<usize> {
+    let (a, b) = (lower.find("http://"), lower.find("https://"));
+    a.into_iter().chain(b).min()
 }
 
 /// Hide secret `?name=value` / `&name=value` pairs wherever they appear,
@@ -230,6 +333,27 @@ mod tests {
     }
 
     #[test]
+    fn the_scrubber_sees_encoded_forms_and_uppercase_schemes() {
+        register_secret("enc s3cret/åb:c");
+        for shown in
+            ["enc%20s3cret%2F%C3%A5b%3Ac", "enc+s3cret%2f%c3%a5b:c", "enc s3cret/%C3%A5b%3ac", "enc s3cret/åb:c"]
+        {
+            assert_eq!(scrub(format!("<{shown}>")), "<REDACTED>", "{shown}");
+        }
+        assert_eq!(scrub("enc s3cret/åb".into()), "enc s3cret/åb", "a part is no match");
+        assert_eq!(
+            redact_text("GET HTTP://u:pw@Host/x?Token=abc done"),
+            "GET HTTP://REDACTED@Host/x?Token=REDACTED done"
+        );
+        register_userinfo("alice%40corp", Some("pa%3Ass-word"));
+        // base64("alice@corp:pa:ss-word"), as a client sends it in `Authorization: Basic`.
+        assert_eq!(scrub("Basic YWxpY2VAY29ycDpwYTpzcy13b3Jk".into()), "Basic REDACTED");
+        assert_eq!(scrub("pa:ss-word".into()), "REDACTED");
+        assert!(check_secret_len("--set token", "abc").unwrap_err().contains("too short"));
+        assert!(check_secret_len("--set token", "abcd").is_ok() && check_secret_len("--set token", "").is_ok());
+    }
+
+    #[test]
     fn registered_secrets_are_scrubbed_everywhere() {
         register_secret("s3cr3t-registered/value");
         assert_eq!(redact_text("error: s3cr3t-registered/value refused"), "error: REDACTED refused");
@@ -239,5 +363,16 @@ mod tests {
             "Accept: video/*; Authorization: REDACTED; X-Api-Key: REDACTED"
         );
         assert_eq!(redact_text("sent Bearer hdr-tok-1"), "sent REDACTED");
+    }
+
+    #[test]
+    fn panic_messages_are_scrubbed() {
+        register_secret("panic-secret-77");
+        let text = panic_text("engine-1", Some("src/x.rs:1:2"), "bad value panic-secret-77", None);
+        assert_eq!(
+            text,
+            "thread 'engine-1' panicked at src/x.rs:1:2:\nbad value REDACTED\nnote: run with `RUST_BACKTRACE=1` \
+             environment variable to display a backtrace\n"
+        );
     }
 }

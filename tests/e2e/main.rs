@@ -23,6 +23,7 @@ mod plugins;
 mod reports;
 mod resume;
 mod sandbox;
+mod servers;
 mod trust;
 mod validate;
 mod vendors;

@@ -12,10 +12,39 @@ pub fn cache_headers_own_first(own: &[&'static str]) -> Vec<&'static str> {
     names
 }
 
-/// The size of the body as served: its Content-Length, else (chunked) the
-/// bytes counted when the whole body was read.
+/// The size of the representation an answer tells, by HTTP's rules (the
+/// host applies the same ones to its own `warm-content-length`):
+///
+/// - 204 and 304 have no content, whatever their Content-Length says (RFC
+///   9110 §15.3.5, §15.4.5): no size;
+/// - a 206's Content-Length is the part's: the size is only its
+///   `Content-Range` total (`bytes 0-99/1000` is 1000; `/*` tells none);
+/// - a Content-Length beside Transfer-Encoding is overridden (RFC 9112
+///   §6.3): not read;
+/// - else the Content-Length, or the bytes counted when the whole body was
+///   read (a HEAD's missing body counts nothing).
 pub fn served_size(response: &ResponseMeta) -> Option<u64> {
-    response.content_length().or((response.body_complete && response.body_bytes > 0).then_some(response.body_bytes))
+    match response.status {
+        204 | 304 => None,
+        206 => content_range_total(response.header("content-range")?),
+        _ => {
+            let length = match response.header("transfer-encoding") {
+                Some(_) => None,
+                None => response.content_length(),
+            };
+            length.or((response.body_complete && response.body_bytes > 0).then_some(response.body_bytes))
+        }
+    }
+}
+
+/// The complete length of a `Content-Range: bytes FIRST-LAST/TOTAL`
+/// (RFC 9110 §14.4); `None` for `*` or a malformed value.
+pub fn content_range_total(value: &str) -> Option<u64> {
+    let (unit, rest) = value.trim().split_once(' ')?;
+    let (_, total) = rest.rsplit_once('/')?;
+    let total = total.trim();
+    let digits = !total.is_empty() && total.bytes().all(|b| b.is_ascii_digit());
+    (unit.eq_ignore_ascii_case("bytes") && digits).then(|| total.parse().ok()).flatten()
 }
 
 /// Whether the answer is exactly as large as the source: the tell of an

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Client, ClientConfig, ConnectTo};
-use crate::util::lab::{find_program, free_port, wait_for_port};
 use crate::plugin::{Method, WarmRequest};
+use crate::util::lab::{find_program, free_port, wait_for_port};
 use crate::warm::http::{Body, Exchange, Timeouts, TransportKind};
 
 const T: Timeouts = Timeouts { headers: Duration::from_secs(5), total: Duration::from_secs(10) };
@@ -39,7 +39,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 /// A CA and a server certificate for localhost and 127.0.0.1.
-fn make_certs(dir: &Path) {
+pub(super) fn make_certs(dir: &Path) {
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
     let mut ca =
         vec!["req", "-x509", "-days", "2", "-subj", "/CN=prewarm test CA", "-keyout", "ca.key", "-out", "ca.pem"];

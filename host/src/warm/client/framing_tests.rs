@@ -147,11 +147,7 @@ impl RawServer {
         tokio::spawn(async move {
             while let Ok((stream, _)) = plain.accept().await {
                 count.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let tcp = stream.into_std().unwrap();
-                    let linger = tcp.try_clone().unwrap();
-                    serve(TcpStream::from_std(tcp).unwrap(), linger).await;
-                });
+                tokio::spawn(serve(stream, |s: &TcpStream| s.set_zero_linger()));
             }
         });
         let count = connections.clone();
@@ -160,10 +156,8 @@ impl RawServer {
                 count.fetch_add(1, Ordering::SeqCst);
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    let linger = stream.into_std().unwrap();
-                    let tcp = TcpStream::from_std(linger.try_clone().unwrap()).unwrap();
-                    if let Ok(tls) = acceptor.accept(tcp).await {
-                        serve(tls, linger).await;
+                    if let Ok(tls) = acceptor.accept(stream).await {
+                        serve(tls, |s: &tokio_rustls::server::TlsStream<TcpStream>| s.get_ref().0.set_zero_linger()).await;
                     }
                 });
             }
@@ -185,7 +179,7 @@ impl RawServer {
 }
 
 /// One connection: read request heads, write each case's answer.
-async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, tcp: std::net::TcpStream) {
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, zero_linger: impl Fn(&S) -> std::io::Result<()>) {
     let (mut buf, mut nth) = (Vec::new(), 0);
     loop {
         let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
@@ -213,7 +207,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, tcp: std::net::
             }
             After::Reset => {
                 // SO_LINGER 0: close sends RST, not FIN.
-                tcp.set_linger(Some(Duration::ZERO)).unwrap();
+                zero_linger(&stream).unwrap();
                 return;
             }
         }

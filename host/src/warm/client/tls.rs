@@ -406,8 +406,10 @@ async fn connect(client: &Client, job: &Job<'_>) -> Result<Lease, TransportError
 /// hyper could not parse (head or chunked framing) is a protocol error: the
 /// same answer would fail the same way again.
 fn hyper_error(e: hyper::Error) -> TransportError {
-    // hyper's body decoder reports a bad chunk size as InvalidData.
-    let bad_body = source_of::<std::io::Error>(&e).is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData);
+    // hyper's body decoder reports bad chunked framing as InvalidInput or
+    // InvalidData.
+    let bad_body = source_of::<std::io::Error>(&e)
+        .is_some_and(|io| matches!(io.kind(), std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData));
     let kind = if e.is_timeout() {
         TransportKind::Timeout
     } else if e.is_parse() || bad_body {

@@ -199,7 +199,7 @@ async fn nginx_http2_by_alpn_shares_one_connection() {
 
     // More requests at once than one connection should carry: more
     // connections, each under the cap.
-    let many = 2 * super::tls::STREAMS_PER_CONNECTION as usize + 50;
+    let many = 2 * super::h2::STREAMS_PER_CONNECTION + 50;
     let seen = Rc::new(std::cell::RefCell::new(Vec::new()));
     let tasks = tokio::task::LocalSet::new();
     for _ in 0..many {

@@ -145,7 +145,7 @@ fn nginx_http2_goaway_every_1000_streams_at_retries_0() {
 events {{ worker_connections 4096; }}
 http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;
   fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-  server {{ listen 127.0.0.1:{port} ssl; http2 on; ssl_certificate {d}/server.pem;
+  server {{ listen 127.0.0.1:{port} ssl http2; ssl_certificate {d}/server.pem;
     ssl_certificate_key {d}/server.key; root {www}; }} }}
 "#,
         d = d.display(),

@@ -70,3 +70,50 @@ pub fn millis_setting(settings: &Settings, key: &str, max: u32) -> Result<u32, S
         _ => Err(format!("setting `{key}`: `{raw}` is not a number of milliseconds from 1 to {max}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, headers: &[(&str, &str)], body_bytes: u64) -> ResponseMeta {
+        ResponseMeta {
+            url: "https://cdn.example/a.mp4".into(),
+            status,
+            headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+            body_bytes,
+            body_complete: true,
+            attempt: 1,
+        }
+    }
+
+    #[test]
+    fn sizes_follow_http() {
+        let cl = [("content-length", "1000")];
+        assert_eq!(served_size(&answer(200, &cl, 1000)), Some(1000));
+        // No content in a 204 or 304, whatever Content-Length says.
+        assert_eq!(served_size(&answer(204, &cl, 0)), None);
+        assert_eq!(served_size(&answer(304, &cl, 0)), None);
+        // A 206 tells the whole size only in its Content-Range.
+        let part = [("content-length", "100"), ("content-range", "bytes 0-99/1000")];
+        assert_eq!(served_size(&answer(206, &part, 100)), Some(1000));
+        assert_eq!(served_size(&answer(206, &[("content-range", "bytes 0-99/*")], 100)), None);
+        assert_eq!(served_size(&answer(206, &[("content-length", "100")], 100)), None);
+        // Transfer-Encoding overrides Content-Length: the counted body.
+        let both = [("transfer-encoding", "chunked"), ("content-length", "10")];
+        assert_eq!(served_size(&answer(200, &both, 1000)), Some(1000));
+        // A list of one repeated length; an invalid one is none.
+        assert_eq!(served_size(&answer(200, &[("content-length", "1000, 1000")], 0)), Some(1000));
+        assert_eq!(served_size(&answer(200, &[("content-length", "+1000")], 0)), None);
+        // A HEAD's missing body counts nothing.
+        assert_eq!(served_size(&answer(200, &[], 0)), None);
+    }
+
+    #[test]
+    fn content_range_totals() {
+        assert_eq!(content_range_total("bytes 0-0/12345"), Some(12345));
+        assert_eq!(content_range_total("bytes */0"), Some(0));
+        assert_eq!(content_range_total("bytes 0-0/*"), None);
+        assert_eq!(content_range_total("bytes 0-0/+5"), None);
+        assert_eq!(content_range_total("items 0-0/5"), None);
+    }
+}

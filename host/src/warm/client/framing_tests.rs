@@ -157,7 +157,8 @@ impl RawServer {
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     if let Ok(tls) = acceptor.accept(stream).await {
-                        serve(tls, |s: &tokio_rustls::server::TlsStream<TcpStream>| s.get_ref().0.set_zero_linger()).await;
+                        serve(tls, |s: &tokio_rustls::server::TlsStream<TcpStream>| s.get_ref().0.set_zero_linger())
+                            .await;
                     }
                 });
             }

@@ -27,7 +27,9 @@ use std::cell::RefCell;
 pub use cache_status::{
     CACHE_HEADERS, CacheReading, read_age_and_varnish, read_cache_header, read_cache_status, read_tier_list,
 };
-pub use vendor::{cache_headers_own_first, content_range_total, is_source_size, millis_setting, poll_wait_ms, served_size};
+pub use vendor::{
+    cache_headers_own_first, content_range_total, is_source_size, millis_setting, poll_wait_ms, served_size,
+};
 
 pub use wit::exports::prewarm::strategy::strategy::Guest as __Guest;
 pub use wit::prewarm::strategy::log::Level;

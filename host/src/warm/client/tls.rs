@@ -278,7 +278,7 @@ fn not_processed(e: &hyper::Error, lease: &Lease) -> bool {
 }
 
 /// The first error of type `T` in `e`'s chain of sources.
-fn source_of<'a, T: std::error::Error + 'static>(e: &'a hyper::Error) -> Option<&'a T> {
+fn source_of<T: std::error::Error + 'static>(e: &hyper::Error) -> Option<&T> {
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         if let Some(found) = s.downcast_ref::<T>() {

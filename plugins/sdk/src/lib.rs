@@ -28,7 +28,8 @@ pub use cache_status::{
     CACHE_HEADERS, CacheReading, read_age_and_varnish, read_cache_header, read_cache_status, read_tier_list,
 };
 pub use vendor::{
-    cache_headers_own_first, content_range_total, is_source_size, millis_setting, poll_wait_ms, served_size,
+    cache_headers_own_first, content_range_total, declared_size, is_source_size, millis_setting, poll_wait_ms,
+    served_size,
 };
 
 pub use wit::exports::prewarm::strategy::strategy::Guest as __Guest;
@@ -275,7 +276,7 @@ pub fn cache_info(response: &ResponseMeta, names: &[&str], size: Option<u64>) ->
     }
 }
 
-/// The usual reading of an HTTP answer: 2xx warm (size by [`served_size`],
+/// The usual reading of an HTTP answer: 2xx warm (size by [`declared_size`],
 /// cache from the common headers), a truncated body retryable, 408/429/5xx
 /// retryable, 404/410 not found, 401/403 forbidden, 413 too large, other
 /// 4xx client errors, anything else other.
@@ -291,7 +292,7 @@ pub fn standard_verdict_with(_object: &Object, response: &ResponseMeta, cache_he
         if !response.body_complete {
             return Verdict::Retryable(Retry { reason: "body incomplete".into(), after_ms: None });
         }
-        return Verdict::Warm(cache_info(response, cache_headers, served_size(response)));
+        return Verdict::Warm(cache_info(response, cache_headers, declared_size(response)));
     }
     failure_verdict(response)
 }

@@ -12,8 +12,8 @@ pub fn cache_headers_own_first(own: &[&'static str]) -> Vec<&'static str> {
     names
 }
 
-/// The size of the representation an answer tells, by HTTP's rules (the
-/// host applies the same ones to its own `warm-content-length`):
+/// The size of the representation an answer declares, by HTTP's rules
+/// (the host applies the same ones to its own `warm-content-length`):
 ///
 /// - 204 and 304 have no content, whatever their Content-Length says (RFC
 ///   9110 §15.3.5, §15.4.5): no size;
@@ -21,20 +21,22 @@ pub fn cache_headers_own_first(own: &[&'static str]) -> Vec<&'static str> {
 ///   `Content-Range` total (`bytes 0-99/1000` is 1000; `/*` tells none);
 /// - a Content-Length beside Transfer-Encoding is overridden (RFC 9112
 ///   §6.3): not read;
-/// - else the Content-Length, or the bytes counted when the whole body was
-///   read (a HEAD's missing body counts nothing).
-pub fn served_size(response: &ResponseMeta) -> Option<u64> {
+/// - else the Content-Length (a HEAD's included: the size a GET would get).
+pub fn declared_size(response: &ResponseMeta) -> Option<u64> {
     match response.status {
         204 | 304 => None,
         206 => content_range_total(response.header("content-range")?),
-        _ => {
-            let length = match response.header("transfer-encoding") {
-                Some(_) => None,
-                None => response.content_length(),
-            };
-            length.or((response.body_complete && response.body_bytes > 0).then_some(response.body_bytes))
-        }
+        _ if response.header("transfer-encoding").is_some() => None,
+        _ => response.content_length(),
     }
+}
+
+/// The size of the body as served: [`declared_size`], else the bytes
+/// counted when the whole body was read (a HEAD's missing body counts
+/// nothing; neither does a 204's, 304's or 206's).
+pub fn served_size(response: &ResponseMeta) -> Option<u64> {
+    let counted = !matches!(response.status, 204 | 206 | 304) && response.body_complete && response.body_bytes > 0;
+    declared_size(response).or(counted.then_some(response.body_bytes))
 }
 
 /// The complete length of a `Content-Range: bytes FIRST-LAST/TOTAL`

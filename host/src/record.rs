@@ -54,11 +54,16 @@ pub struct Record {
     /// The warm URL, credentials redacted.
     pub url: Option<String>,
     pub outcome: Outcome,
-    /// HTTP status of the last warm answer.
+    /// HTTP status of the last warm attempt (none when it got no answer).
     pub status: Option<u16>,
     /// Warm requests sent for this pair (polls and retries included).
     pub attempts: u32,
-    /// Request sent to headers received, of the last warm request.
+    /// Warm requests sent again at once because the server provably did
+    /// not process them (REFUSED_STREAM, above a GOAWAY's last stream id,
+    /// a reused connection closed before answering): not attempts.
+    #[serde(default)]
+    pub resent: u32,
+    /// Request sent to headers received, of the last warm attempt.
     pub ttfb_ms: Option<f64>,
     /// Request sent to body done, of the last warm request.
     pub total_ms: Option<f64>,
@@ -117,6 +122,7 @@ impl Record {
             outcome: Outcome::Skipped,
             status: None,
             attempts: 0,
+            resent: 0,
             ttfb_ms: None,
             total_ms: None,
             elapsed_ms: 0.0,

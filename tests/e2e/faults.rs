@@ -96,6 +96,30 @@ fn permanent_faults_fail_with_their_kind() {
 }
 
 #[test]
+fn protocol_errors_are_retried_once_and_a_record_tells_its_last_attempt() {
+    let server = FaultServer::start();
+    let home = tempfile::tempdir().unwrap();
+    let objects = ["malformed/a.mp4", "bad-chunk/b.mp4", "fail-then-reset/c.mp4"];
+    let (results, code) = warm(&server, home.path(), &objects, &[]);
+    assert_eq!(code, Some(3), "some pairs failed");
+    for d in DERIVATIVES {
+        // The same broken answer every time: one retry, not --retries 2.
+        let malformed = record(&results, "malformed/a.mp4", d);
+        check(malformed, "failed", 2, Some("protocol_error"));
+        assert!(malformed["status"].is_null(), "{malformed}");
+        let chunk = record(&results, "bad-chunk/b.mp4", d);
+        check(chunk, "failed", 2, Some("protocol_error"));
+        assert_eq!(chunk["status"], 200, "{chunk}");
+        // A 503, then no answer: status and TTFB are the last attempt's
+        // (none), as its error is.
+        let reset = record(&results, "fail-then-reset/c.mp4", d);
+        check(reset, "failed", 3, Some("connection_error"));
+        assert!(reset["status"].is_null() && reset["ttfb_ms"].is_null(), "{reset}");
+        assert_eq!(reset["resent"], 0, "{reset}");
+    }
+}
+
+#[test]
 fn pending_that_never_ends_is_reported_pending() {
     let server = FaultServer::start();
     let home = tempfile::tempdir().unwrap();

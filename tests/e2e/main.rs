@@ -1,7 +1,9 @@
 //! prewarm's end-to-end suites, one test binary: settings layered from a
 //! config file, the environment and flags; the first-party plugins
 //! and the sandbox through the real runtime, listing through real rclone,
-//! warming through a real nginx cache, faults through a scripted server,
+//! warming through a real nginx cache, the transport against real servers
+//! where they differ (lighttpd and nginx over HTTP/2, stock Varnish),
+//! faults through a scripted server,
 //! the vendors' documented answers through a loopback server, kill and
 //! resume, bad input through the real binary, what an operator should
 //! never be surprised by, the video half (`hw`, `optimize`) with real
@@ -26,6 +28,7 @@ mod plugins;
 mod reports;
 mod resume;
 mod sandbox;
+mod servers;
 mod trust;
 mod trust_host;
 mod validate;

@@ -8,7 +8,9 @@
 //! `rate-limited`, `pending`, `no-head`, `no-range`, `truncated`,
 //! `not-found`, `stall` (no answer for 120 s), `redirect` (302 to the same target with `&moved=1`),
 //! `redirect-to/PORT/…` (302 to another loopback port), `redirect-backslash/PORT/…` (302 to a URL
-//! that parsers and hand splits read as different hosts).
+//! that parsers and hand splits read as different hosts),
+//! `malformed` (a head no HTTP parser takes), `bad-chunk` (a chunk size
+//! `3g`), `fail-then-reset` (a 503, then a reset before any answer).
 //!
 //! Answers as CDNs and origins give them in public bug reports:
 //! `cache-tiers` (RFC 9211 list: a shield hit, then an edge miss),
@@ -152,6 +154,15 @@ async fn serve(mut stream: TcpStream, counts: Arc<Mutex<HashMap<String, u32>>>) 
             let _ = stream.write_all(&body[..100]).await;
             let _ = stream.flush().await;
             // Close with RST rather than FIN.
+            if let Ok(std) = stream.into_std() {
+                let _ = socket2_linger_zero(&std);
+            }
+            Ok(())
+        }
+        "malformed" => send(&mut stream, "HTTP/1.1 2xx\r\n\r\n", &[]).await,
+        "bad-chunk" if !head_only => send(&mut stream, CHUNKED_OK, b"3g\r\nabc\r\n0\r\n\r\n").await,
+        "fail-then-reset" if n == 1 => send(&mut stream, &simple("503 Service Unavailable", ""), &[]).await,
+        "fail-then-reset" => {
             if let Ok(std) = stream.into_std() {
                 let _ = socket2_linger_zero(&std);
             }

@@ -35,6 +35,9 @@ pub fn hint(kind: &str) -> &'static str {
             "Still transforming after the last poll: raise --max-polls, or run again later with --resume."
         }
         "truncated" => "The body ended before its Content-Length: the transfer was cut; run again with --resume.",
+        "protocol_error" => {
+            "The answer broke HTTP/1.1's framing (RFC 9112: an invalid Content-Length, a bad chunk, a malformed head) the same way twice: fix the server or proxy that sends it."
+        }
         "plugin" => {
             "The plugin failed (trap, limit or bad output): run with -v for details and report it to the plugin's author."
         }

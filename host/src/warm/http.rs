@@ -24,6 +24,9 @@ pub struct Timeouts {
 pub enum TransportKind {
     Timeout,
     Connection,
+    /// The answer broke HTTP's rules (a malformed head, invalid framing):
+    /// deterministic, so retried at most once.
+    Protocol,
     Other,
 }
 
@@ -32,6 +35,7 @@ impl TransportKind {
         match self {
             TransportKind::Timeout => "timeout",
             TransportKind::Connection => "connection_error",
+            TransportKind::Protocol => "protocol_error",
             TransportKind::Other => "unknown",
         }
     }

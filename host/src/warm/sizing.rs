@@ -133,6 +133,20 @@ fn content_range_total(value: Option<&str>) -> Option<u64> {
     value?.rsplit_once('/').and_then(|(_, total)| total.trim().parse().ok())
 }
 
+/// The size the warm answer tells, by HTTP's rules whatever the plugin
+/// said: none from a 204 or 304 (no content, RFC 9110 §15.3.5, §15.4.5),
+/// a 206's only from its Content-Range total (its Content-Length is the
+/// part's), else the plugin's reading or the Content-Length (none beside
+/// Transfer-Encoding: the client reports none then).
+fn warm_size(warm: &Exchange, info: &WarmInfo) -> Option<u64> {
+    match warm.meta.status {
+        204 | 304 => None,
+        206 => content_range_total(warm.header("content-range")),
+        s if (200..300).contains(&s) => info.size.or(warm.content_length),
+        _ => None,
+    }
+}
+
 /// The size a warm answer itself proved: its body read whole, counted.
 /// A size of 0 is no derivative's size.
 fn counted_body(warm: &Exchange, request: &WarmRequest) -> Option<u64> {
@@ -158,11 +172,7 @@ impl Prober<'_> {
         let mut out = SizeOutcome::default();
         for &method in methods {
             let (size, how) = match method {
-                SizeMethod::WarmContentLength => {
-                    let plain = (200..300).contains(&warm.meta.status) && warm.meta.status != 206;
-                    let size = info.size.or(if plain { warm.content_length } else { None });
-                    (size.filter(|&s| s > 0), method)
-                }
+                SizeMethod::WarmContentLength => (warm_size(warm, info).filter(|&s| s > 0), method),
                 _ if counted.is_some() => (counted, SizeMethod::FullBody),
                 SizeMethod::Head if self.caps.head_tells_size(host()) => {
                     (self.head(request, host(), &mut out).await, method)
@@ -192,6 +202,8 @@ impl Prober<'_> {
                 self.caps.update(host, |c| c.head = Some(false));
                 None
             }
+            // A 204 or 206 tells no size of the whole representation.
+            204 | 206 => None,
             200..=299 => {
                 // A HEAD without a length (or with 0) says nothing about the
                 // size; remembered like a refusal so later pairs skip it.

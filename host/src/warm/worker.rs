@@ -6,7 +6,7 @@
 //! follow-up, retry with backoff, stop), then learns the size. Every pair
 //! ends as exactly one [`Record`].
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -62,6 +62,8 @@ pub struct Worker {
 struct PairRun {
     started: Instant,
     record: Record,
+    /// The last attempt's answer; `None` when it got none, so the record's
+    /// status, TTFB and error all describe that same last attempt.
     last: Option<Exchange>,
 }
 
@@ -88,6 +90,13 @@ impl PairRun {
         self.record.finished_at = now_rfc3339();
         self.record
     }
+}
+
+/// How many times an attempt that failed with `kind` may be retried: a
+/// protocol error (malformed head, invalid framing) comes back the same
+/// way, so at most once.
+fn retry_limit(kind: http::TransportKind, retries: u32) -> u32 {
+    if kind == http::TransportKind::Protocol { retries.min(1) } else { retries }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -187,7 +196,8 @@ impl Worker {
             run.record.attempts += 1;
             self.note(|| Step::sent(&request, run.record.attempts));
             let body = if request.read_body { Body::Full } else { Body::None };
-            let send = self.client.send(&request, &[], body, run.record.attempts, ctx.timeouts);
+            let resent = Cell::new(0);
+            let send = self.client.send_counted(&request, &[], body, run.record.attempts, ctx.timeouts, &resent);
             // After Ctrl-C a request in flight gets a short grace, not its
             // whole timeout, before the pair is recorded as interrupted.
             let interrupted = async {
@@ -197,15 +207,18 @@ impl Worker {
             let sent = tokio::select! {
                 sent = send => sent,
                 _ = interrupted => {
+                    run.record.resent += resent.get();
                     return run.finish(Outcome::Skipped, Some(("interrupted", "run interrupted while this request was in flight".into())));
                 }
             };
+            run.record.resent += resent.get();
             let mut exchange = match sent {
                 Ok(ex) => ex,
                 Err(TransportError { kind, message }) => {
                     self.note(|| Step::TransportError { kind: kind.as_str().into(), message: message.clone() });
+                    run.last = None;
                     retries += 1;
-                    if retries > ctx.retries {
+                    if retries > retry_limit(kind, ctx.retries) {
                         return run.gave_up(kind.as_str(), &message);
                     }
                     // A cancelled wait ends at the loop's cancellation check.
@@ -281,9 +294,11 @@ impl Worker {
                         continue;
                     }
                     retries += 1;
-                    if retries > ctx.retries {
+                    let limit = body_error.as_ref().map_or(ctx.retries, |e| retry_limit(e.kind, ctx.retries));
+                    if retries > limit {
                         let kind = match &body_error {
                             Some(e) if e.kind == http::TransportKind::Timeout => "timeout",
+                            Some(e) if e.kind == http::TransportKind::Protocol => "protocol_error",
                             Some(_) => "truncated",
                             None => exhausted_kind(Some(status)),
                         };

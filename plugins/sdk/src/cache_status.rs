@@ -22,6 +22,13 @@
 //! bypass for `BYPASS`, `DYNAMIC`, `PASS`, `NONE`, `UNCACHEABLE`. Anything
 //! else (CloudFront `Error`, `LimitExceeded`, `FunctionGeneratedResponse`)
 //! says nothing about the cache: unknown.
+//!
+//! Without any of those, stock Varnish and plain `Age` still tell
+//! ([`read_age_and_varnish`]): `X-Varnish` carries the request's id, and on
+//! a hit also the id of the request that stored the object (two ids: hit,
+//! one: miss; a comma-separated list, one entry per Varnish tier); else an
+//! `Age` above 0 says the answer came from a cache (RFC 9111 §5.1), and an
+//! `Age: 0` from a cache that `Via` names Varnish is a fresh fetch: a miss.
 
 use std::convert::Infallible;
 
@@ -72,6 +79,41 @@ pub fn read_cache_status(value: &str) -> CacheReading {
 pub fn read_tier_list(value: &str) -> CacheReading {
     let tiers: Vec<CacheState> = value.split(',').filter(|e| !e.trim().is_empty()).map(read_word).collect();
     CacheReading::from_tiers(tiers)
+}
+
+/// The cache state from stock Varnish's `X-Varnish`, or from `Age` (with
+/// `Via` to tell a Varnish miss), for an answer without a cache header;
+/// with the raw value it was read from. `None` when they say nothing.
+pub fn read_age_and_varnish(
+    x_varnish: Option<&str>,
+    age: Option<&str>,
+    via: Option<&str>,
+) -> Option<(CacheReading, String)> {
+    if let Some(value) = x_varnish {
+        let tiers: Vec<CacheState> = value
+            .split(',')
+            .map(|entry| {
+                let ids: Vec<&str> = entry.split_ascii_whitespace().collect();
+                let numeric = ids.iter().all(|id| id.bytes().all(|b| b.is_ascii_digit()));
+                match ids.len() {
+                    1 if numeric => CacheState::Miss,
+                    2 if numeric => CacheState::Hit,
+                    _ => CacheState::Unknown,
+                }
+            })
+            .collect();
+        if tiers.iter().any(|t| *t != CacheState::Unknown) {
+            return Some((CacheReading::from_tiers(tiers), value.trim().to_string()));
+        }
+    }
+    let age: u64 = age?.trim().parse().ok()?;
+    let varnish = via.is_some_and(|v| v.to_ascii_lowercase().contains("varnish"));
+    let state = match (age, varnish) {
+        (0, true) => CacheState::Miss,
+        (0, false) => return None,
+        _ => CacheState::Hit,
+    };
+    Some((CacheReading::single(state), format!("Age: {age}")))
 }
 
 /// One entry: its first word decides (`Hit from cloudfront`,
@@ -244,6 +286,25 @@ mod tests {
         assert_eq!(state("x-cache", "TCP_IMS_HIT from a3 (AkamaiGHost)"), Hit);
         assert_eq!(state("x-cache", "TCP_REFRESH_FAIL_HIT from a3"), Hit);
         assert_eq!(state("x-cache", "TCP_DENIED from a3"), Bypass);
+    }
+
+    #[test]
+    fn stock_varnish_and_age() {
+        let read = |x: Option<&str>, age: Option<&str>, via: Option<&str>| {
+            read_age_and_varnish(x, age, via).map(|(r, raw)| (r.state, raw))
+        };
+        // Varnish 7 as shipped: a hit names two requests, a miss one.
+        assert_eq!(read(Some("32770 3"), Some("12"), Some("1.1 varnish (Varnish/7.1)")), Some((Hit, "32770 3".into())));
+        assert_eq!(read(Some("32770"), Some("0"), Some("1.1 varnish (Varnish/7.1)")), Some((Miss, "32770".into())));
+        let tiers = read_age_and_varnish(Some("5 2, 9"), None, None).unwrap().0;
+        assert_eq!(tiers, CacheReading { state: Miss, tiers: vec![Hit, Miss] });
+        // X-Varnish stripped: Age decides; Age 0 is a miss only from Varnish.
+        assert_eq!(read(None, Some("30"), None), Some((Hit, "Age: 30".into())));
+        assert_eq!(read(None, Some("0"), Some("1.1 varnish (Varnish/7.1)")), Some((Miss, "Age: 0".into())));
+        assert_eq!(read(None, Some("0"), None), None);
+        assert_eq!(read(None, Some("soon"), None), None);
+        assert_eq!(read(Some("junk value here"), None, None), None);
+        assert_eq!(read(None, None, None), None);
     }
 
     #[test]

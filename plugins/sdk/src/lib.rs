@@ -24,8 +24,13 @@ mod vendor;
 use std::any::Any;
 use std::cell::RefCell;
 
-pub use cache_status::{CACHE_HEADERS, CacheReading, read_cache_header, read_cache_status, read_tier_list};
-pub use vendor::{cache_headers_own_first, is_source_size, millis_setting, poll_wait_ms, served_size};
+pub use cache_status::{
+    CACHE_HEADERS, CacheReading, read_age_and_varnish, read_cache_header, read_cache_status, read_tier_list,
+};
+pub use vendor::{
+    cache_headers_own_first, content_range_total, declared_size, is_source_size, millis_setting, poll_wait_ms,
+    served_size,
+};
 
 pub use wit::exports::prewarm::strategy::strategy::Guest as __Guest;
 pub use wit::prewarm::strategy::log::Level;
@@ -222,9 +227,22 @@ impl ResponseMeta {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
-    /// The Content-Length, if present and numeric.
+    /// The Content-Length, if present and valid: digits only, or a list
+    /// of one repeated number (`1000, 1000`, RFC 9112 §6.3).
     pub fn content_length(&self) -> Option<u64> {
-        self.header("content-length").and_then(|v| v.trim().parse().ok())
+        let mut found = None;
+        for item in self.header("content-length")?.split(',') {
+            let item = item.trim();
+            if item.is_empty() || !item.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let n: u64 = item.parse().ok()?;
+            if found.is_some_and(|f| f != n) {
+                return None;
+            }
+            found = Some(n);
+        }
+        found
     }
 
     /// `Retry-After` in milliseconds (delta-seconds form).
@@ -242,7 +260,8 @@ pub fn cache_state_of(value: &str) -> CacheState {
 }
 
 /// The cache state from the first of `names` the response carries, each
-/// read by its own grammar.
+/// read by its own grammar; without any of them, what stock Varnish and
+/// `Age` say ([`read_age_and_varnish`]).
 pub fn cache_info(response: &ResponseMeta, names: &[&str], size: Option<u64>) -> WarmInfo {
     for name in names {
         if let Some(v) = response.header(name) {
@@ -250,10 +269,14 @@ pub fn cache_info(response: &ResponseMeta, names: &[&str], size: Option<u64>) ->
             return WarmInfo { cache: reading.state, cache_status: Some(v.to_string()), tiers: reading.tiers, size };
         }
     }
-    WarmInfo { cache: CacheState::Unknown, cache_status: None, tiers: Vec::new(), size }
+    let (x_varnish, age, via) = (response.header("x-varnish"), response.header("age"), response.header("via"));
+    match read_age_and_varnish(x_varnish, age, via) {
+        Some((reading, raw)) => WarmInfo { cache: reading.state, cache_status: Some(raw), tiers: reading.tiers, size },
+        None => WarmInfo { cache: CacheState::Unknown, cache_status: None, tiers: Vec::new(), size },
+    }
 }
 
-/// The usual reading of an HTTP answer: 2xx warm (size from Content-Length,
+/// The usual reading of an HTTP answer: 2xx warm (size by [`declared_size`],
 /// cache from the common headers), a truncated body retryable, 408/429/5xx
 /// retryable, 404/410 not found, 401/403 forbidden, 413 too large, other
 /// 4xx client errors, anything else other.
@@ -267,9 +290,9 @@ pub fn standard_verdict_with(_object: &Object, response: &ResponseMeta, cache_he
     let status = response.status;
     if (200..300).contains(&status) {
         if !response.body_complete {
-            return Verdict::Retryable(Retry { reason: "body ended before Content-Length".into(), after_ms: None });
+            return Verdict::Retryable(Retry { reason: "body incomplete".into(), after_ms: None });
         }
-        return Verdict::Warm(cache_info(response, cache_headers, response.content_length()));
+        return Verdict::Warm(cache_info(response, cache_headers, declared_size(response)));
     }
     failure_verdict(response)
 }
@@ -299,7 +322,11 @@ pub fn failure_verdict(response: &ResponseMeta) -> Verdict {
 /// The headers [`standard_verdict`] reads, to start a
 /// [`Strategy::response_headers`] list from.
 pub fn standard_headers() -> Vec<String> {
-    ["content-length", "retry-after", "location"].iter().chain(CACHE_HEADERS).map(|h| h.to_string()).collect()
+    ["content-length", "content-range", "transfer-encoding", "retry-after", "location", "x-varnish", "age", "via"]
+        .iter()
+        .chain(CACHE_HEADERS)
+        .map(|h| h.to_string())
+        .collect()
 }
 
 /// A `Location` header resolved against the URL that was requested:

@@ -2,6 +2,8 @@
 //! Content-Length, by the chunked coding (RFC 9112 §7.1: sizes and
 //! extensions and trailers may be split anywhere across reads), or up to the
 //! end of the connection when the response has neither (RFC 9112 §6.3).
+//! Also the one reading of a Content-Length field both transports share
+//! ([`content_length`]).
 
 /// How the body's end is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +60,9 @@ enum State {
     Size {
         digits: u8,
     },
-    /// After the size: whitespace, extensions, up to LF.
+    /// After the size: only whitespace, then `;` (an extension), CR or LF.
+    SizeEnd,
+    /// Inside chunk extensions, up to LF.
     SizeLine,
     Data,
     /// The CRLF after a chunk's data.
@@ -115,16 +119,24 @@ impl Chunked {
                     _ if digits == 0 => return Err(Malformed),
                     Some(_) => return Err(Malformed),
                     None => {
-                        self.state = State::SizeLine;
+                        self.state = State::SizeEnd;
                         continue;
                     }
+                },
+                // `3g` is no chunk size (RFC 9112 §7.1: chunk-size is
+                // 1*HEXDIG, then BWS before any `;` extension).
+                State::SizeEnd => match b {
+                    b' ' | b'\t' | b'\r' => {}
+                    b';' => self.state = State::SizeLine,
+                    b'\n' => self.state = if self.size == 0 { State::TrailerStart } else { State::Data },
+                    _ => return Err(Malformed),
                 },
                 State::SizeLine => match b {
                     b'\n' => {
                         self.state = if self.size == 0 { State::TrailerStart } else { State::Data };
                     }
-                    // Whitespace, CR, and `;name=value` extensions are skipped.
-                    b'\r' | b' ' | b'\t' | b';' | b'=' | b'"' | b'!'..=b'~' => {}
+                    // `;name=value` extensions, quoted strings included, are skipped.
+                    b'\r' | b' ' | b'\t' | b'!'..=b'~' | 0x80..=0xff => {}
                     _ => return Err(Malformed),
                 },
                 State::DataEnd { seen_cr } => match b {
@@ -155,6 +167,38 @@ impl Chunked {
         Ok(Fed { data, consumed: i })
     }
 }
+
+/// A response's Content-Length (RFC 9112 §6.3): none when Transfer-Encoding
+/// frames the body (it overrides the length); the value of every
+/// Content-Length line, each a comma-separated list of one repeated number
+/// (`1000, 1000` is 1000). `Err` for an invalid or conflicting length
+/// (`+1000`, `1 000`, two different numbers): unrecoverable framing, the
+/// client must close the connection.
+pub fn content_length<'a>(
+    mut values: impl Iterator<Item = &'a [u8]>,
+    transfer_coded: bool,
+) -> Result<Option<u64>, InvalidLength> {
+    if transfer_coded {
+        return Ok(None);
+    }
+    values.try_fold(None, |found: Option<u64>, value| {
+        value.split(|&b| b == b',').try_fold(found, |found, item| {
+            let item = item.trim_ascii();
+            let n = (!item.is_empty() && item.len() <= 19 && item.iter().all(u8::is_ascii_digit))
+                .then(|| std::str::from_utf8(item).ok()?.parse::<u64>().ok())
+                .flatten()
+                .ok_or(InvalidLength)?;
+            match found {
+                Some(f) if f != n => Err(InvalidLength),
+                _ => Ok(Some(n)),
+            }
+        })
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid Content-Length")]
+pub struct InvalidLength;
 
 #[cfg(test)]
 mod tests {
@@ -190,9 +234,25 @@ mod tests {
 
     #[test]
     fn chunked_rejects_junk() {
-        for wire in [&b"zz\r\n"[..], b"\r\n", b"11111111111111111\r\n", b"2\r\nabX\r\n", b"0\r\n\rX"] {
+        for wire in [&b"zz\r\n"[..], b"\r\n", b"11111111111111111\r\n", b"2\r\nabX\r\n", b"0\r\n\rX", b"3g\r\nabc\r\n"]
+        {
             assert_eq!(decode(wire, 1), Err(Malformed), "{:?}", String::from_utf8_lossy(wire));
         }
+    }
+
+    #[test]
+    fn content_length_lists_and_junk() {
+        let cl = |values: &[&str], coded| content_length(values.iter().map(|v| v.as_bytes()), coded);
+        assert_eq!(cl(&["1000"], false), Ok(Some(1000)));
+        assert_eq!(cl(&["1000, 1000"], false), Ok(Some(1000)));
+        assert_eq!(cl(&["1000", " 1000 "], false), Ok(Some(1000)));
+        assert_eq!(cl(&[], false), Ok(None));
+        for bad in ["+1000", "1 000", "-1", "", "0x10", "18446744073709551616", "1000, 999"] {
+            assert_eq!(cl(&[bad], false), Err(InvalidLength), "{bad:?}");
+        }
+        assert_eq!(cl(&["1000", "999"], false), Err(InvalidLength));
+        // Transfer-Encoding overrides any Content-Length, valid or not.
+        assert_eq!(cl(&["+5"], true), Ok(None));
     }
 
     #[test]

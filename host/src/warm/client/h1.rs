@@ -12,10 +12,12 @@ use tokio::net::TcpStream;
 
 use super::body::{Chunked, Framing};
 
-/// Most response header fields accepted.
-const MAX_HEADERS: usize = 128;
-/// Longest response head accepted (status line and fields).
-const MAX_HEAD: usize = 64 * 1024;
+/// Most response header fields accepted: hyper's default, so both
+/// transports refuse the same heads.
+const MAX_HEADERS: usize = 100;
+/// Longest response head accepted (status line and fields; hyper is given
+/// the same limit).
+pub const MAX_HEAD: usize = 64 * 1024;
 
 /// A parsed response head and how its body is framed.
 #[derive(Debug)]
@@ -37,6 +39,8 @@ pub enum ReadError {
     ClosedBeforeHead,
     /// The server closed the connection in the middle of the head.
     ClosedInHead,
+    /// The read failed (a reset, say) before a byte of the head came.
+    FailedBeforeHead(io::Error),
     Malformed(&'static str),
 }
 
@@ -99,7 +103,14 @@ enum Parsed {
 fn parse(buf: &[u8], is_head_request: bool) -> Result<Parsed, ReadError> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut fields);
-    let end = match response.parse(buf) {
+    // A user agent replaces each obs-fold with a space and reads on
+    // (RFC 9112 §5.2), as hyper does for https with the same setting.
+    let mut config = httparse::ParserConfig::default();
+    config.allow_obsolete_multiline_headers_in_responses(true);
+    let end = match config.parse_response(&mut response, buf) {
+        Ok(httparse::Status::Complete(end)) if end > MAX_HEAD => {
+            return Err(ReadError::Malformed("response head too long"));
+        }
         Ok(httparse::Status::Complete(end)) => end,
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
             return Err(ReadError::Malformed("response head too long"));
@@ -112,43 +123,53 @@ fn parse(buf: &[u8], is_head_request: bool) -> Result<Parsed, ReadError> {
     if (100..200).contains(&status) && status != 101 {
         return Ok(Parsed::Informational(end));
     }
+    let http10 = response.version == Some(0);
     let mut headers = HeaderMap::with_capacity(response.headers.len());
-    let (mut content_length, mut chunked, mut coded, mut close) = (None, false, false, response.version == Some(0));
+    let (mut chunked, mut coded, mut close) = (false, false, http10);
     for field in response.headers.iter() {
-        let (Ok(name), Ok(value)) =
-            (HeaderName::from_bytes(field.name.as_bytes()), HeaderValue::from_bytes(field.value))
+        let value = if field.value.contains(&b'\n') { unfold(field.value) } else { field.value.to_vec() };
+        let (Ok(name), Ok(value)) = (HeaderName::from_bytes(field.name.as_bytes()), HeaderValue::from_bytes(&value))
         else {
             return Err(ReadError::Malformed("malformed response header"));
         };
-        if name == http::header::CONTENT_LENGTH {
-            let n = std::str::from_utf8(field.value).ok().and_then(|v| v.trim().parse::<u64>().ok());
-            match (n, content_length) {
-                (None, _) => return Err(ReadError::Malformed("malformed Content-Length")),
-                (Some(a), Some(b)) if a != b => return Err(ReadError::Malformed("conflicting Content-Length")),
-                _ => content_length = n,
-            }
-        } else if name == http::header::TRANSFER_ENCODING {
+        if name == http::header::TRANSFER_ENCODING {
             coded = true;
             // Chunked must be the last coding (RFC 9112 §6.3); anything else
             // is read to the end of the connection.
-            chunked = field
-                .value
+            chunked = value
+                .as_bytes()
                 .rsplit(|&b| b == b',')
                 .next()
                 .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         } else if name == http::header::CONNECTION {
-            for token in field.value.split(|&b| b == b',') {
+            for token in value.as_bytes().split(|&b| b == b',') {
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
                     close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") && response.version == Some(0) {
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && http10 {
                     close = false;
                 }
             }
         }
         headers.append(name, value);
     }
-    let framing = if is_head_request || status == 204 || status == 304 || status == 101 {
+    let no_body = is_head_request || status == 204 || status == 304 || status == 101;
+    // HTTP/1.0 has no transfer codings: a Transfer-Encoding there means the
+    // framing is faulty (RFC 9112 §6.1); hyper refuses it the same way.
+    if coded && http10 && !no_body {
+        return Err(ReadError::Malformed("Transfer-Encoding in an HTTP/1.0 response"));
+    }
+    let content_length = match super::body::content_length(
+        headers.get_all(http::header::CONTENT_LENGTH).iter().map(HeaderValue::as_bytes),
+        coded,
+    ) {
+        Ok(n) => n,
+        // A HEAD answer or one without a body is framed whatever its
+        // length says; its value is then no size either.
+        Err(_) if no_body => None,
+        Err(_) => return Err(ReadError::Malformed("invalid Content-Length")),
+    };
+    let framing = if no_body {
         Framing::Empty
     } else if coded {
         if chunked { Framing::Chunked(Chunked::default()) } else { Framing::Eof }
@@ -161,6 +182,20 @@ fn parse(buf: &[u8], is_head_request: bool) -> Result<Parsed, ReadError> {
     };
     close |= status == 101 || framing == Framing::Eof;
     Ok(Parsed::Head(Head { status, headers, content_length, framing, close }, end))
+}
+
+/// A folded field value with each obs-fold (a line break and the
+/// whitespace around it) replaced by one space, as hyper does.
+fn unfold(value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len());
+    for (i, line) in value.split(|&b| b == b'\n').enumerate() {
+        let line = if i == 0 { line.trim_ascii_end() } else { line.trim_ascii() };
+        if i > 0 && !line.is_empty() {
+            out.push(b' ');
+        }
+        out.extend_from_slice(line);
+    }
+    out
 }
 
 /// Read the response head. `on_body` gets the head and the first body bytes
@@ -207,7 +242,7 @@ pub async fn read_head<R>(
             }
         })
         .await
-        .map_err(ReadError::Io)??;
+        .map_err(|e| if seen_any { ReadError::Io(e) } else { ReadError::FailedBeforeHead(e) })??;
         if let Some(done) = step {
             return Ok(done);
         }

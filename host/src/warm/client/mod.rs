@@ -6,7 +6,16 @@
 //!   connections are bare sockets, kept per origin (LIFO); reads go through
 //!   one per-thread scratch buffer; bodies are counted, never stored.
 //! - `https://`: hyper 1.x connections over rustls ([`tls`]), HTTP/2 by ALPN
-//!   (one connection shared by many requests) or pooled HTTP/1.1.
+//!   (connections shared by many requests, within the server's stream
+//!   limit, [`h2`]) or pooled HTTP/1.1.
+//!
+//! Both read HTTP/1.1 answers by the same rules (RFC 9112: obs-fold
+//! unfolded, `Content-Length: 1000, 1000` accepted, an invalid length or a
+//! chunked HTTP/1.0 answer refused as a protocol error). A request the
+//! server provably did not process is sent again at once, at most
+//! [`MAX_RESENDS`] times, and counted ([`Client::send_counted`]); idle
+//! connections close after [`IDLE_TIMEOUT`]; DNS answers are kept for
+//! [`origin::DNS_REFRESH`].
 //!
 //! The URL the egress policy admitted is split by hand ([`target`]); what an origin
 //! needs (Host header, DNS answers, TLS server name, `--connect-to` route,
@@ -21,7 +30,10 @@ mod baseline;
 #[cfg(test)]
 mod bench;
 mod body;
+#[cfg(test)]
+mod framing_tests;
 mod h1;
+mod h2;
 mod origin;
 mod request;
 mod stream;
@@ -32,12 +44,12 @@ mod tls;
 #[cfg(test)]
 mod tls_tests;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
@@ -53,6 +65,14 @@ use target::Target;
 
 /// Size of the per-thread read buffer every plain-HTTP read lands in.
 const SCRATCH: usize = 64 * 1024;
+/// An idle pooled connection is closed after this long unused (hyper's
+/// pool default).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How often the idle connections of every origin are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+/// Most times one request is sent again because the server did not
+/// process it; past that the failure counts as an attempt.
+pub const MAX_RESENDS: u32 = 10;
 
 /// What every thread's client shares: built once per run.
 pub struct ClientConfig {
@@ -95,6 +115,8 @@ pub struct Client {
     scratch: RefCell<Box<[u8]>>,
     /// The request head being written; same borrowing rule.
     out: RefCell<Vec<u8>>,
+    /// When idle connections are next swept.
+    next_sweep: Cell<Instant>,
 }
 
 /// Where the client sends a URL and what it asks there: the host as it
@@ -129,6 +151,9 @@ struct Job<'a> {
     /// A size probe (`Body::AtMost`): it reads the body only of a 206, so
     /// a server that ignored the Range never sends the whole object.
     probe: bool,
+    /// Times the request was sent again because the server did not
+    /// process it.
+    resent: &'a Cell<u32>,
 }
 
 impl Job<'_> {
@@ -152,6 +177,7 @@ impl Client {
             origins: RefCell::new(HashMap::new()),
             scratch: RefCell::new(vec![0; SCRATCH].into_boxed_slice()),
             out: RefCell::new(Vec::with_capacity(1024)),
+            next_sweep: Cell::new(Instant::now() + SWEEP_EVERY),
         }
     }
 
@@ -164,8 +190,23 @@ impl Client {
         attempt: u32,
         timeouts: Timeouts,
     ) -> Result<Exchange, TransportError> {
+        self.send_counted(request, extra_headers, body, attempt, timeouts, &Cell::new(0)).await
+    }
+
+    /// [`Client::send`], adding to `resent` each time the request went
+    /// again because the server provably did not process it.
+    pub async fn send_counted(
+        &self,
+        request: &WarmRequest,
+        extra_headers: &[(&str, &str)],
+        body: Body,
+        attempt: u32,
+        timeouts: Timeouts,
+        resent: &Cell<u32>,
+    ) -> Result<Exchange, TransportError> {
         let target = Target::split(&request.url).map_err(|e| other(e.to_string()))?;
         request::check_headers(request, extra_headers)?;
+        self.sweep();
         let origin = self.origin(&target)?;
         let job = Job {
             origin: &origin,
@@ -179,6 +220,7 @@ impl Client {
                 Body::Full => None,
             },
             probe: matches!(body, Body::AtMost(_)),
+            resent,
         };
         if origin.https {
             // Boxed: hyper's futures are large, and plain HTTP (the common,
@@ -186,6 +228,19 @@ impl Client {
             Box::pin(tls::send(self, &job, attempt, timeouts)).await
         } else {
             self.send_plain(&job, attempt, timeouts).await
+        }
+    }
+
+    /// Close the connections idle for [`IDLE_TIMEOUT`], every
+    /// [`SWEEP_EVERY`].
+    fn sweep(&self) {
+        let now = Instant::now();
+        if now < self.next_sweep.get() {
+            return;
+        }
+        self.next_sweep.set(now + SWEEP_EVERY);
+        for origin in self.origins.borrow().values() {
+            origin.close_idle(now);
         }
     }
 
@@ -223,7 +278,7 @@ impl Client {
             && (!read_all || head.content_length.is_none_or(|cl| cl == counter.bytes));
         let edge = job.origin.mapped.then(|| stream.peer_addr().map(|a| a.to_string()).ok()).flatten();
         if !head.close && head.framing.done() && !counter.leftover && body_error.is_none() {
-            job.origin.idle.borrow_mut().push(stream);
+            job.origin.idle.borrow_mut().push((stream, Instant::now()));
         }
         let answer = Answer {
             status: head.status,
@@ -239,8 +294,10 @@ impl Client {
     }
 
     /// Connect (or reuse), write the request, read the head and the body
-    /// bytes that came with it. A reused connection the server had closed
-    /// is replaced once by a fresh one (GET and HEAD are idempotent).
+    /// bytes that came with it. A reused connection the server closed or
+    /// reset before a byte of answer did not process the request (RFC 9112
+    /// §9.3.1): it goes again at once on a fresh connection, counted as
+    /// resent.
     async fn plain_head(
         &self,
         job: &Job<'_>,
@@ -260,6 +317,7 @@ impl Client {
             if let Err(e) = h1::write_request(&stream, &self.out).await {
                 if reused {
                     may_reuse = false;
+                    job.resent.set(job.resent.get() + 1);
                     continue;
                 }
                 return Err(io_error(e));
@@ -276,9 +334,12 @@ impl Client {
             .await;
             match read {
                 Ok((head, Ok(()))) => return Ok((stream, head, None)),
-                Ok((head, Err(e))) => return Ok((stream, head, Some(other(e.to_string())))),
-                Err(ReadError::ClosedBeforeHead) if reused => may_reuse = false,
-                Err(ReadError::Io(e)) if reused && e.kind() == std::io::ErrorKind::ConnectionReset => may_reuse = false,
+                Ok((head, Err(e))) => return Ok((stream, head, Some(protocol(e.to_string())))),
+                Err(ReadError::ClosedBeforeHead | ReadError::FailedBeforeHead(_)) if reused => {
+                    may_reuse = false;
+                    job.resent.set(job.resent.get() + 1);
+                }
+                Err(ReadError::FailedBeforeHead(e)) => return Err(io_error(e)),
                 Err(ReadError::ClosedBeforeHead) | Err(ReadError::ClosedInHead) => {
                     return Err(TransportError {
                         kind: TransportKind::Connection,
@@ -286,7 +347,7 @@ impl Client {
                     });
                 }
                 Err(ReadError::Io(e)) => return Err(io_error(e)),
-                Err(ReadError::Malformed(what)) => return Err(other(what.to_string())),
+                Err(ReadError::Malformed(what)) => return Err(protocol(what.to_string())),
             }
         }
     }
@@ -309,7 +370,7 @@ impl Client {
             })
             .await
             .map_err(io_error)?
-            .map_err(|e| other(e.to_string()))?;
+            .map_err(|e| protocol(e.to_string()))?;
             if eof {
                 if *framing == Framing::Eof {
                     return Ok(true);
@@ -381,6 +442,11 @@ impl Answer {
 
 fn other(message: impl ToString) -> TransportError {
     TransportError { kind: TransportKind::Other, message: message.to_string() }
+}
+
+/// An answer that broke HTTP's framing: the same answer would fail again.
+fn protocol(message: impl ToString) -> TransportError {
+    TransportError { kind: TransportKind::Protocol, message: message.to_string() }
 }
 
 fn io_error(e: std::io::Error) -> TransportError {

@@ -51,7 +51,8 @@ impl Streamer {
         request::check_headers(request, extra)?;
         let origin = self.origin(&target)?;
         let is_head = request.method == Method::Head;
-        let job = Job { origin: &origin, target, request, extra, is_head, limit: None, probe: false };
+        let resent = std::cell::Cell::new(0);
+        let job = Job { origin: &origin, target, request, extra, is_head, limit: None, probe: false, resent: &resent };
         let outgoing = request::for_hyper(&job, &self.config.user_agent, false)?;
         let tcp = origin.connect().await.map_err(io_error)?;
         match &origin.server_name {

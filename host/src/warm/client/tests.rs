@@ -362,7 +362,7 @@ async fn bad_input_and_bad_answers() {
 
     let junk = Server::answering(|_| b"HTTP/1.1 2xx\r\n\r\n".to_vec()).await;
     let e = client.send(&get(&junk.url("/")), &[], Body::Full, 1, T).await.unwrap_err();
-    assert_eq!((e.kind, e.message.as_str()), (TransportKind::Other, "malformed response head"));
+    assert_eq!((e.kind, e.message.as_str()), (TransportKind::Protocol, "malformed response head"));
     let junk = Server::answering(|_| b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n".to_vec()).await;
     let ex = client.send(&get(&junk.url("/")), &[], Body::Full, 1, T).await.unwrap();
     assert!(!ex.meta.body_complete);

@@ -39,7 +39,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 /// A CA and a server certificate for localhost and 127.0.0.1.
-fn make_certs(dir: &Path) {
+pub(super) fn make_certs(dir: &Path) {
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
     let mut ca =
         vec!["req", "-x509", "-days", "2", "-subj", "/CN=prewarm test CA", "-keyout", "ca.key", "-out", "ca.pem"];
@@ -199,7 +199,7 @@ async fn nginx_http2_by_alpn_shares_one_connection() {
 
     // More requests at once than one connection should carry: more
     // connections, each under the cap.
-    let many = 2 * super::tls::STREAMS_PER_CONNECTION as usize + 50;
+    let many = 2 * super::h2::STREAMS_PER_CONNECTION + 50;
     let seen = Rc::new(std::cell::RefCell::new(Vec::new()));
     let tasks = tokio::task::LocalSet::new();
     for _ in 0..many {

@@ -490,6 +490,7 @@ impl Checker {
         let mut expected = d.expected;
         let mut found = self.inspector.examine(&input, None).await;
         if found.facts.is_some() {
+            found.order = self.inspector.box_order(&input, &found).await;
             expected.source_duration_s = self.source_duration(&path).await;
             judge::check_derivative(&mut found, &expected);
         }
@@ -509,7 +510,7 @@ impl Checker {
                 let (url, headers) = self.source_request(path)?;
                 let input = Input { url: &url, headers: &headers, shown: path };
                 match facts::facts(&self.inspector.tools, &input, self.inspector.timeout).await {
-                    Ok(f) => f.duration_s,
+                    Ok(f) => f.video_duration_s(),
                     Err(e) => {
                         tracing::warn!("source {path}: duration unknown, checked only that it is positive: {e:?}");
                         None

@@ -369,6 +369,17 @@ async fn run_watched(
     let program = program_name(&cmd);
     #[cfg(unix)]
     cmd.process_group(0);
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(2) only, between fork and exec: async-signal-safe, no
+    // allocation. The child is killed when the thread that spawned it ends
+    // (prewarm killed with -9 included); callers spawn from runtime worker
+    // threads, which live as long as the run.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => MediaError::NotFound {

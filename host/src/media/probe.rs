@@ -238,7 +238,7 @@ mod tests {
             {"codec_type":"audio","codec_name":"aac","channels":6,"duration":"3.6"},
             {"codec_type":"video","codec_name":"h264","profile":"High","width":640,"height":360,"duration":"2.0",
              "bit_rate":"700000","pix_fmt":"yuv420p","field_order":"tt","color_transfer":"unknown",
-             "r_frame_rate":"30/1","avg_frame_rate":"1230/41","disposition":{"attached_pic":0}}],
+             "r_frame_rate":"30/1","avg_frame_rate":"1200/41","disposition":{"attached_pic":0}}],
             "format":{"format_name":"mov,mp4","duration":"3.600000","bit_rate":"743914","size":"371957"}}"#;
         let f = parse_facts(json).unwrap();
         let v = f.video.clone().unwrap();

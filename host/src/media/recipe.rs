@@ -1,7 +1,7 @@
 //! What one re-encode does to a source, decided from its [`Facts`] before
 //! ffmpeg runs: upright (ffmpeg's autorotate turns the frames; the size is
 //! taken as displayed), square pixels, deinterlaced when the stream says
-//! interlaced or `idet` finds it, HDR (PQ/HLG) tone-mapped to BT.709 SDR
+//! interlaced (or says nothing and `idet` finds it), HDR (PQ/HLG) tone-mapped to BT.709 SDR
 //! for the 8-bit output, scaled into the `--resolution` box without
 //! upscaling and with even sides; and the audio browsers play from the
 //! output's container. Each step taken is named for the results line.
@@ -167,9 +167,11 @@ pub fn idet_says_interlaced(stderr: &str) -> bool {
 }
 
 /// A video stream's frames are worth an `idet` look only when the stream
-/// does not already say interlaced.
+/// says nothing of its field order: one that says `progressive` is
+/// trusted (sharp moving lines fool `idet`, and deinterlacing a
+/// progressive picture softens it).
 pub fn worth_detecting(video: &Video) -> bool {
-    !video.interlaced()
+    video.field_order.is_none()
 }
 
 #[cfg(test)]

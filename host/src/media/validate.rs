@@ -236,7 +236,8 @@ impl Inspector {
             found.fail(Check::NoVideo, what);
             return found;
         };
-        let duration = facts.duration_s.filter(|d| *d > 0.0);
+        // The video's own length: audio that runs on has no frames to decode.
+        let duration = facts.video_duration_s().filter(|d| *d > 0.0);
         if duration.is_none() {
             found.fail(Check::Duration, "no duration");
         }

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::rclone::Rclone;
-use crate::util::redact::redact_url;
 use crate::usage;
+use crate::util::redact::redact_url;
 
 /// Where a run's output files go, checked before the run.
 #[derive(Debug)]

@@ -43,7 +43,10 @@ fn real_world_tree(src: &Path) {
     // A phone keeps the sensor's landscape frame and says "turn 90" (stream copy keeps the matrix).
     ffmpeg(&["-i", flat.to_str().unwrap(), "-c", "copy", "-metadata:s:v:0", "rotate=90"], &src.join("rot90.mp4"));
     std::fs::remove_file(&flat).unwrap();
-    ffmpeg(&with(&["-f", "lavfi", "-i", &pattern("352x288", 25, 2.0), "-vf", "setsar=64/45"], LOSSLESS), &src.join("anamorphic.mp4"));
+    ffmpeg(
+        &with(&["-f", "lavfi", "-i", &pattern("352x288", 25, 2.0), "-vf", "setsar=64/45"], LOSSLESS),
+        &src.join("anamorphic.mp4"),
+    );
     let x265 = "lossless=1:log-level=error:hdr10=1:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc";
     ffmpeg(
         &["-f", "lavfi", "-i", &pattern("320x180", 25, 2.0), "-c:v", "libx265", "-x265-params", x265, "-pix_fmt"]
@@ -61,12 +64,27 @@ fn real_world_tree(src: &Path) {
     );
     let tone = |s: f64| format!("sine=frequency=440:sample_rate=48000:duration={s}");
     ffmpeg(
-        &with(&["-f", "lavfi", "-i", &pattern("320x180", 25, 2.0), "-f", "lavfi", "-i", &tone(3.6)], &with(LOSSLESS, &["-c:a", "aac"])),
+        &with(
+            &["-f", "lavfi", "-i", &pattern("320x180", 25, 2.0), "-f", "lavfi", "-i", &tone(3.6)],
+            &with(LOSSLESS, &["-c:a", "aac"]),
+        ),
         &src.join("longaudio.mp4"),
     );
     // 60 frames at 30 fps with 20 of them dropped: a gap the output must keep.
     ffmpeg(
-        &with(&["-f", "lavfi", "-i", &pattern("320x180", 30, 2.0), "-vf", "select='not(between(n,10,29))'", "-vsync", "vfr"], LOSSLESS),
+        &with(
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                &pattern("320x180", 30, 2.0),
+                "-vf",
+                "select='not(between(n,10,29))'",
+                "-vsync",
+                "vfr",
+            ],
+            LOSSLESS,
+        ),
         &src.join("vfr.mp4"),
     );
     ffmpeg(
@@ -77,7 +95,10 @@ fn real_world_tree(src: &Path) {
         &src.join("surround.mov"),
     );
     ffmpeg(&with(&["-f", "lavfi", "-i", &pattern("320x180", 25, 2.0)], LOSSLESS), &src.join("phone.3gp"));
-    ffmpeg(&with(&["-f", "lavfi", "-i", &pattern("320x180", 25, 2.0), "-f", "mp4"], LOSSLESS), &src.join("noextension"));
+    ffmpeg(
+        &with(&["-f", "lavfi", "-i", &pattern("320x180", 25, 2.0), "-f", "mp4"], LOSSLESS),
+        &src.join("noextension"),
+    );
 }
 
 fn probe(path: &Path) -> Value {
@@ -101,7 +122,11 @@ fn displayed(path: &Path) -> (u32, u32) {
     let sar = v["sample_aspect_ratio"].as_str().unwrap_or("1:1");
     let (n, d) = sar.split_once(':').map(|(n, d)| (n.parse::<f64>().unwrap(), d.parse::<f64>().unwrap())).unwrap();
     let w = if n > 0.0 && d > 0.0 { (w * n / d).round() as u32 } else { w as u32 };
-    let turned = v["side_data_list"].as_array().into_iter().flatten().any(|s| s["rotation"].as_f64().is_some_and(|r| r.abs() == 90.0));
+    let turned = v["side_data_list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|s| s["rotation"].as_f64().is_some_and(|r| r.abs() == 90.0));
     if turned { (h, w) } else { (w, h) }
 }
 
@@ -166,10 +191,17 @@ fn check_output(out: &Path, source: &Path, want: (u32, u32)) {
     let p = probe(out);
     let v = stream(&p, "video").unwrap();
     assert_eq!(v["pix_fmt"], "yuv420p", "{name}");
-    assert!(["High", "Main", "Constrained Baseline"].contains(&v["profile"].as_str().unwrap()), "{name}: {}", v["profile"]);
+    assert!(
+        ["High", "Main", "Constrained Baseline"].contains(&v["profile"].as_str().unwrap()),
+        "{name}: {}",
+        v["profile"]
+    );
     assert_eq!(v["sample_aspect_ratio"].as_str().unwrap_or("1:1"), "1:1", "{name}: square pixels");
     assert!(v["side_data_list"].is_null(), "{name}: rotation left: {}", v["side_data_list"]);
-    assert!(!["smpte2084", "arib-std-b67"].contains(&v["color_transfer"].as_str().unwrap_or("")), "{name}: 8-bit labelled HDR");
+    assert!(
+        !["smpte2084", "arib-std-b67"].contains(&v["color_transfer"].as_str().unwrap_or("")),
+        "{name}: 8-bit labelled HDR"
+    );
     assert_eq!(v["field_order"].as_str().unwrap_or("progressive"), "progressive", "{name}");
     if !name.to_string().ends_with(".mkv") {
         assert!(fast_start(out), "{name}: moov after mdat");
@@ -178,7 +210,8 @@ fn check_output(out: &Path, source: &Path, want: (u32, u32)) {
     assert!((video_s(&p) - video_s(&probe(source))).abs() < 0.2, "{name}: video duration");
     // Upright: the first frame as shown matches the source's as shown, and not turned over.
     let want_frame = frame(source, "");
-    let (same, flipped) = (difference(&frame(out, ""), &want_frame), difference(&frame(out, "hflip,vflip,"), &want_frame));
+    let (same, flipped) =
+        (difference(&frame(out, ""), &want_frame), difference(&frame(out, "hflip,vflip,"), &want_frame));
     assert!(same < 20.0 && same * 2.0 < flipped, "{name}: not the source's picture ({same:.1} vs {flipped:.1} turned)");
 }
 
@@ -261,7 +294,12 @@ fn sources_that_cannot_be_done_are_refused_in_words_naming_them() {
     failed("clip.webm", "unsupported", "h264 cannot be written in .webm (ffmpeg's webm muxer takes vp9, av1)");
     // The default MOV with AV1: refused before the encode (libsvtav1 would hang in the mov muxer).
     let started = Instant::now();
-    let out = run(optimize(home.path(), &src, Some(&home.path().join("dst"))).args(["--codec", "av1", "--include", "clip.mov"]));
+    let out = run(optimize(home.path(), &src, Some(&home.path().join("dst"))).args([
+        "--codec",
+        "av1",
+        "--include",
+        "clip.mov",
+    ]));
     assert_eq!(out.status.code(), Some(3));
     assert!(started.elapsed() < Duration::from_secs(30));
     let r = &read_results(&home.path().join("results.jsonl"))[0];
@@ -293,7 +331,8 @@ fn wait_for(path: &Path, child: &mut std::process::Child) -> String {
 }
 
 fn gone(pid: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_or(true, |s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
 }
 
 #[test]
@@ -326,8 +365,16 @@ fn dest_naming_the_source_is_refused_in_every_spelling() {
     let before = std::fs::read(src.join("a.mp4")).unwrap();
     std::os::unix::fs::symlink(&src, home.path().join("link")).unwrap();
     let s = src.display().to_string();
-    let spellings =
-        [format!("{s}/."), format!("{s}//"), format!("{s}/"), format!(":local:{s}"), format!("loc:{s}"), format!("{s}/../src"), home.path().join("link").display().to_string(), "src".into()];
+    let spellings = [
+        format!("{s}/."),
+        format!("{s}//"),
+        format!("{s}/"),
+        format!(":local:{s}"),
+        format!("loc:{s}"),
+        format!("{s}/../src"),
+        home.path().join("link").display().to_string(),
+        "src".into(),
+    ];
     for dest in spellings {
         let mut cmd = optimize(home.path(), &src, Some(Path::new(&dest)));
         let out = run(cmd.current_dir(home.path()));
@@ -362,7 +409,11 @@ fn a_source_replaced_during_the_encode_survives() {
     std::fs::rename(src.join(".v.mp4.upload"), src.join("v.mp4")).unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(std::fs::read(src.join("v.mp4")).unwrap(), std::fs::read(&newer).unwrap(), "the new upload was overwritten");
+    assert_eq!(
+        std::fs::read(src.join("v.mp4")).unwrap(),
+        std::fs::read(&newer).unwrap(),
+        "the new upload was overwritten"
+    );
     let r = &read_results(&home.path().join("results.jsonl"))[0];
     assert_eq!(r["outcome"], "changed", "{r}");
     assert!(r["error"].as_str().unwrap().contains("the new version was kept"), "{r}");
@@ -386,7 +437,8 @@ fn a_run_killed_with_9_is_swept_by_the_next() {
         .spawn()
         .unwrap();
     let encoder = wait_for(&mark, &mut child);
-    let scratch: Vec<PathBuf> = std::fs::read_dir(home.path().join("work")).unwrap().flatten().map(|e| e.path()).collect();
+    let scratch: Vec<PathBuf> =
+        std::fs::read_dir(home.path().join("work")).unwrap().flatten().map(|e| e.path()).collect();
     assert_eq!(scratch.len(), 1, "one scratch directory per run: {scratch:?}");
     let tag = scratch[0].file_name().unwrap().to_string_lossy().strip_prefix("prewarm-optimize-").unwrap().to_string();
     child.kill().unwrap();
@@ -404,7 +456,11 @@ fn a_run_killed_with_9_is_swept_by_the_next() {
     let out = run(optimize(home.path(), &src, None).arg("--json"));
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((summary["scratch_dirs_swept"].as_u64(), summary["temporary_objects_swept"].as_u64()), (Some(1), Some(1)), "{summary}");
+    assert_eq!(
+        (summary["scratch_dirs_swept"].as_u64(), summary["temporary_objects_swept"].as_u64()),
+        (Some(1), Some(1)),
+        "{summary}"
+    );
     let results = read_results(&home.path().join("results.jsonl"));
     assert_eq!(results.len(), 1, "the temporary object was taken as a source: {results:?}");
     assert_eq!(results[0]["outcome"], "optimized");
@@ -418,7 +474,10 @@ fn damaged_sources_are_not_replaced_in_place() {
     let home = tempfile::tempdir().unwrap();
     let src = home.path().join("src");
     let path = src.join("damaged.mp4");
-    ffmpeg(&with(&["-f", "lavfi", "-i", &pattern("320x180", 25, 2.0), "-g", "10", "-movflags", "+faststart"], LOSSLESS), &path);
+    ffmpeg(
+        &with(&["-f", "lavfi", "-i", &pattern("320x180", 25, 2.0), "-g", "10", "-movflags", "+faststart"], LOSSLESS),
+        &path,
+    );
     let mut bytes = std::fs::read(&path).unwrap();
     let at = bytes.len() / 2;
     bytes[at..at + 4000].iter_mut().for_each(|b| *b = 0);
@@ -440,7 +499,8 @@ fn validate_flags_derivatives_a_browser_does_not_show_as_promised() {
     let (cdn, sources) = (home.path().join("cdn"), home.path().join("sources"));
     let d = cdn.join("m");
     let base = |extra: &[&str]| -> Vec<String> {
-        let mut a: Vec<String> = ["-f", "lavfi", "-i", &pattern("320x180", 25, 2.0), "-c:v", "libx264"].map(String::from).into();
+        let mut a: Vec<String> =
+            ["-f", "lavfi", "-i", &pattern("320x180", 25, 2.0), "-c:v", "libx264"].map(String::from).into();
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     };
@@ -452,22 +512,70 @@ fn validate_flags_derivatives_a_browser_does_not_show_as_promised() {
     let fast = ["-movflags", "+faststart"];
     make("good.mp4", &with(&["-pix_fmt", "yuv420p"], &fast));
     make("flat.mp4", &with(&["-pix_fmt", "yuv420p"], &fast));
-    ffmpeg(&["-i", d.join("flat.mp4").to_str().unwrap(), "-c", "copy", "-metadata:s:v:0", "rotate=90", "-movflags", "+faststart"], &d.join("rotated.mp4"));
+    ffmpeg(
+        &[
+            "-i",
+            d.join("flat.mp4").to_str().unwrap(),
+            "-c",
+            "copy",
+            "-metadata:s:v:0",
+            "rotate=90",
+            "-movflags",
+            "+faststart",
+        ],
+        &d.join("rotated.mp4"),
+    );
     std::fs::rename(sources.join("flat.mp4"), sources.join("rotated.mp4")).unwrap();
     std::fs::remove_file(d.join("flat.mp4")).unwrap();
     make("high10.mp4", &with(&["-pix_fmt", "yuv420p10le"], &fast));
     make("high444.mp4", &with(&["-pix_fmt", "yuv444p"], &fast));
     make("wide-pixels.mp4", &with(&["-pix_fmt", "yuv420p", "-vf", "setsar=4/3"], &fast));
     make("moov-last.mp4", &["-pix_fmt", "yuv420p"]);
-    make("pq8.mp4", &with(&["-pix_fmt", "yuv420p", "-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc"], &fast));
+    make(
+        "pq8.mp4",
+        &with(
+            &[
+                "-pix_fmt",
+                "yuv420p",
+                "-color_primaries",
+                "bt2020",
+                "-color_trc",
+                "smpte2084",
+                "-colorspace",
+                "bt2020nc",
+            ],
+            &fast,
+        ),
+    );
     let rclone = prewarm::util::lab::find_program("rclone").expect("rclone installed");
     let origin = prewarm::util::lab::start_origin(&rclone, &cdn).unwrap();
-    let common = ["--plugin", "template", "--base-url", &origin.url, "--set", "url={base}/{derivative}/{path}", "--derivatives", "m=320x240"];
+    let common = [
+        "--plugin",
+        "template",
+        "--base-url",
+        &origin.url,
+        "--set",
+        "url={base}/{derivative}/{path}",
+        "--derivatives",
+        "m=320x240",
+    ];
     let warm = home.path().join("w.jsonl");
-    let out = run(prewarm(home.path()).args(["warm", "--source"]).arg(&sources).args(common).args(["--progress", "never", "--results"]).arg(&warm));
+    let out = run(prewarm(home.path())
+        .args(["warm", "--source"])
+        .arg(&sources)
+        .args(common)
+        .args(["--progress", "never", "--results"])
+        .arg(&warm));
     assert_eq!(out.status.code(), Some(0));
     let checked = home.path().join("v.jsonl");
-    let out = run(prewarm(home.path()).args(["validate", "--results"]).arg(&warm).arg("--source").arg(&sources).args(common).arg("--results-out").arg(&checked));
+    let out = run(prewarm(home.path())
+        .args(["validate", "--results"])
+        .arg(&warm)
+        .arg("--source")
+        .arg(&sources)
+        .args(common)
+        .arg("--results-out")
+        .arg(&checked));
     assert_eq!(out.status.code(), Some(3));
     let results = by_path(&read_results(&checked));
     let failed = |name: &str| -> Vec<String> {

@@ -16,17 +16,17 @@ use serde::Serialize;
 use tokio::sync::{Mutex, OnceCell, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use super::optimize_places::{self, TempCounts};
 use crate::cli::{HwChoice, OptimizeArgs};
 use crate::listing::{self, Object};
 use crate::media::hw::{self, Codec, Detector, ENCODERS, Family};
-use super::optimize_places::{self, TempCounts};
 use crate::media::optimize::{Choice, FileResult, Outcome, Plan, optimize_one};
 use crate::media::scratch::RunDir;
 use crate::media::{Tools, ffmpeg, hw_cache};
 use crate::plugin::{PluginRuntime, RuntimeOptions};
 use crate::rclone::Rclone;
-use crate::util::size::{human, parse_size};
 use crate::upload::Upload;
+use crate::util::size::{human, parse_size};
 use crate::{Exit, usage};
 
 /// The threshold when neither --threshold nor --plugin says.
@@ -153,7 +153,8 @@ async fn run_async(args: OptimizeArgs) -> Result<Exit> {
     if !summary.interrupted {
         listing.context("the listing ended early; the sources listed before the error were handled and recorded")?;
     }
-    let failed = [Outcome::Failed, Outcome::Damaged].iter().map(|o| summary.outcomes.get(o).copied().unwrap_or(0)).sum::<u64>();
+    let failed =
+        [Outcome::Failed, Outcome::Damaged].iter().map(|o| summary.outcomes.get(o).copied().unwrap_or(0)).sum::<u64>();
     Ok(if failed > 0 || summary.interrupted { Exit::SomeFailed } else { Exit::Success })
 }
 

@@ -156,7 +156,9 @@ mod tests {
         let src = dir.path().join("src");
         std::fs::create_dir_all(&src).unwrap();
         let same = canonical(&src);
-        for spelling in [format!("{}/.", src.display()), format!("{}//", src.display()), format!("{}/../src", src.display())] {
+        for spelling in
+            [format!("{}/.", src.display()), format!("{}//", src.display()), format!("{}/../src", src.display())]
+        {
             assert_eq!(canonical(Path::new(&spelling)), same, "{spelling}");
         }
         assert_eq!(canonical(&src.join("new/out")), same.join("new/out"));

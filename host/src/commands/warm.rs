@@ -15,10 +15,10 @@ use crate::cli::{SourceArgs, WarmArgs};
 use crate::listing::{self, Filters, ListingProgress, ListingSource, Shard};
 use crate::plugin::{Derivative, Plugin, PluginRuntime, RuntimeOptions};
 use crate::rclone::Rclone;
-use crate::util::redact::redact_url;
 use crate::report::text::plural;
 use crate::report::{self, RunInfo};
 use crate::upload::Upload;
+use crate::util::redact::redact_url;
 use crate::warm::{self, WarmPlan, http::Timeouts};
 use crate::{Exit, usage};
 

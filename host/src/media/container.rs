@@ -55,7 +55,9 @@ const WEBM_AUDIO: &[&str] = &["opus", "vorbis"];
 const AAC: (&str, &str) = ("aac", "160k");
 const OPUS: (&str, &str) = ("libopus", "128k");
 
-fn by_muxer(muxer: &str) -> Option<(&'static str, &'static [Codec], &'static [&'static str], (&'static str, &'static str))> {
+fn by_muxer(
+    muxer: &str,
+) -> Option<(&'static str, &'static [Codec], &'static [&'static str], (&'static str, &'static str))> {
     Some(match muxer {
         "mp4" => ("mp4", ALL, MP4_AUDIO, AAC),
         "mov" => ("mov", &[Codec::H264, Codec::H265], MOV_AUDIO, AAC),
@@ -103,11 +105,16 @@ fn muxer_of_format(format: &str) -> Option<&'static str> {
 /// (no extension) from the source's format as ffprobe named it.
 pub fn for_output(path: &str, source_format: Option<&str>) -> Result<Container, String> {
     let name = path.rsplit('/').next().unwrap_or(path);
-    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).filter(|_| !name.starts_with('.') || name.matches('.').count() > 1);
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .filter(|_| !name.starts_with('.') || name.matches('.').count() > 1);
     let (muxer, shown) = match &ext {
         Some(ext) => {
             let muxer = muxer_of_extension(ext).ok_or_else(|| {
-                format!("prewarm does not write .{ext} files (it writes mp4, m4v, mov, 3gp, 3g2, mkv, webm, avi, flv, ts)")
+                format!(
+                    "prewarm does not write .{ext} files (it writes mp4, m4v, mov, 3gp, 3g2, mkv, webm, avi, flv, ts)"
+                )
             })?;
             (muxer, format!(".{ext}"))
         }

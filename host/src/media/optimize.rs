@@ -308,7 +308,9 @@ async fn run_steps(
         if plan.in_place && !plan.replace_damaged {
             return Err(Stop::kept(
                 Outcome::Damaged,
-                format!("the source decodes with errors ({damage}); not replaced in place (--replace-damaged to do it)"),
+                format!(
+                    "the source decodes with errors ({damage}); not replaced in place (--replace-damaged to do it)"
+                ),
             ));
         }
     }
@@ -319,7 +321,9 @@ async fn run_steps(
     let local = (work_fs.as_str(), file_name(&output));
     match publish::publish(plan, &object.path, (local.0, &local.1), out_len, fetched.as_ref(), cancel).await? {
         Published::Moved => result.outcome = Outcome::Optimized,
-        Published::Changed(why) => return Err(Stop::kept(Outcome::Changed, format!("{why}; the new version was kept"))),
+        Published::Changed(why) => {
+            return Err(Stop::kept(Outcome::Changed, format!("{why}; the new version was kept")));
+        }
     }
     Ok(())
 }
@@ -349,7 +353,13 @@ async fn read_source(
         Ok(facts) => facts,
         Err(Unread::Fetch(why) | Unread::Media(why)) => {
             let mut head = Vec::new();
-            let _ = std::io::Read::read_to_end(&mut std::io::Read::take(std::fs::File::open(input).map_err(|e| Stop::failed(FailureKind::Fetch, e.to_string()))?, 16), &mut head);
+            let _ = std::io::Read::read_to_end(
+                &mut std::io::Read::take(
+                    std::fs::File::open(input).map_err(|e| Stop::failed(FailureKind::Fetch, e.to_string()))?,
+                    16,
+                ),
+                &mut head,
+            );
             let what = if facts::looks_like_container(&head) {
                 format!("not a readable video: the container starts but is cut short or damaged ({why})")
             } else {
@@ -478,7 +488,11 @@ async fn encode_verified(
     let out = match ran {
         Ok(out) if out.status.success() => out,
         Ok(out) => {
-            return failure(FailureKind::Encode, format!("{} failed: {}", choice.name, out.error_line()), out.stderr_tail);
+            return failure(
+                FailureKind::Encode,
+                format!("{} failed: {}", choice.name, out.error_line()),
+                out.stderr_tail,
+            );
         }
         Err(e @ MediaError::Stalled { .. }) => {
             let message = format!("{}: {e} (--stall-timeout)", choice.name);

@@ -243,7 +243,10 @@ mod tests {
         let f = parse_facts(json).unwrap();
         let v = f.video.clone().unwrap();
         assert_eq!((v.codec.as_str(), v.width, v.height, v.displayed_size()), ("h264", 640, 360, (640, 360)));
-        assert_eq!((f.duration_s, f.video_duration_s(), f.bit_rate_bps, f.size), (Some(3.6), Some(2.0), Some(743_914), Some(371_957)));
+        assert_eq!(
+            (f.duration_s, f.video_duration_s(), f.bit_rate_bps, f.size),
+            (Some(3.6), Some(2.0), Some(743_914), Some(371_957))
+        );
         assert!(v.interlaced() && v.variable_frame_rate && v.color_transfer.is_none());
         assert_eq!((v.bit_depth(), v.chroma()), (8, Some("420")));
         assert_eq!(f.audio, Some(Audio { codec: "aac".into(), channels: Some(6), duration_s: Some(3.6) }));

@@ -37,7 +37,10 @@ pub async fn hash_type(plan: &Plan) -> Option<String> {
 /// The original's state now, for `--in-place`.
 pub async fn original_state(plan: &Plan, path: &str) -> Result<Option<ObjectState>, Stop> {
     let hash = hash_type(plan).await;
-    plan.rclone.object_state(&plan.source_fs, path, hash.as_deref()).await.map_err(|e| Stop::rclone("read the original", e))
+    plan.rclone
+        .object_state(&plan.source_fs, path, hash.as_deref())
+        .await
+        .map_err(|e| Stop::rclone("read the original", e))
 }
 
 /// Upload under a temporary name beside `path`, check it, and move it in,
@@ -133,9 +136,15 @@ mod tests {
         };
         let before = at(100, "2026-01-01T00:00:00Z", Some("aa"));
         assert_eq!(describe_change(&before, Some(&before.clone())), None);
-        assert!(describe_change(&before, Some(&at(99, "2026-01-01T00:00:00Z", Some("aa")))).unwrap().contains("99 bytes"));
-        assert!(describe_change(&before, Some(&at(100, "2026-01-02T00:00:00Z", Some("aa")))).unwrap().contains("modified"));
-        assert!(describe_change(&before, Some(&at(100, "2026-01-01T00:00:00Z", Some("bb")))).unwrap().contains("checksum"));
+        assert!(
+            describe_change(&before, Some(&at(99, "2026-01-01T00:00:00Z", Some("aa")))).unwrap().contains("99 bytes")
+        );
+        assert!(
+            describe_change(&before, Some(&at(100, "2026-01-02T00:00:00Z", Some("aa")))).unwrap().contains("modified")
+        );
+        assert!(
+            describe_change(&before, Some(&at(100, "2026-01-01T00:00:00Z", Some("bb")))).unwrap().contains("checksum")
+        );
         assert!(describe_change(&before, None).unwrap().contains("deleted"));
     }
 }

@@ -160,7 +160,11 @@ pub fn color_args(recipe: &Recipe) -> Vec<String> {
 pub fn idet_says_interlaced(stderr: &str) -> bool {
     let Some(line) = stderr.lines().rev().find(|l| l.contains("Multi frame detection")) else { return false };
     let count = |key: &str| -> u64 {
-        line.split(key).nth(1).and_then(|r| r.trim_start().split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap_or(0)
+        line.split(key)
+            .nth(1)
+            .and_then(|r| r.trim_start().split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
     };
     let fields = count("TFF:") + count("BFF:");
     fields >= 10 && fields > 2 * count("Progressive:")
@@ -213,11 +217,16 @@ mod tests {
 
     #[test]
     fn hdr_is_tone_mapped_and_relabelled_and_interlace_removed() {
-        let f = facts(r#""width":640,"height":360,"pix_fmt":"yuv420p10le","color_transfer":"smpte2084","field_order":"tt""#, "");
+        let f = facts(
+            r#""width":640,"height":360,"pix_fmt":"yuv420p10le","color_transfer":"smpte2084","field_order":"tt""#,
+            "",
+        );
         let mp4 = for_output("a.mp4", None).unwrap();
         let r = plan(&f, &mp4, options(None), false).unwrap();
         let chain = video_filter(&r, Family::Software);
-        assert!(chain.starts_with("bwdif=") && chain.contains("tonemap=tonemap=hable") && chain.ends_with("format=yuv420p"));
+        assert!(
+            chain.starts_with("bwdif=") && chain.contains("tonemap=tonemap=hable") && chain.ends_with("format=yuv420p")
+        );
         assert_eq!(color_args(&r)[..2], ["-color_primaries", "bt709"]);
         let refused = plan(&f, &mp4, Options { can_tonemap: false, ..options(None) }, false).unwrap_err();
         assert!(refused.contains("zscale"), "{refused}");
@@ -225,16 +234,23 @@ mod tests {
 
     #[test]
     fn audio_browsers_cannot_play_is_reencoded() {
-        let pcm = facts(r#""width":64,"height":64"#, r#",{"codec_type":"audio","codec_name":"pcm_s16le","channels":2}"#);
+        let pcm =
+            facts(r#""width":64,"height":64"#, r#",{"codec_type":"audio","codec_name":"pcm_s16le","channels":2}"#);
         let mov = for_output("a.mov", None).unwrap();
         let r = plan(&pcm, &mov, options(None), false).unwrap();
         assert_eq!(r.audio, AudioPlan::Encode { encoder: "aac", bit_rate: "160k" });
         let aac = facts(r#""width":64,"height":64"#, r#",{"codec_type":"audio","codec_name":"aac","channels":6}"#);
         assert_eq!(plan(&aac, &mov, options(None), false).unwrap().audio, AudioPlan::Copy);
         let asked = Options { audio: Audio::Aac, ..options(None) };
-        assert_eq!(plan(&aac, &mov, asked, false).unwrap().audio, AudioPlan::Encode { encoder: "aac", bit_rate: "160k" });
+        assert_eq!(
+            plan(&aac, &mov, asked, false).unwrap().audio,
+            AudioPlan::Encode { encoder: "aac", bit_rate: "160k" }
+        );
         let webm = for_output("a.webm", None).unwrap();
-        assert!(matches!(plan(&aac, &webm, options(None), false).unwrap().audio, AudioPlan::Encode { encoder: "libopus", .. }));
+        assert!(matches!(
+            plan(&aac, &webm, options(None), false).unwrap().audio,
+            AudioPlan::Encode { encoder: "libopus", .. }
+        ));
     }
 
     #[test]

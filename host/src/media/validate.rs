@@ -342,11 +342,18 @@ pub fn check_derivative(found: &mut Examined, expected: &Expected) {
         let stored = if (w, h) == (video.width, video.height) {
             String::new()
         } else {
-            format!(" (stored {}x{}, rotation {}, pixel aspect {}:{})", video.width, video.height, video.rotation, video.pixel_aspect.0, video.pixel_aspect.1)
+            format!(
+                " (stored {}x{}, rotation {}, pixel aspect {}:{})",
+                video.width, video.height, video.rotation, video.pixel_aspect.0, video.pixel_aspect.1
+            )
         };
         found.fail(
             Check::Dimensions,
-            format!("displayed {w}x{h}{stored} is larger than the box {}x{}", side(expected.width), side(expected.height)),
+            format!(
+                "displayed {w}x{h}{stored} is larger than the box {}x{}",
+                side(expected.width),
+                side(expected.height)
+            ),
         );
     }
     if let (Some(got), Some(want)) = (facts.video_duration_s(), expected.source_duration_s)
@@ -510,7 +517,11 @@ mod tests {
         turned.facts.as_mut().unwrap().video.as_mut().unwrap().rotation = 90;
         check_derivative(&mut turned, &box480);
         assert_eq!(checks(&turned), [Check::Dimensions]);
-        assert!(turned.problems[0].detail.starts_with("displayed 480x854 (stored 854x480, rotation 90"), "{:?}", turned.problems);
+        assert!(
+            turned.problems[0].detail.starts_with("displayed 480x854 (stored 854x480, rotation 90"),
+            "{:?}",
+            turned.problems
+        );
         let mut wide = video(854, 480, 4.0, "h264");
         wide.facts.as_mut().unwrap().video.as_mut().unwrap().pixel_aspect = (4, 3);
         check_derivative(&mut wide, &box480);

@@ -51,7 +51,10 @@ pub fn check(output: &Facts, source: &Facts, size: (u32, u32), order: boxes::Ord
         ));
     }
     if video.interlaced() {
-        return Err(format!("the output is still interlaced (field order {})", video.field_order.as_deref().unwrap_or("?")));
+        return Err(format!(
+            "the output is still interlaced (field order {})",
+            video.field_order.as_deref().unwrap_or("?")
+        ));
     }
     if let Some(want) = source.video_duration_s() {
         let Some(have) = output.video_duration_s() else { return Err("the output has no duration".into()) };

@@ -103,9 +103,13 @@ mod tests {
         assert!(profile_problem(&high444).unwrap().contains("High 4:4:4 Predictive (yuv444p, 8-bit)"));
         let pq8 = facts(r#""codec_name":"h264","profile":"High","pix_fmt":"yuv420p","color_transfer":"smpte2084""#, "");
         assert_eq!(checks(&pq8, Order::FastStart), [Check::Color]);
-        let hdr10 = facts(r#""codec_name":"av1","profile":"Main","pix_fmt":"yuv420p10le","color_transfer":"smpte2084""#, "");
+        let hdr10 =
+            facts(r#""codec_name":"av1","profile":"Main","pix_fmt":"yuv420p10le","color_transfer":"smpte2084""#, "");
         assert!(checks(&hdr10, Order::FastStart).is_empty());
-        let pcm = facts(r#""codec_name":"hevc","profile":"Main","pix_fmt":"yuv420p""#, r#",{"codec_type":"audio","codec_name":"pcm_s16le"}"#);
+        let pcm = facts(
+            r#""codec_name":"hevc","profile":"Main","pix_fmt":"yuv420p""#,
+            r#",{"codec_type":"audio","codec_name":"pcm_s16le"}"#,
+        );
         assert_eq!(checks(&pcm, Order::FastStart), [Check::Audio]);
         let vp9 = facts(r#""codec_name":"vp9","profile":"Profile 2","pix_fmt":"yuv420p10le""#, "");
         assert_eq!(checks(&vp9, Order::FastStart), [Check::Profile]);

@@ -55,20 +55,26 @@ const WEBM_AUDIO: &[&str] = &["opus", "vorbis"];
 const AAC: (&str, &str) = ("aac", "160k");
 const OPUS: (&str, &str) = ("libopus", "128k");
 
-fn by_muxer(
-    muxer: &str,
-) -> Option<(&'static str, &'static [Codec], &'static [&'static str], (&'static str, &'static str))> {
+/// The table: what each muxer writes (`shown` is filled in by the caller).
+fn by_muxer(muxer: &str) -> Option<Container> {
+    let row = |muxer, video, playable_audio, web_audio| Container {
+        muxer,
+        shown: String::new(),
+        video,
+        playable_audio,
+        web_audio,
+    };
     Some(match muxer {
-        "mp4" => ("mp4", ALL, MP4_AUDIO, AAC),
-        "mov" => ("mov", &[Codec::H264, Codec::H265], MOV_AUDIO, AAC),
-        "ipod" => ("ipod", &[Codec::H264], &["aac"], AAC),
-        "3gp" => ("3gp", &[Codec::H264], &["aac"], AAC),
-        "3g2" => ("3g2", &[Codec::H264], &["aac"], AAC),
-        "matroska" => ("matroska", ALL, &["aac", "mp3", "opus", "vorbis", "flac"], AAC),
-        "webm" => ("webm", &[Codec::Vp9, Codec::Av1], WEBM_AUDIO, OPUS),
-        "avi" => ("avi", ALL, &["aac", "mp3"], AAC),
-        "flv" => ("flv", &[Codec::H264], &["aac", "mp3"], AAC),
-        "mpegts" => ("mpegts", &[Codec::H264, Codec::H265], &["aac", "mp3"], AAC),
+        "mp4" => row("mp4", ALL, MP4_AUDIO, AAC),
+        "mov" => row("mov", &[Codec::H264, Codec::H265], MOV_AUDIO, AAC),
+        "ipod" => row("ipod", &[Codec::H264], &["aac"], AAC),
+        "3gp" => row("3gp", &[Codec::H264], &["aac"], AAC),
+        "3g2" => row("3g2", &[Codec::H264], &["aac"], AAC),
+        "matroska" => row("matroska", ALL, &["aac", "mp3", "opus", "vorbis", "flac"], AAC),
+        "webm" => row("webm", &[Codec::Vp9, Codec::Av1], WEBM_AUDIO, OPUS),
+        "avi" => row("avi", ALL, &["aac", "mp3"], AAC),
+        "flv" => row("flv", &[Codec::H264], &["aac", "mp3"], AAC),
+        "mpegts" => row("mpegts", &[Codec::H264, Codec::H265], &["aac", "mp3"], AAC),
         _ => return None,
     })
 }
@@ -126,8 +132,8 @@ pub fn for_output(path: &str, source_format: Option<&str>) -> Result<Container, 
             (muxer, format!("{muxer} (no extension; the source's format)"))
         }
     };
-    let (muxer, video, playable_audio, web_audio) = by_muxer(muxer).expect("every muxer above is in the table");
-    Ok(Container { muxer, shown, video, playable_audio, web_audio })
+    let container = by_muxer(muxer).expect("every muxer above is in the table");
+    Ok(Container { shown, ..container })
 }
 
 #[cfg(test)]

@@ -516,7 +516,7 @@ fn decode_errors(stderr: &str) -> Option<String> {
             let lower = l.to_ascii_lowercase();
             DECODE_ERROR_TELLS.iter().any(|t| lower.contains(t))
         })
-        .map(|l| ffmpeg::error_line(l))
+        .map(ffmpeg::error_line)
 }
 
 /// `.mp4` of `a/b.mp4` (lowercased; empty when there is none).

@@ -160,11 +160,7 @@ pub fn color_args(recipe: &Recipe) -> Vec<String> {
 pub fn idet_says_interlaced(stderr: &str) -> bool {
     let Some(line) = stderr.lines().rev().find(|l| l.contains("Multi frame detection")) else { return false };
     let count = |key: &str| -> u64 {
-        line.split(key)
-            .nth(1)
-            .and_then(|r| r.trim_start().split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
+        line.split(key).nth(1).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap_or(0)
     };
     let fields = count("TFF:") + count("BFF:");
     fields >= 10 && fields > 2 * count("Progressive:")

@@ -215,7 +215,7 @@ pub fn error_line(stderr: &str) -> String {
     };
     let wordy = |l: &str| {
         let lower = l.to_ascii_lowercase();
-        ["error", "fail", "cannot", "could not", "no such", "not supported", "invalid", "unable", "no va display"]
+        ["error", "fail", "cannot", "could not", "no such", "supported", "invalid", "unable", "no va display"]
             .iter()
             .any(|w| lower.contains(w))
     };
@@ -529,6 +529,9 @@ mod tests {
         let tail = "Error initializing output stream 0:0 -- Error while opening encoder\nConversion failed!\n";
         assert_eq!(error_line(tail), "Error initializing output stream 0:0 -- Error while opening encoder");
         assert_eq!(error_line(""), "no error message");
+        let tail = "[webm @ 0x5] Only VP8 or VP9 or AV1 video and Vorbis or Opus audio and WebVTT subtitles are supported for WebM.\n\
+                    Could not write header for output file #0 (incorrect codec parameters ?): Invalid argument\n";
+        assert!(error_line(tail).starts_with("[webm] Only VP8 or VP9 or AV1"), "ffmpeg's reason kept");
     }
 
     #[tokio::test(flavor = "current_thread")]

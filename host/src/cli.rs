@@ -556,6 +556,12 @@ pub struct OptimizeArgs {
     pub upload: Option<String>,
     #[command(flatten)]
     pub ffmpeg: FfmpegArgs,
+    /// Kill an encode whose progress (frames, output time, size) stands still this long (e.g. 30s).
+    #[arg(long, default_value = "60s", value_name = "DUR")]
+    pub stall_timeout: String,
+    /// With --in-place, replace even sources that decode with errors (default: recorded `damaged`, kept).
+    #[arg(long, requires = "in_place")]
+    pub replace_damaged: bool,
 }
 // The listing arguments are shared with `warm`, where `--source` is required
 // and excludes `--listing`; here `--results` alone is enough, and a saved

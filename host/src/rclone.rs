@@ -353,6 +353,42 @@ impl Rclone {
             .map(String::from))
     }
 
+    /// Size, modification time and (when `hash_type` is given and the
+    /// backend has it) one hash of an object, for telling whether it changed;
+    /// `None` when it does not exist. Without the daemon, the size only.
+    pub async fn object_state(
+        &self,
+        fs: &str,
+        path: &str,
+        hash_type: Option<&str>,
+    ) -> Result<Option<ObjectState>, RcloneError> {
+        let Some(d) = self.daemon().await else {
+            return Ok(self.stat(fs, path).await?.map(|size| ObjectState { size, ..ObjectState::default() }));
+        };
+        let opt = match hash_type {
+            Some(t) => json!({ "showHash": true, "hashTypes": [t] }),
+            None => json!({}),
+        };
+        let v = d.call("operations/stat", json!({ "fs": fs, "remote": path, "opt": opt })).await?;
+        let Some(item) = v.get("item").filter(|i| !i.is_null()) else { return Ok(None) };
+        let text = |p: &str| item.pointer(p).and_then(Value::as_str).filter(|t| !t.is_empty()).map(String::from);
+        Ok(Some(ObjectState {
+            size: item.get("Size").and_then(Value::as_i64).unwrap_or(0).max(0) as u64,
+            mod_time: text("/ModTime"),
+            hash: hash_type.and_then(|t| text(&format!("/Hashes/{t}"))),
+        }))
+    }
+
+    /// What rclone makes of a remote spec (`operations/fsinfo`): its
+    /// remote name, its root as rclone resolved it, and its description
+    /// (`Local file system at /abs/path` for local ones).
+    pub async fn fs_info(&self, fs: &str) -> Result<Option<FsInfo>, RcloneError> {
+        let Some(d) = self.daemon().await else { return Ok(None) };
+        let v = d.call("operations/fsinfo", json!({ "fs": fs })).await?;
+        let text = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        Ok(Some(FsInfo { name: text("Name"), root: text("Root"), description: text("String") }))
+    }
+
     async fn one_off(&self, args: &[&str], operation: &str) -> Result<(), RcloneError> {
         let out = self.command().args(args).output().await.map_err(RcloneError::Spawn)?;
         if !out.status.success() {
@@ -404,6 +440,23 @@ fn strip_timestamp(line: &str) -> &str {
         (Some(d), Some(t), Some(rest)) if d.len() == 10 && d.as_bytes()[4] == b'/' && t.contains(':') => rest,
         _ => line,
     }
+}
+
+/// An object's state as rclone reports it: equal states mean unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectState {
+    pub size: u64,
+    /// RFC 3339, as rclone gives it.
+    pub mod_time: Option<String>,
+    pub hash: Option<String>,
+}
+
+/// A remote as rclone resolved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsInfo {
+    pub name: String,
+    pub root: String,
+    pub description: String,
 }
 
 /// The running `rclone lsjson` child.

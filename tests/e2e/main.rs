@@ -25,6 +25,7 @@ mod listing;
 mod media;
 mod no_surprises;
 mod plugins;
+mod real_video;
 mod reports;
 mod resume;
 mod sandbox;

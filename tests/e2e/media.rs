@@ -223,7 +223,8 @@ fn optimize_in_place_replaces_only_verified_outputs() {
     let results = read_results(&home.path().join("results.jsonl"));
     let bad = results.iter().find(|r| r["path"] == "keep/corrupt.mp4").unwrap();
     assert_eq!(bad["outcome"], "failed");
-    assert!(bad["error"].as_str().unwrap().contains("source unreadable"), "{bad}");
+    assert!(bad["error"].as_str().unwrap().starts_with("not a video ("), "{bad}");
+    assert_eq!(bad["kind"], "not_video");
 }
 
 #[test]

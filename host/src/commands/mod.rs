@@ -7,6 +7,7 @@ pub mod hw;
 pub mod list;
 pub mod man;
 pub mod optimize;
+mod optimize_places;
 pub mod plugin_new;
 pub mod plugins;
 pub mod probe;

@@ -16,10 +16,12 @@ use serde::Serialize;
 use tokio::sync::{Mutex, OnceCell, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use super::optimize_places::{self, TempCounts};
 use crate::cli::{HwChoice, OptimizeArgs};
 use crate::listing::{self, Object};
 use crate::media::hw::{self, Codec, Detector, ENCODERS, Family};
 use crate::media::optimize::{Choice, FileResult, Outcome, Plan, optimize_one};
+use crate::media::scratch::RunDir;
 use crate::media::{Tools, ffmpeg, hw_cache};
 use crate::plugin::{PluginRuntime, RuntimeOptions};
 use crate::rclone::Rclone;
@@ -47,13 +49,22 @@ struct Encoders {
 async fn run_async(args: OptimizeArgs) -> Result<Exit> {
     let threshold = threshold(&args)?;
     let encode_timeout = super::warm::parse_duration("--encode-timeout", &args.encode_timeout)?;
+    let stall_timeout = super::warm::parse_duration("--stall-timeout", &args.stall_timeout)?;
     if args.jobs == Some(0) {
         return Err(usage("--jobs 0: must be at least 1"));
     }
-    let (source, mut filters, listing_rclone) = super::warm::source_and_filters(&args.source)?;
-    filters.at_least(threshold);
+    // The threshold is applied after the listing: temporary objects of
+    // any size must be seen to be swept.
+    let (source, filters, listing_rclone) = super::warm::source_and_filters(&args.source)?;
     let (source_fs, dest_fs) = locations(&args)?;
     let rclone = Rclone::listed_or_from_args(listing_rclone, &args.source)?;
+    if !args.in_place && optimize_places::same_place(&rclone, &source_fs, &dest_fs).await {
+        return Err(usage(format!(
+            "--dest {} is the source's own place ({}): use --in-place to replace the originals",
+            crate::util::rclone_secrets::redact_remote(&dest_fs),
+            crate::util::rclone_secrets::redact_remote(&source_fs)
+        )));
+    }
     let upload = Upload::prepare(args.upload.as_deref(), &[args.results.as_deref()], || Ok(rclone.clone()))?;
     let encoders = resolve_encoders(&args).await?;
     let mut choices: Vec<Choice> = encoders.hardware.clone();
@@ -68,32 +79,47 @@ async fn run_async(args: OptimizeArgs) -> Result<Exit> {
     let jobs = args.jobs.unwrap_or(encoders.hardware.len() + 1);
     let work_dir = work_dir(&args)?;
     let mut results = Results::create(args.results.as_ref())?;
+    let (run_dir, swept) = RunDir::create(&work_dir)
+        .map_err(|e| usage(format!("--work-dir {}: cannot make a scratch directory: {e}", work_dir.display())))?;
+    let temps = Arc::new(TempCounts::default());
+    let dead = Arc::new(swept.dead);
+    if !args.in_place && !args.dry_run {
+        optimize_places::sweep_dest(&rclone, &dest_fs, &dead, &temps).await;
+    }
 
-    let (objects, listing_task) = listing::stream(source, filters);
+    let (listed, listing_task) = listing::stream(source, filters);
+    let sweeper = (!args.dry_run).then(|| (rclone.clone(), source_fs.clone()));
+    let objects = optimize_places::sources(listed, threshold, sweeper, dead.clone(), temps.clone());
     if args.dry_run {
         return dry_run(objects, listing_task, &choices, args.codec, &mut results).await;
     }
+    let can_tonemap = ffmpeg::has_filters(&encoders.tools, &["zscale", "tonemap"]).await;
     let plan = Arc::new(Plan {
         rclone: rclone.clone(),
         tools: encoders.tools,
         source_fs,
         dest_fs,
+        in_place: args.in_place,
+        replace_damaged: args.replace_damaged,
         codec: args.codec,
         quality: args.quality,
         resolution: args.resolution,
         fit: args.fit,
         audio: args.audio,
+        can_tonemap,
         software: encoders.software,
         detector: encoders.detector,
         render_node: encoders.render_node,
         encode_timeout,
-        work_dir,
+        stall_timeout,
+        scratch: run_dir.path.clone(),
+        run_tag: run_dir.tag.clone(),
         hash_type: OnceCell::new(),
     });
     let cancel = CancellationToken::new();
     let signals = tokio::spawn(watch_ctrl_c(cancel.clone(), rclone.clone()));
     let started = Instant::now();
-    let mut summary = Summary { threshold, jobs, ..Summary::default() };
+    let mut summary = Summary { threshold, jobs, scratch_dirs_swept: swept.dirs, ..Summary::default() };
     let objects = Arc::new(Mutex::new(objects));
     run_workers(plan, objects.clone(), &choices, &cancel, &mut results, &mut summary).await?;
     signals.abort();
@@ -105,9 +131,13 @@ async fn run_async(args: OptimizeArgs) -> Result<Exit> {
     summary.seconds = started.elapsed().as_secs_f64();
     summary.rclone_processes = rclone.processes_spawned();
     summary.results_file = args.results.as_ref().map(|p| p.display().to_string());
+    drop(run_dir);
     if let Ok(totals) = &listing {
-        (summary.sources_listed, summary.sources_selected) = (totals.seen, totals.selected);
+        summary.sources_listed = totals.seen;
     }
+    summary.sources_selected = temps.selected.load(std::sync::atomic::Ordering::Relaxed);
+    summary.temporary_objects_seen = temps.seen.load(std::sync::atomic::Ordering::Relaxed);
+    summary.temporary_objects_swept = temps.swept.load(std::sync::atomic::Ordering::Relaxed);
     let uploaded = match &upload {
         Some(u) => u.run().await,
         None => Ok(()),
@@ -118,7 +148,8 @@ async fn run_async(args: OptimizeArgs) -> Result<Exit> {
     if !summary.interrupted {
         listing.context("the listing ended early; the sources listed before the error were handled and recorded")?;
     }
-    let failed = summary.outcomes.get(&Outcome::Failed).copied().unwrap_or(0);
+    let failed =
+        [Outcome::Failed, Outcome::Damaged].iter().map(|o| summary.outcomes.get(o).copied().unwrap_or(0)).sum::<u64>();
     Ok(if failed > 0 || summary.interrupted { Exit::SomeFailed } else { Exit::Success })
 }
 
@@ -131,10 +162,6 @@ fn locations(args: &OptimizeArgs) -> Result<(String, String)> {
     };
     let dest_fs = match (&args.dest, args.in_place) {
         (_, true) => source_fs.clone(),
-        (Some(d), false) if d.trim_end_matches('/') == source_fs.trim_end_matches('/') => {
-            let d = crate::util::rclone_secrets::redact_remote(d);
-            return Err(usage(format!("--dest {d} is the source: use --in-place to replace the originals")));
-        }
         (Some(d), false) => d.clone(),
         (None, false) => return Err(usage("give --dest REMOTE:PATH or --in-place")),
     };
@@ -291,8 +318,10 @@ async fn dry_run(
             fallback_from: None,
             width: None,
             height: None,
+            steps: Vec::new(),
             seconds: 0.0,
             outcome: Outcome::Planned,
+            kind: None,
             error: None,
         })?;
     }
@@ -356,6 +385,11 @@ struct Summary {
     interrupted: bool,
     rclone_processes: u64,
     results_file: Option<String>,
+    /// Scratch directories of runs that are gone, removed at the start.
+    scratch_dirs_swept: u64,
+    /// prewarm's own temporary objects listed (never sources), and those removed as stale.
+    temporary_objects_seen: u64,
+    temporary_objects_swept: u64,
 }
 
 impl Summary {

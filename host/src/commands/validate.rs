@@ -519,6 +519,7 @@ impl Checker {
             return ItemResult::new(path, Some(d.name), Some(shown), refused_item(why));
         }
         if found.facts.is_some() {
+            found.order = self.inspector.box_order(&input, &found).await;
             expected.source_duration_s = self.source_duration(&path).await;
             judge::check_derivative(&mut found, &expected);
         }
@@ -538,7 +539,7 @@ impl Checker {
                 let ticket = self.relay.open(self.source_request(path)?, false, path);
                 let input = Input { url: &ticket.url, headers: &[], shown: path };
                 match facts::facts(&self.inspector.tools, &input, self.inspector.timeout).await {
-                    Ok(f) => f.duration_s,
+                    Ok(f) => f.video_duration_s(),
                     Err(e) => {
                         tracing::warn!("source {path}: duration unknown, checked only that it is positive: {e:?}");
                         None

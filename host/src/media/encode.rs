@@ -1,13 +1,15 @@
 //! How one re-encode is asked of ffmpeg: the output size (`--resolution`,
 //! `--fit`, never upscaling), the quality knob of each encoder
-//! (`--quality`, the table in docs/optimize.md), the audio choice and the
-//! device arguments of the hardware families.
+//! (`--quality`, the table in docs/optimize.md), the device arguments of
+//! the hardware families, and the argument list around a [`Recipe`].
 
 use std::path::Path;
 
 use serde::Serialize;
 
+use super::container::Container;
 use super::hw::Family;
+use super::recipe::{self, AudioPlan, Recipe};
 
 /// `--quality`: from the largest, best-looking output to the smallest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -99,29 +101,6 @@ pub fn output_size(source: (u32, u32), resolution: Option<Resolution>, fit: Fit)
     }
 }
 
-/// The `-vf` chain: scale (and crop) in software, then the pixel format the
-/// encoder takes, uploaded to the device for VAAPI and QSV.
-pub fn video_filter(source: (u32, u32), out: (u32, u32, bool), family: Family) -> String {
-    let (w, h, crop) = out;
-    let mut chain = Vec::new();
-    if crop {
-        // Scale to cover, then cut the centre.
-        let s = (f64::from(w) / f64::from(source.0)).max(f64::from(h) / f64::from(source.1));
-        let even = |v: f64| ((v / 2.0).ceil() as u32) * 2;
-        chain.push(format!("scale={}:{}", even(f64::from(source.0) * s).max(w), even(f64::from(source.1) * s).max(h)));
-        chain.push(format!("crop={w}:{h}"));
-    } else if (w, h) != source {
-        chain.push(format!("scale={w}:{h}"));
-    }
-    chain.push("setsar=1".into());
-    chain.push(match family {
-        Family::Vaapi => "format=nv12,hwupload".into(),
-        Family::Qsv => "format=nv12,hwupload=extra_hw_frames=64,format=qsv".into(),
-        _ => "format=yuv420p".into(),
-    });
-    chain.join(",")
-}
-
 /// Device set-up arguments, before the input.
 pub fn device_args(family: Family, render_node: Option<&str>) -> Vec<String> {
     let node = render_node.unwrap_or("/dev/dri/renderD128");
@@ -190,13 +169,14 @@ pub struct EncodeJob<'a> {
     pub encoder: &'a str,
     pub family: Family,
     pub quality: Quality,
-    pub source_size: (u32, u32),
-    pub out_size: (u32, u32, bool),
-    pub audio: Audio,
+    pub recipe: &'a Recipe,
+    pub container: &'a Container,
     pub render_node: Option<&'a str>,
+    /// ffmpeg's `-version` line: `-fps_mode` came in 5.1.
+    pub version: &'a str,
 }
 
-/// The full ffmpeg argument list.
+/// The full ffmpeg argument list; progress goes to stdout (`-progress pipe:1`).
 pub fn ffmpeg_args(job: &EncodeJob<'_>) -> Vec<String> {
     let mut a: Vec<String> =
         ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y"].map(String::from).into();
@@ -204,22 +184,28 @@ pub fn ffmpeg_args(job: &EncodeJob<'_>) -> Vec<String> {
     a.push("-i".into());
     a.push(job.input.display().to_string());
     a.extend(["-map", "0:v:0", "-map_metadata", "0"].map(String::from));
-    a.extend(["-vf".into(), video_filter(job.source_size, job.out_size, job.family)]);
+    a.extend(["-vf".into(), recipe::video_filter(job.recipe, job.family)]);
+    // Every frame at its own time: a variable frame rate stays variable.
+    let passthrough = if super::ffmpeg::at_least(job.version, 5, 1) { "-fps_mode" } else { "-vsync" };
+    a.extend([passthrough, "passthrough"].map(String::from));
     a.extend(["-c:v".into(), job.encoder.to_string()]);
     a.extend(quality_args(job.encoder, job.family, job.quality));
-    if job.encoder.starts_with("hevc") || job.encoder == "libx265" {
+    a.extend(recipe::color_args(job.recipe));
+    if (job.encoder.starts_with("hevc") || job.encoder == "libx265") && job.container.iso_bmff() {
         // Apple players want the hvc1 tag for HEVC in MP4.
         a.extend(["-tag:v", "hvc1"].map(String::from));
     }
-    match job.audio {
-        Audio::Copy => a.extend(["-map", "0:a?", "-c:a", "copy"].map(String::from)),
-        Audio::Aac => a.extend(["-map", "0:a?", "-c:a", "aac", "-b:a", "128k"].map(String::from)),
-        Audio::None => a.push("-an".into()),
+    match &job.recipe.audio {
+        AudioPlan::Copy => a.extend(["-map", "0:a?", "-c:a", "copy"].map(String::from)),
+        AudioPlan::Encode { encoder, bit_rate } => {
+            a.extend(["-map", "0:a?", "-c:a", encoder, "-b:a", bit_rate, "-ac", "2"].map(String::from))
+        }
+        AudioPlan::None => a.push("-an".into()),
     }
-    let ext = job.output.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
-    if matches!(ext.as_str(), "mp4" | "mov" | "m4v") {
+    if job.container.iso_bmff() {
         a.extend(["-movflags", "+faststart"].map(String::from));
     }
+    a.extend(["-progress", "pipe:1", "-f", job.container.muxer].map(String::from));
     a.push(job.output.display().to_string());
     a
 }
@@ -237,14 +223,6 @@ mod tests {
         assert_eq!(output_size((1920, 800), Some(Resolution::P720), Fit::Cover), (1280, 720, true));
         assert_eq!(output_size((1280, 720), Some(Resolution::P720), Fit::Cover), (1280, 720, false));
         assert_eq!(output_size((1280, 720), None, Fit::Contain), (1280, 720, false));
-    }
-
-    #[test]
-    fn cover_crops_the_centre() {
-        let f = video_filter((1920, 800), (1280, 720, true), Family::Software);
-        assert_eq!(f, "scale=1728:720,crop=1280:720,setsar=1,format=yuv420p");
-        let f = video_filter((1280, 720), (854, 480, false), Family::Vaapi);
-        assert_eq!(f, "scale=854:480,setsar=1,format=nv12,hwupload");
     }
 
     #[test]

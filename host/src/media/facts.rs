@@ -1,15 +1,16 @@
-//! Reading one media object by URL without downloading it whole: ffprobe's
-//! facts (container, first video stream, duration, bit rate, size), an
+//! Reading one media object by URL (or local path) without downloading it
+//! whole: ffprobe's facts ([`super::probe`], the one parser), an
 //! ffmpeg decode of a span (the first seconds, the last second, or all of
 //! it), and a 16-byte Range read that tells a cut-short container from a
-//! file that is no media at all. ffmpeg's HTTP reader seeks with Range
+//! file that is no media at all; `idet` on the first frames. Every ffprobe
+//! and ffmpeg run on an object gets its URL and headers from
+//! [`input_args`] and nowhere else. ffmpeg's HTTP reader seeks with Range
 //! requests, so only the parts these steps need cross the network.
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use super::ffmpeg::{MediaError, Output, Tools, run};
+pub use super::probe::{Facts, parse_facts};
 
 /// How long ffmpeg waits on a stalled read before it gives up, so a stuck
 /// server fails one probe with a clear message rather than at the timeout.
@@ -41,27 +42,6 @@ pub struct Input<'a> {
     pub headers: &'a [(String, String)],
     /// What to show instead of the URL (a path, or the redacted URL).
     pub shown: &'a str,
-}
-
-/// What ffprobe read, with units in the names.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Facts {
-    /// Container as ffprobe names it, e.g. `mov,mp4,m4a,3gp,3g2,mj2`.
-    pub format: Option<String>,
-    /// Codec of the first video stream (cover pictures are not video).
-    pub codec: Option<String>,
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-    /// The container's duration, else the video stream's.
-    pub duration_s: Option<f64>,
-    /// The container's bit rate, else the video stream's.
-    pub bit_rate_bps: Option<u64>,
-    /// Bytes, as the server reported it.
-    pub size: Option<u64>,
-    /// Audio streams seen (for the message when there is no video).
-    pub audio_streams: u32,
-    /// Whether a cover picture was the only picture.
-    pub cover_only: bool,
 }
 
 /// Why an object could not be read as media.
@@ -101,6 +81,7 @@ pub enum Decoded {
     Broken(String),
 }
 
+/// The one place a URL's headers are handed to ffprobe/ffmpeg.
 fn input_args(cmd: &mut tokio::process::Command, input: &Input<'_>) {
     // The input is the loopback relay: no proxy may stand in between (ffmpeg
     // reads `http_proxy`), and what the relay answers is final.
@@ -158,6 +139,21 @@ pub async fn decode(tools: &Tools, input: &Input<'_>, span: Span, timeout: Durat
     match frames {
         Some(frames) if frames > 0 => Ok(Decoded::Clean { frames }),
         _ => Ok(Decoded::Broken("no video frame decoded".into())),
+    }
+}
+
+/// Run `idet` over the first `frames` frames of `input`'s video: whether
+/// most of them look interlaced (for a stream that does not say so).
+pub async fn looks_interlaced(tools: &Tools, input: &Input<'_>, frames: u32, timeout: Duration) -> bool {
+    let mut cmd = tokio::process::Command::new(&tools.ffmpeg);
+    // idet reports at info level, at the end.
+    cmd.args(["-hide_banner", "-nostdin", "-nostats", "-v", "info"]);
+    input_args(&mut cmd, input);
+    cmd.arg("-i").arg(input.url);
+    cmd.args(["-map", "0:v:0", "-frames:v", &frames.to_string(), "-vf", "idet", "-an", "-f", "null", "-"]);
+    match run(cmd, timeout).await {
+        Ok(out) => super::recipe::idet_says_interlaced(&out.stderr_tail),
+        Err(_) => false,
     }
 }
 
@@ -250,84 +246,9 @@ fn last_frame_count(progress: &str) -> Option<u64> {
     progress.lines().rev().filter_map(|l| l.strip_prefix("frame=")).find_map(|n| n.trim().parse().ok())
 }
 
-#[derive(Deserialize)]
-struct ProbeJson {
-    #[serde(default)]
-    streams: Vec<StreamJson>,
-    format: Option<FormatJson>,
-}
-
-#[derive(Deserialize)]
-struct StreamJson {
-    codec_type: Option<String>,
-    codec_name: Option<String>,
-    width: Option<u32>,
-    height: Option<u32>,
-    duration: Option<String>,
-    bit_rate: Option<String>,
-    #[serde(default)]
-    disposition: Disposition,
-}
-
-#[derive(Deserialize, Default)]
-struct Disposition {
-    #[serde(default)]
-    attached_pic: u8,
-}
-
-#[derive(Deserialize)]
-struct FormatJson {
-    format_name: Option<String>,
-    duration: Option<String>,
-    bit_rate: Option<String>,
-    size: Option<String>,
-}
-
-/// Parse `ffprobe -print_format json -show_format -show_streams`.
-pub fn parse_facts(json: &[u8]) -> Result<Facts, serde_json::Error> {
-    let probe: ProbeJson = serde_json::from_slice(json)?;
-    let number = |v: &Option<String>| v.as_deref().and_then(|s| s.trim().parse::<f64>().ok()).filter(|n| n.is_finite());
-    let whole = |v: &Option<String>| number(v).filter(|n| *n >= 0.0).map(|n| n as u64);
-    let is_video = |s: &&StreamJson| s.codec_type.as_deref() == Some("video");
-    let video = probe.streams.iter().filter(is_video).find(|s| s.disposition.attached_pic == 0);
-    let format = probe.format.as_ref();
-    Ok(Facts {
-        format: format.and_then(|f| f.format_name.clone()),
-        codec: video.and_then(|v| v.codec_name.clone()),
-        width: video.and_then(|v| v.width),
-        height: video.and_then(|v| v.height),
-        duration_s: format.and_then(|f| number(&f.duration)).or_else(|| video.and_then(|v| number(&v.duration))),
-        bit_rate_bps: format.and_then(|f| whole(&f.bit_rate)).or_else(|| video.and_then(|v| whole(&v.bit_rate))),
-        size: format.and_then(|f| whole(&f.size)),
-        audio_streams: probe.streams.iter().filter(|s| s.codec_type.as_deref() == Some("audio")).count() as u32,
-        cover_only: video.is_none() && probe.streams.iter().any(|s| is_video(&s)),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_ffprobe_json() {
-        let json = br#"{"streams":[
-            {"codec_type":"video","codec_name":"mjpeg","width":300,"height":300,"disposition":{"attached_pic":1}},
-            {"codec_type":"audio","codec_name":"aac"},
-            {"codec_type":"video","codec_name":"h264","width":640,"height":360,"duration":"3.960000","bit_rate":"700000","disposition":{"attached_pic":0}}],
-            "format":{"format_name":"mov,mp4","duration":"4.000000","bit_rate":"743914","size":"371957"}}"#;
-        let f = parse_facts(json).unwrap();
-        assert_eq!((f.codec.as_deref(), f.width, f.height), (Some("h264"), Some(640), Some(360)));
-        assert_eq!((f.duration_s, f.bit_rate_bps, f.size), (Some(4.0), Some(743_914), Some(371_957)));
-        assert_eq!((f.audio_streams, f.cover_only), (1, false));
-
-        let audio = parse_facts(
-            br#"{"streams":[{"codec_type":"audio","codec_name":"mp3"},
-            {"codec_type":"video","codec_name":"png","disposition":{"attached_pic":1}}],"format":{"duration":"N/A"}}"#,
-        )
-        .unwrap();
-        assert_eq!((audio.codec, audio.duration_s, audio.cover_only), (None, None, true));
-        assert_eq!(parse_facts(b"{}").unwrap(), Facts::default());
-    }
 
     #[test]
     fn tells_containers_from_text() {

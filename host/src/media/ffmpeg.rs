@@ -45,6 +45,8 @@ pub enum MediaError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{program} made no progress for {}s and was killed", after.as_secs_f64())]
+    Stalled { program: String, after: Duration },
     #[error("{program} failed: {message}")]
     Failed { program: String, message: String },
 }
@@ -153,6 +155,17 @@ pub fn major_version(line: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
+/// Whether a version line is `major.minor` or later (git builds are).
+pub fn at_least(line: &str, major: u32, minor: u32) -> bool {
+    let Some(found) = major_version(line) else { return true };
+    let minor_found = line
+        .strip_prefix("ffmpeg version ")
+        .and_then(|w| w.trim_start_matches('n').split(['.', '-', ' ']).nth(1))
+        .and_then(|m| m.parse::<u32>().ok())
+        .unwrap_or(0);
+    (found, minor_found) >= (major, minor)
+}
+
 /// Refuse an ffmpeg older than [`MIN_VERSION`].
 pub fn check_version(ffmpeg: &Path, line: &str) -> Result<(), MediaError> {
     match major_version(line) {
@@ -161,6 +174,16 @@ pub fn check_version(ffmpeg: &Path, line: &str) -> Result<(), MediaError> {
         }
         _ => Ok(()),
     }
+}
+
+/// Whether this ffmpeg has every filter in `names` (`ffmpeg -filters`).
+pub async fn has_filters(tools: &Tools, names: &[&str]) -> bool {
+    let mut cmd = tokio::process::Command::new(&tools.ffmpeg);
+    cmd.args(["-hide_banner", "-filters"]);
+    let Ok(out) = run(cmd, VERSION_TIMEOUT).await else { return false };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let listed: HashSet<&str> = text.lines().filter_map(|l| l.split_whitespace().nth(1)).collect();
+    names.iter().all(|n| listed.contains(n))
 }
 
 /// What a finished child left.
@@ -192,7 +215,7 @@ pub fn error_line(stderr: &str) -> String {
     };
     let wordy = |l: &str| {
         let lower = l.to_ascii_lowercase();
-        ["error", "fail", "cannot", "could not", "no such", "not supported", "invalid", "unable", "no va display"]
+        ["error", "fail", "cannot", "could not", "no such", "supported", "invalid", "unable", "no va display"]
             .iter()
             .any(|w| lower.contains(w))
     };
@@ -322,10 +345,41 @@ impl Drop for GroupGuard {
 /// stdin is closed; stdout is captured (up to 16 MiB) and the tail of
 /// stderr kept. On timeout, or when this future is dropped, the whole group
 /// is killed. A non-zero exit is not an error here: look at `status`.
-pub async fn run(mut cmd: tokio::process::Command, timeout: Duration) -> Result<Output, MediaError> {
+pub async fn run(cmd: tokio::process::Command, timeout: Duration) -> Result<Output, MediaError> {
+    run_watched(cmd, timeout, None).await
+}
+
+/// [`run`] for an ffmpeg given `-progress pipe:1`: also killed, with
+/// [`MediaError::Stalled`], when `stall` passes with no progress (the
+/// frame count, output time and size all unchanged). stdout holds only the
+/// last progress block.
+pub async fn run_with_progress(
+    cmd: tokio::process::Command,
+    timeout: Duration,
+    stall: Duration,
+) -> Result<Output, MediaError> {
+    run_watched(cmd, timeout, Some(stall)).await
+}
+
+async fn run_watched(
+    mut cmd: tokio::process::Command,
+    timeout: Duration,
+    stall: Option<Duration>,
+) -> Result<Output, MediaError> {
     let program = program_name(&cmd);
     #[cfg(unix)]
     cmd.process_group(0);
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(2) only, between fork and exec: async-signal-safe, no
+    // allocation. The child is killed when the thread that spawned it ends
+    // (prewarm killed with -9 included); callers spawn from runtime worker
+    // threads, which live as long as the run.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => MediaError::NotFound {
@@ -337,15 +391,38 @@ pub async fn run(mut cmd: tokio::process::Command, timeout: Duration) -> Result<
     let mut guard = GroupGuard::new(child.id().and_then(|id| i32::try_from(id).ok()));
     let stdout = child.stdout.take().expect("piped stdout");
     let stderr = child.stderr.take().expect("piped stderr");
+    let progress = std::sync::Arc::new(Mutex::new(tokio::time::Instant::now()));
+    let read_out = async {
+        match stall {
+            None => read_bounded(stdout).await,
+            Some(_) => read_progress(stdout, &progress).await,
+        }
+    };
     let finished = async {
-        let (out, err, status) = tokio::join!(read_bounded(stdout), read_tail(stderr), child.wait());
+        let (out, err, status) = tokio::join!(read_out, read_tail(stderr), child.wait());
         (out, err, status)
     };
-    let (out, err, status) = match tokio::time::timeout(timeout, finished).await {
-        Ok(done) => done,
-        Err(_) => {
+    let watchdog = async {
+        let Some(stall) = stall else { return std::future::pending::<()>().await };
+        loop {
+            let last = *progress.lock().unwrap_or_else(|p| p.into_inner());
+            if last.elapsed() >= stall {
+                return;
+            }
+            tokio::time::sleep_until(last + stall).await;
+        }
+    };
+    let (out, err, status) = tokio::select! {
+        done = tokio::time::timeout(timeout, finished) => match done {
+            Ok(done) => done,
+            Err(_) => {
+                guard.kill_and_forget(true);
+                return Err(MediaError::Timeout { program, timeout });
+            }
+        },
+        () = watchdog => {
             guard.kill_and_forget(true);
-            return Err(MediaError::Timeout { program, timeout });
+            return Err(MediaError::Stalled { program, after: stall.unwrap_or_default() });
         }
     };
     let io = |source| MediaError::Io { program: program.clone(), source };
@@ -355,6 +432,35 @@ pub async fn run(mut cmd: tokio::process::Command, timeout: Duration) -> Result<
     let stdout = out.map_err(io)?;
     let stderr_tail = crate::util::redact::redact_text(&String::from_utf8_lossy(&err.map_err(io)?));
     Ok(Output { status, stdout, stderr_tail })
+}
+
+/// Read ffmpeg's `-progress` blocks, stamping `progress` whenever a value
+/// that moves with the encode changes; keeps the last block.
+async fn read_progress(
+    reader: impl AsyncRead + Unpin,
+    progress: &Mutex<tokio::time::Instant>,
+) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(reader).lines();
+    let (mut block, mut last) = (Vec::new(), Vec::new());
+    let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    while let Some(line) = lines.next_line().await? {
+        if let Some((key, value)) = line.split_once('=')
+            && matches!(key, "frame" | "out_time_us" | "total_size")
+            && seen.insert(key.to_string(), value.to_string()).as_deref() != Some(value)
+        {
+            *progress.lock().unwrap_or_else(|p| p.into_inner()) = tokio::time::Instant::now();
+        }
+        block.extend_from_slice(line.as_bytes());
+        block.push(b'\n');
+        if line.starts_with("progress=") {
+            last = std::mem::take(&mut block);
+        }
+    }
+    if !block.is_empty() {
+        last = block;
+    }
+    Ok(last)
 }
 
 fn program_name(cmd: &tokio::process::Command) -> String {
@@ -410,6 +516,9 @@ mod tests {
         assert_eq!(major_version("ffmpeg version N-112345-gdeadbeef"), None);
         assert!(check_version(Path::new("ff"), "ffmpeg version 3.4.8-0ubuntu0.2").is_err());
         assert!(check_version(Path::new("ff"), "ffmpeg version N-112345-g1").is_ok());
+        assert!(at_least("ffmpeg version 5.1.6-0+deb12u1 Copyright", 5, 1));
+        assert!(!at_least("ffmpeg version 5.0.3 Copyright", 5, 1) && !at_least("ffmpeg version 4.4.2", 5, 1));
+        assert!(at_least("ffmpeg version n6.0 Copyright", 5, 1) && at_least("ffmpeg version N-1-g2", 5, 1));
     }
 
     #[test]
@@ -420,6 +529,9 @@ mod tests {
         let tail = "Error initializing output stream 0:0 -- Error while opening encoder\nConversion failed!\n";
         assert_eq!(error_line(tail), "Error initializing output stream 0:0 -- Error while opening encoder");
         assert_eq!(error_line(""), "no error message");
+        let tail = "[webm @ 0x5] Only VP8 or VP9 or AV1 video and Vorbis or Opus audio and WebVTT subtitles are supported for WebM.\n\
+                    Could not write header for output file #0 (incorrect codec parameters ?): Invalid argument\n";
+        assert!(error_line(tail).starts_with("[webm] Only VP8 or VP9 or AV1"), "ffmpeg's reason kept");
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -1,12 +1,14 @@
-//! One source through `prewarm optimize`: fetched through rclone into a
-//! private work directory, probed, encoded (the worker's hardware encoder
-//! first; when that fails, software, and the hardware verdict is marked in
-//! the cache), the output verified with ffprobe, then uploaded under a
-//! temporary name beside its destination, checked (size, and a checksum
-//! where the remote has one) and moved into place. Nothing half-written is
-//! ever at the final name, the original is only replaced (`--in-place`)
-//! after the check, and the work directory and any temporary object are
-//! removed on every way out, Ctrl-C included.
+//! One source through `prewarm optimize`: the output container checked
+//! against the codec before anything is fetched, the source fetched
+//! through rclone into this run's scratch directory ([`super::scratch`]),
+//! read once ([`super::probe::Facts`]), refused in words when it is empty
+//! or no video, planned ([`super::recipe`]), encoded with its progress
+//! watched (the worker's hardware encoder first; when that fails,
+//! software, and the hardware verdict is marked in the cache), the output
+//! verified ([`super::verify`]), then published ([`super::publish`]):
+//! nothing half-written is ever at the final name, and with `--in-place`
+//! the original is replaced only if it is unchanged since it was fetched
+//! and decoded without errors.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,15 +18,35 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
+use super::container::{self, Container};
 use super::encode::{self, Audio, EncodeJob, Fit, Quality, Resolution};
-use super::ffmpeg::{self, Tools};
+use super::facts::{self, Input, Unread};
+use super::ffmpeg::{self, MediaError, Tools};
 use super::hw::{Codec, Detector, Family, classify};
-use super::probe::{self, MediaInfo};
+use super::probe::Facts;
+use super::publish::{self, Published};
+use super::recipe::{self, Recipe};
 use crate::listing::Object;
 use crate::rclone::{Rclone, RcloneError};
 
-/// Hash types rclone computes for local files, in order of preference.
-const LOCAL_HASHES: &[&str] = &["md5", "sha1", "sha256", "crc32", "whirlpool"];
+/// How long ffprobe and `idet` may take on one source.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Frames `idet` looks at when the stream does not say interlaced.
+const IDET_FRAMES: u32 = 120;
+/// Words in ffmpeg's stderr that say the source did not decode cleanly.
+const DECODE_ERROR_TELLS: &[&str] = &[
+    "error while decoding",
+    "invalid nal",
+    "concealing",
+    "corrupt",
+    "decode_slice",
+    "missing reference",
+    "invalid data found",
+    "error splitting",
+    "non-existing pps",
+    "no frame!",
+    "left block unavailable",
+];
 
 /// How one source ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -34,6 +56,10 @@ pub enum Outcome {
     Optimized,
     /// The verified output was not smaller than the source: nothing uploaded.
     NotSmaller,
+    /// `--in-place`: the original changed while it was encoded; it was kept.
+    Changed,
+    /// `--in-place`: the source decodes with errors; it was not replaced.
+    Damaged,
     /// Something failed; nothing was written at the destination.
     Failed,
     /// Ctrl-C stopped it; nothing was written at the destination.
@@ -43,18 +69,49 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 5] =
-        [Outcome::Optimized, Outcome::NotSmaller, Outcome::Failed, Outcome::Interrupted, Outcome::Planned];
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Optimized,
+        Outcome::NotSmaller,
+        Outcome::Changed,
+        Outcome::Damaged,
+        Outcome::Failed,
+        Outcome::Interrupted,
+        Outcome::Planned,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Optimized => "optimized",
             Outcome::NotSmaller => "not_smaller",
+            Outcome::Changed => "changed",
+            Outcome::Damaged => "damaged",
             Outcome::Failed => "failed",
             Outcome::Interrupted => "interrupted",
             Outcome::Planned => "planned",
         }
     }
+}
+
+/// Why a source failed, as a class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// Could not be fetched.
+    Fetch,
+    /// Zero bytes.
+    Empty,
+    /// Not a video ffmpeg can read (text, a cut-short container, no video stream).
+    NotVideo,
+    /// A codec/container pair or a source this ffmpeg cannot write.
+    Unsupported,
+    /// The encoder failed.
+    Encode,
+    /// The encode made no progress for `--stall-timeout` and was killed.
+    Stalled,
+    /// The output failed its checks.
+    Verify,
+    /// The upload, its check or the move failed.
+    Upload,
 }
 
 /// One results line.
@@ -71,12 +128,18 @@ pub struct FileResult {
     pub encoder: Option<String>,
     /// The hardware encoder that failed first, when software took over.
     pub fallback_from: Option<String>,
-    /// Output frame size.
+    /// Output frame size (square pixels, upright).
     pub width: Option<u32>,
     pub height: Option<u32>,
+    /// What the encode did to the picture and sound, in words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
     /// Wall time for this source: fetch, encode, verify, upload.
     pub seconds: f64,
     pub outcome: Outcome,
+    /// The class of failure, when failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<FailureKind>,
     pub error: Option<String>,
 }
 
@@ -96,42 +159,61 @@ pub struct Plan {
     /// Where outputs go (the source root with --in-place: the move over
     /// the original is then the replacement).
     pub dest_fs: String,
+    pub in_place: bool,
+    /// `--replace-damaged`: replace in place even a source that decodes with errors.
+    pub replace_damaged: bool,
     pub codec: Codec,
     pub quality: Quality,
     pub resolution: Option<Resolution>,
     pub fit: Fit,
     pub audio: Audio,
+    /// This ffmpeg has `zscale` and `tonemap`.
+    pub can_tonemap: bool,
     /// The software encoder for the codec, when this ffmpeg has one.
     pub software: Option<Choice>,
     /// Present when hardware detection ran: failures are marked there.
     pub detector: Option<Arc<Detector>>,
     pub render_node: Option<String>,
     pub encode_timeout: Duration,
-    pub work_dir: PathBuf,
+    /// An encode with no progress for this long is killed.
+    pub stall_timeout: Duration,
+    /// This run's scratch directory and the tag its temporary objects carry.
+    pub scratch: PathBuf,
+    pub run_tag: String,
     /// The checksum both ends give, looked up once.
     pub hash_type: OnceCell<Option<String>>,
 }
 
 /// Why a source stopped early.
-struct Stop {
+pub struct Stop {
     outcome: Outcome,
+    kind: Option<FailureKind>,
     error: String,
 }
 
 impl Stop {
-    fn failed(error: impl Into<String>) -> Self {
-        Stop { outcome: Outcome::Failed, error: error.into() }
+    fn failed(kind: FailureKind, error: impl Into<String>) -> Self {
+        Stop { outcome: Outcome::Failed, kind: Some(kind), error: error.into() }
     }
 
-    fn rclone(what: &str, e: RcloneError) -> Self {
+    pub fn upload(error: impl Into<String>) -> Self {
+        Stop::failed(FailureKind::Upload, error)
+    }
+
+    pub fn rclone(what: &str, e: RcloneError) -> Self {
         match e {
             RcloneError::Cancelled => Stop::interrupted(),
-            e => Stop::failed(format!("{what}: {e}")),
+            e if what == "fetch" => Stop::failed(FailureKind::Fetch, format!("{what}: {e}")),
+            e => Stop::upload(format!("{what}: {e}")),
         }
     }
 
     fn interrupted() -> Self {
-        Stop { outcome: Outcome::Interrupted, error: "interrupted".into() }
+        Stop { outcome: Outcome::Interrupted, kind: None, error: "interrupted".into() }
+    }
+
+    fn kept(outcome: Outcome, why: String) -> Self {
+        Stop { outcome, kind: None, error: why }
     }
 }
 
@@ -147,13 +229,32 @@ pub async fn optimize_one(plan: &Plan, object: &Object, choice: &Choice, cancel:
         fallback_from: None,
         width: None,
         height: None,
+        steps: Vec::new(),
         seconds: 0.0,
         outcome: Outcome::Optimized,
+        kind: None,
         error: None,
     };
-    if let Err(stop) = run_steps(plan, object, choice, cancel, &mut result).await {
+    // Dropped on every way out: the fetched source and the output go too.
+    let work = tempfile::Builder::new().prefix("src-").tempdir_in(&plan.scratch);
+    let outcome = match &work {
+        Ok(work) => run_steps(plan, object, choice, work.path(), cancel, &mut result).await,
+        Err(e) => Err(Stop::failed(FailureKind::Fetch, format!("cannot make a scratch directory: {e}"))),
+    };
+    if let Err(stop) = outcome {
         result.outcome = stop.outcome;
-        result.error = Some(crate::util::redact::redact_text(&stop.error));
+        result.kind = stop.kind;
+        let mut error = stop.error;
+        if let Ok(work) = &work {
+            // Name the object, not the scratch copy.
+            let dir = work.path().display().to_string();
+            let ext = extension(&object.path);
+            error = error
+                .replace(&format!("{dir}/source{ext}"), &object.path)
+                .replace(&format!("{dir}/output{ext}"), "the output")
+                .replace(&dir, "the scratch directory");
+        }
+        result.error = Some(crate::util::redact::redact_text(&error));
     }
     result.seconds = started.elapsed().as_secs_f64();
     result
@@ -163,63 +264,173 @@ async fn run_steps(
     plan: &Plan,
     object: &Object,
     choice: &Choice,
+    work: &Path,
     cancel: &CancellationToken,
     result: &mut FileResult,
 ) -> Result<(), Stop> {
-    // Dropped on every way out: the fetched source and the output go too.
-    let work = tempfile::Builder::new()
-        .prefix("prewarm-optimize-")
-        .tempdir_in(&plan.work_dir)
-        .map_err(|e| Stop::failed(format!("cannot make a work directory in {}: {e}", plan.work_dir.display())))?;
     let ext = extension(&object.path);
-    let (input, output) = (work.path().join(format!("source{ext}")), work.path().join(format!("output{ext}")));
-    let work_fs = work.path().display().to_string();
-
+    // A pair the muxer cannot write is refused before anything is fetched.
+    if !ext.is_empty() {
+        output_container(&object.path, None, plan.codec)?;
+    }
+    let (input, output) = (work.join(format!("source{ext}")), work.join(format!("output{ext}")));
+    let work_fs = work.display().to_string();
+    let fetched = match plan.in_place {
+        true => publish::original_state(plan, &object.path).await?,
+        false => None,
+    };
     plan.rclone
         .copy_file_cancellable((&plan.source_fs, &object.path), (&work_fs, &file_name(&input)), cancel)
         .await
         .map_err(|e| Stop::rclone("fetch", e))?;
     let source_len = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(object.size);
     result.size_before = source_len;
-    let info = cancellable(cancel, probe::probe(&plan.tools, &input))
-        .await?
-        .map_err(|e| Stop::failed(format!("source unreadable: {e}")))?;
-    let Some(frame) = info.video else { return Err(Stop::failed("source has no video stream")) };
-    let size = encode::output_size(frame, plan.resolution, plan.fit);
-    (result.width, result.height) = (Some(size.0), Some(size.1));
+    if let Some(before) = &fetched
+        && before.size != source_len
+    {
+        return Err(Stop::kept(Outcome::Changed, "the original changed while it was fetched".into()));
+    }
+    let facts = read_source(plan, &input, &object.path, source_len, cancel).await?;
+    let container = output_container(&object.path, facts.format.as_deref(), plan.codec)?;
+    let recipe = plan_encode(plan, &facts, &container, &input, &object.path, cancel).await?;
+    result.steps = recipe.steps.clone();
+    (result.width, result.height) = (Some(recipe.size.0), Some(recipe.size.1));
 
-    let used = encode_with_fallback(plan, choice, &input, &output, &info, size, cancel, result).await?;
+    let job = Job { input: &input, output: &output, facts: &facts, recipe: &recipe, container: &container };
+    let (used, damage) = encode_with_fallback(plan, choice, &job, cancel, result).await?;
     result.encoder = Some(used.name);
-    let out_len = std::fs::metadata(&output).map_err(|e| Stop::failed(format!("output vanished: {e}")))?.len();
+    let out_len = std::fs::metadata(&output)
+        .map_err(|e| Stop::failed(FailureKind::Verify, format!("the output vanished: {e}")))?
+        .len();
     result.size_after = Some(out_len);
+    if let Some(damage) = &damage {
+        result.steps.push(format!("the source decodes with errors: {damage}"));
+        if plan.in_place && !plan.replace_damaged {
+            return Err(Stop::kept(
+                Outcome::Damaged,
+                format!(
+                    "the source decodes with errors ({damage}); not replaced in place (--replace-damaged to do it)"
+                ),
+            ));
+        }
+    }
     if out_len >= source_len {
         result.outcome = Outcome::NotSmaller;
         return Ok(());
     }
-    upload(plan, &object.path, &work_fs, &file_name(&output), out_len, cancel).await?;
-    result.outcome = Outcome::Optimized;
+    let local = (work_fs.as_str(), file_name(&output));
+    match publish::publish(plan, &object.path, (local.0, &local.1), out_len, fetched.as_ref(), cancel).await? {
+        Published::Moved => result.outcome = Outcome::Optimized,
+        Published::Changed(why) => {
+            return Err(Stop::kept(Outcome::Changed, format!("{why}; the new version was kept")));
+        }
+    }
     Ok(())
 }
 
+/// The output's container, refused with the reason when it cannot hold the codec.
+fn output_container(path: &str, format: Option<&str>, codec: Codec) -> Result<Container, Stop> {
+    let container = container::for_output(path, format).map_err(|e| Stop::failed(FailureKind::Unsupported, e))?;
+    container.check(codec).map_err(|e| Stop::failed(FailureKind::Unsupported, e))?;
+    Ok(container)
+}
+
+/// ffprobe's facts of the fetched source, or what is wrong with it in words.
+async fn read_source(
+    plan: &Plan,
+    input: &Path,
+    name: &str,
+    len: u64,
+    cancel: &CancellationToken,
+) -> Result<Facts, Stop> {
+    if len == 0 {
+        return Err(Stop::failed(FailureKind::Empty, "empty (0 bytes): an upload that never finished"));
+    }
+    let url = input.display().to_string();
+    let source = Input { url: &url, headers: &[], shown: name };
+    let read = cancellable(cancel, facts::facts(&plan.tools, &source, PROBE_TIMEOUT)).await?;
+    let facts = match read {
+        Ok(facts) => facts,
+        Err(Unread::Fetch(why) | Unread::Media(why)) => {
+            let mut head = Vec::new();
+            let _ = std::io::Read::read_to_end(
+                &mut std::io::Read::take(
+                    std::fs::File::open(input).map_err(|e| Stop::failed(FailureKind::Fetch, e.to_string()))?,
+                    16,
+                ),
+                &mut head,
+            );
+            let what = if facts::looks_like_container(&head) {
+                format!("not a readable video: the container starts but is cut short or damaged ({why})")
+            } else {
+                format!("not a video ({why})")
+            };
+            return Err(Stop::failed(FailureKind::NotVideo, what));
+        }
+    };
+    if facts.video.is_none() {
+        let what = if facts.audio_streams > 0 { "audio only" } else { "only a still picture or no picture at all" };
+        return Err(Stop::failed(FailureKind::NotVideo, format!("not a video: no video stream ({what})")));
+    }
+    Ok(facts)
+}
+
+/// The recipe, with `idet` asked when the stream does not say interlaced.
+async fn plan_encode(
+    plan: &Plan,
+    facts: &Facts,
+    container: &Container,
+    input: &Path,
+    name: &str,
+    cancel: &CancellationToken,
+) -> Result<Recipe, Stop> {
+    let video = facts.video.as_ref().expect("read_source checked the video stream");
+    let found = if recipe::worth_detecting(video) {
+        let url = input.display().to_string();
+        let source = Input { url: &url, headers: &[], shown: name };
+        cancellable(cancel, facts::looks_interlaced(&plan.tools, &source, IDET_FRAMES, PROBE_TIMEOUT)).await?
+    } else {
+        false
+    };
+    let options = recipe::Options {
+        resolution: plan.resolution,
+        fit: plan.fit,
+        audio: plan.audio,
+        can_tonemap: plan.can_tonemap,
+    };
+    recipe::plan(facts, container, options, found).map_err(|e| {
+        let kind = if e.starts_with("not a video") { FailureKind::NotVideo } else { FailureKind::Unsupported };
+        Stop::failed(kind, e)
+    })
+}
+
+/// One source's encode inputs.
+struct Job<'a> {
+    input: &'a Path,
+    output: &'a Path,
+    facts: &'a Facts,
+    recipe: &'a Recipe,
+    container: &'a Container,
+}
+
 /// Encode and verify with `choice`; on failure of a hardware encoder, mark
-/// it and do it again in software. Returns the encoder whose output stands.
-#[allow(clippy::too_many_arguments)]
+/// it and do it again in software. Returns the encoder whose output stands
+/// and the source's decode errors, if any.
 async fn encode_with_fallback(
     plan: &Plan,
     choice: &Choice,
-    input: &Path,
-    output: &Path,
-    info: &MediaInfo,
-    size: (u32, u32, bool),
+    job: &Job<'_>,
     cancel: &CancellationToken,
     result: &mut FileResult,
-) -> Result<Choice, Stop> {
+) -> Result<(Choice, Option<String>), Stop> {
     let hardware_marked = plan.detector.as_ref().is_some_and(|d| d.is_marked(&choice.name));
     let first = if choice.family != Family::Software && hardware_marked { None } else { Some(choice) };
     if let Some(first) = first {
-        match encode_verified(plan, first, input, output, info, size, cancel).await? {
-            Ok(()) => return Ok(first.clone()),
-            Err(e) if first.family == Family::Software => return Err(Stop::failed(e.message)),
+        match encode_verified(plan, first, job, cancel).await? {
+            Ok(damage) => return Ok((first.clone(), damage)),
+            Err(e) if first.family == Family::Software || e.kind == FailureKind::Stalled => {
+                return Err(Stop::failed(e.kind, e.message));
+            }
             Err(e) => {
                 tracing::warn!("{}: {} failed ({}); encoding in software", result.path, first.name, e.message);
                 if let Some(d) = &plan.detector {
@@ -230,137 +441,91 @@ async fn encode_with_fallback(
         }
     }
     let Some(software) = &plan.software else {
-        return Err(Stop::failed(format!(
-            "no software {} encoder in this ffmpeg to fall back to",
-            plan.codec.as_str()
-        )));
+        return Err(Stop::failed(
+            FailureKind::Unsupported,
+            format!("no software {} encoder in this ffmpeg to fall back to", plan.codec.as_str()),
+        ));
     };
-    match encode_verified(plan, software, input, output, info, size, cancel).await? {
-        Ok(()) => Ok(software.clone()),
-        Err(e) => Err(Stop::failed(e.message)),
+    match encode_verified(plan, software, job, cancel).await? {
+        Ok(damage) => Ok((software.clone(), damage)),
+        Err(e) => Err(Stop::failed(e.kind, e.message)),
     }
 }
 
-/// A failed encode or verification: the message, and ffmpeg's stderr to
-/// classify.
+/// A failed encode or verification: its class, the message, and ffmpeg's
+/// stderr to classify.
 struct EncodeFailure {
+    kind: FailureKind,
     message: String,
     stderr: String,
 }
 
-/// One encode and its verification. The outer `Err` is Ctrl-C.
+/// One encode and its verification; `Ok` carries the source's decode
+/// errors, if ffmpeg reported any. The outer `Err` is Ctrl-C.
 async fn encode_verified(
     plan: &Plan,
     choice: &Choice,
-    input: &Path,
-    output: &Path,
-    info: &MediaInfo,
-    size: (u32, u32, bool),
+    job: &Job<'_>,
     cancel: &CancellationToken,
-) -> Result<Result<(), EncodeFailure>, Stop> {
-    let _ = std::fs::remove_file(output);
-    let job = EncodeJob {
-        input,
-        output,
+) -> Result<Result<Option<String>, EncodeFailure>, Stop> {
+    let _ = std::fs::remove_file(job.output);
+    let args = encode::ffmpeg_args(&EncodeJob {
+        input: job.input,
+        output: job.output,
         encoder: &choice.name,
         family: choice.family,
         quality: plan.quality,
-        source_size: info.video.unwrap_or((size.0, size.1)),
-        out_size: size,
-        audio: plan.audio,
+        recipe: job.recipe,
+        container: job.container,
         render_node: plan.render_node.as_deref(),
-    };
+        version: &plan.tools.version,
+    });
     let mut cmd = tokio::process::Command::new(&plan.tools.ffmpeg);
-    cmd.args(encode::ffmpeg_args(&job));
-    tracing::debug!("encoding {} with {}", input.display(), choice.name);
-    let ran = cancellable(cancel, ffmpeg::run(cmd, plan.encode_timeout)).await?;
+    cmd.args(args);
+    tracing::debug!("encoding {} with {}", job.input.display(), choice.name);
+    let ran = cancellable(cancel, ffmpeg::run_with_progress(cmd, plan.encode_timeout, plan.stall_timeout)).await?;
+    let failure = |kind, message: String, stderr: String| Ok(Err(EncodeFailure { kind, message, stderr }));
     let out = match ran {
         Ok(out) if out.status.success() => out,
         Ok(out) => {
-            return Ok(Err(EncodeFailure {
-                message: format!("{} failed: {}", choice.name, out.error_line()),
-                stderr: out.stderr_tail,
-            }));
+            return failure(
+                FailureKind::Encode,
+                format!("{} failed: {}", choice.name, out.error_line()),
+                out.stderr_tail,
+            );
         }
-        Err(e) => return Ok(Err(EncodeFailure { message: format!("{}: {e}", choice.name), stderr: e.to_string() })),
+        Err(e @ MediaError::Stalled { .. }) => {
+            let message = format!("{}: {e} (--stall-timeout)", choice.name);
+            return failure(FailureKind::Stalled, message, e.to_string());
+        }
+        Err(e) => return failure(FailureKind::Encode, format!("{}: {e}", choice.name), e.to_string()),
     };
-    drop(out);
-    match cancellable(cancel, probe::verify(&plan.tools, output, info, (size.0, size.1))).await? {
-        Ok(()) => Ok(Ok(())),
-        Err(e) => Ok(Err(EncodeFailure { message: format!("{} output rejected: {e}", choice.name), stderr: e })),
+    let damage = decode_errors(&out.stderr_tail);
+    let size = (job.recipe.size.0, job.recipe.size.1);
+    match cancellable(cancel, super::verify::verify(&plan.tools, job.output, job.facts, size)).await? {
+        Ok(()) => Ok(Ok(damage)),
+        Err(e) => failure(FailureKind::Verify, format!("{} output rejected: {e}", choice.name), e),
     }
 }
 
-/// Upload under a temporary name beside `path`, check it, move it in.
-async fn upload(
-    plan: &Plan,
-    path: &str,
-    work_fs: &str,
-    local: &str,
-    len: u64,
-    cancel: &CancellationToken,
-) -> Result<(), Stop> {
-    let temp = temp_name(path);
-    let copied = plan.rclone.copy_file_cancellable((work_fs, local), (&plan.dest_fs, &temp), cancel).await;
-    let checked = match copied {
-        Ok(()) => check_upload(plan, work_fs, local, &temp, len).await,
-        Err(e) => Err(Stop::rclone("upload", e)),
-    };
-    let moved = match checked {
-        Ok(()) => {
-            plan.rclone.move_file(&plan.dest_fs, &temp, path).await.map_err(|e| Stop::rclone("move into place", e))
-        }
-        Err(stop) => Err(stop),
-    };
-    if moved.is_err() {
-        // Whatever the transfer left under the temporary name goes.
-        if let Err(e) = plan.rclone.delete_file(&plan.dest_fs, &temp).await {
-            tracing::warn!("could not remove the temporary upload {temp}: {e}");
-        }
-    }
-    moved
-}
-
-async fn check_upload(plan: &Plan, work_fs: &str, local: &str, temp: &str, len: u64) -> Result<(), Stop> {
-    let uploaded = plan.rclone.stat(&plan.dest_fs, temp).await.map_err(|e| Stop::rclone("check upload", e))?;
-    if uploaded != Some(len) {
-        return Err(Stop::failed(format!("upload check: {len} bytes sent, {uploaded:?} at the destination")));
-    }
-    let hash_type = plan
-        .hash_type
-        .get_or_init(|| async {
-            let remote = plan.rclone.hash_types(&plan.dest_fs).await.unwrap_or_default();
-            LOCAL_HASHES.iter().find(|h| remote.iter().any(|r| r == *h)).map(|h| h.to_string())
+/// The first line of an encode's stderr that says the source did not decode.
+fn decode_errors(stderr: &str) -> Option<String> {
+    stderr
+        .lines()
+        .find(|l| {
+            let lower = l.to_ascii_lowercase();
+            DECODE_ERROR_TELLS.iter().any(|t| lower.contains(t))
         })
-        .await;
-    if let Some(t) = hash_type {
-        let there = plan.rclone.hash(&plan.dest_fs, temp, t).await.map_err(|e| Stop::rclone("check upload", e))?;
-        // Some objects carry no hash (multipart uploads on S3): size only.
-        if let Some(there) = there {
-            let here = plan.rclone.hash(work_fs, local, t).await.map_err(|e| Stop::rclone("check upload", e))?;
-            if here.as_deref() != Some(there.as_str()) {
-                return Err(Stop::failed(format!("upload check: {t} differs ({here:?} here, {there} there)")));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// `dir/.name.prewarm-<random>.tmp`: beside the final name, so the move is
-/// a rename on backends that have one.
-fn temp_name(path: &str) -> String {
-    use rand::distr::{Alphanumeric, SampleString};
-    let tag = Alphanumeric.sample_string(&mut rand::rng(), 8);
-    match path.rsplit_once('/') {
-        Some((dir, name)) => format!("{dir}/.{name}.prewarm-{tag}.tmp"),
-        None => format!(".{path}.prewarm-{tag}.tmp"),
-    }
+        .map(ffmpeg::error_line)
 }
 
 /// `.mp4` of `a/b.mp4` (lowercased; empty when there is none).
 fn extension(path: &str) -> String {
     let name = path.rsplit('/').next().unwrap_or(path);
-    name.rsplit_once('.').map(|(_, e)| format!(".{}", e.to_ascii_lowercase())).unwrap_or_default()
+    match name.rsplit_once('.') {
+        Some((stem, e)) if !stem.is_empty() => format!(".{}", e.to_ascii_lowercase()),
+        _ => String::new(),
+    }
 }
 
 fn file_name(p: &Path) -> String {
@@ -381,11 +546,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn temporary_names_sit_beside_the_target() {
-        let t = temp_name("a/b/c.mp4");
-        assert!(t.starts_with("a/b/.c.mp4.prewarm-") && t.ends_with(".tmp"), "{t}");
-        assert!(temp_name("c.mp4").starts_with(".c.mp4.prewarm-"));
+    fn extensions_and_decode_errors() {
         assert_eq!(extension("a.b/c.MP4"), ".mp4");
         assert_eq!(extension("a.b/c"), "");
+        assert_eq!(extension("a/.hidden"), "");
+        let stderr = "[h264 @ 0x55d] error while decoding MB 3 7, bytestream -5\n[h264 @ 0x55d] concealing 200 DC\n";
+        assert_eq!(decode_errors(stderr).as_deref(), Some("[h264] error while decoding MB 3 7, bytestream -5"));
+        assert_eq!(decode_errors("Svt[info]: SVT [version]\n"), None);
     }
 }

@@ -3,13 +3,15 @@
 //! duration, frames that decode), what a source must pass besides (not
 //! above the CDN's limit), and what a derivative must pass besides (inside
 //! its box, as long as its source, a codec players play, the size the warm
-//! recorded). One [`ItemResult`] per item, with a verdict and the checks
-//! that failed.
+//! recorded) and what a viewer gets ([`super::viewer`]: displayed size
+//! inside the box, profile, colour labels, fast start, audio). One
+//! [`ItemResult`] per item, with a verdict and the checks that failed.
 
 use std::time::Duration;
 
 use serde::Serialize;
 
+use super::boxes::Order;
 use super::facts::{self, Decoded, Facts, Input, Span, Unread};
 use super::ffmpeg::Tools;
 
@@ -69,6 +71,14 @@ pub enum Check {
     Codec,
     /// Not the size the warm recorded.
     Size,
+    /// A profile or pixel format browsers do not decode (High 10, 4:4:4...).
+    Profile,
+    /// 8-bit video labelled with an HDR transfer (PQ, HLG).
+    Color,
+    /// An MP4/MOV with its index (`moov`) after the media.
+    FastStart,
+    /// An audio codec browsers do not play.
+    Audio,
 }
 
 impl Check {
@@ -85,6 +95,10 @@ impl Check {
             Check::TooLarge => "too_large",
             Check::Codec => "codec",
             Check::Size => "size",
+            Check::Profile => "profile",
+            Check::Color => "color",
+            Check::FastStart => "fast_start",
+            Check::Audio => "audio",
         }
     }
 
@@ -124,6 +138,19 @@ impl Check {
                 "Not the size the warm recorded: the CDN now serves another object (purged, re-made or replaced). \
                  Warm again and validate the new results."
             }
+            Check::Profile => {
+                "A profile or pixel format browsers do not decode (H.264 High 10 or 4:4:4, HEVC Main 10, VP9 profile \
+                 2): make the CDN output 8-bit 4:2:0 (H.264 High, HEVC Main, VP9 profile 0, AV1 Main)."
+            }
+            Check::Color => {
+                "8-bit video labelled HDR (PQ or HLG): players show it washed out. Tone-map it to BT.709 SDR, or keep \
+                 10 bits where the codec carries HDR."
+            }
+            Check::FastStart => {
+                "The MP4's index (moov) is at the end: a browser must fetch the whole file before playing. Write it \
+                 with -movflags +faststart (the CDN's progressive-download option)."
+            }
+            Check::Audio => "An audio codec browsers do not play (PCM, AC-3, DTS...): make the CDN output AAC or Opus.",
         }
     }
 }
@@ -158,6 +185,8 @@ pub struct Inspector {
 pub struct Examined {
     pub facts: Option<Facts>,
     pub problems: Vec<Problem>,
+    /// ISO-BMFF box order, when it was read.
+    pub order: Option<Order>,
 }
 
 impl Examined {
@@ -195,8 +224,8 @@ impl Inspector {
             Err(Unread::Fetch(why)) => return Examined::failed(Check::Fetch, why),
             Err(Unread::Media(why)) => return self.unopenable(input, why).await,
         };
-        let mut found = Examined { facts: Some(facts.clone()), problems: Vec::new() };
-        if facts.codec.is_none() {
+        let mut found = Examined { facts: Some(facts.clone()), problems: Vec::new(), order: None };
+        let Some(video) = &facts.video else {
             let what = if facts.cover_only {
                 "only a still picture, no video stream"
             } else if facts.audio_streams > 0 {
@@ -206,12 +235,13 @@ impl Inspector {
             };
             found.fail(Check::NoVideo, what);
             return found;
-        }
-        let duration = facts.duration_s.filter(|d| *d > 0.0);
+        };
+        // The video's own length: audio that runs on has no frames to decode.
+        let duration = facts.video_duration_s().filter(|d| *d > 0.0);
         if duration.is_none() {
             found.fail(Check::Duration, "no duration");
         }
-        if facts.width.unwrap_or(0) == 0 || facts.height.unwrap_or(0) == 0 {
+        if video.width == 0 || video.height == 0 {
             found.fail(Check::Dimensions, "no picture size");
         }
         for span in spans(self.depth, duration) {
@@ -232,6 +262,15 @@ impl Inspector {
             }
         }
         found
+    }
+
+    /// The ISO-BMFF box order of an MP4/MOV `input` (no read for other containers).
+    pub async fn box_order(&self, input: &Input<'_>, found: &Examined) -> Option<Order> {
+        let format = found.facts.as_ref()?.format.as_deref()?;
+        if !super::boxes::is_iso_bmff(format) {
+            return None;
+        }
+        super::boxes::url_order(&self.client, input).await.ok()
     }
 
     /// ffprobe could not open it: empty, cut short, or no media at all?
@@ -289,37 +328,50 @@ pub struct Expected {
     pub source_duration_s: Option<f64>,
 }
 
-/// A derivative's own checks, on top of [`Inspector::examine`]'s.
+/// A derivative's own checks, on top of [`Inspector::examine`]'s: the
+/// displayed size inside the box, the video's length, the codec, the
+/// recorded size, and what a viewer gets ([`super::viewer`]).
 pub fn check_derivative(found: &mut Examined, expected: &Expected) {
     let Some(facts) = found.facts.clone() else { return };
-    if facts.codec.is_none() {
-        return;
+    let Some(video) = &facts.video else { return };
+    let (w, h) = video.displayed_size();
+    let too_wide = expected.width.is_some_and(|max| w > max);
+    let too_tall = expected.height.is_some_and(|max| h > max);
+    if too_wide || too_tall {
+        let side = |v: Option<u32>| v.map_or("any".to_string(), |v| v.to_string());
+        let stored = if (w, h) == (video.width, video.height) {
+            String::new()
+        } else {
+            format!(
+                " (stored {}x{}, rotation {}, pixel aspect {}:{})",
+                video.width, video.height, video.rotation, video.pixel_aspect.0, video.pixel_aspect.1
+            )
+        };
+        found.fail(
+            Check::Dimensions,
+            format!(
+                "displayed {w}x{h}{stored} is larger than the box {}x{}",
+                side(expected.width),
+                side(expected.height)
+            ),
+        );
     }
-    if let (Some(w), Some(h)) = (facts.width, facts.height) {
-        let too_wide = expected.width.is_some_and(|max| w > max);
-        let too_tall = expected.height.is_some_and(|max| h > max);
-        if too_wide || too_tall {
-            let side = |v: Option<u32>| v.map_or("any".to_string(), |v| v.to_string());
-            found.fail(
-                Check::Dimensions,
-                format!("{w}x{h} is larger than the box {}x{}", side(expected.width), side(expected.height)),
-            );
-        }
-    }
-    if let (Some(got), Some(want)) = (facts.duration_s, expected.source_duration_s)
+    if let (Some(got), Some(want)) = (facts.video_duration_s(), expected.source_duration_s)
         && (got - want).abs() > DURATION_TOLERANCE_S
         && !found.problems.iter().any(|p| p.check == Check::Duration)
     {
-        found.fail(Check::Duration, format!("{got:.2}s, the source is {want:.2}s"));
+        found.fail(Check::Duration, format!("the video lasts {got:.2}s, the source's {want:.2}s"));
     }
-    if let Some(codec) = facts.codec.as_deref().filter(|c| !PLAYABLE_CODECS.contains(c)) {
-        found.fail(Check::Codec, format!("{codec} is not one of {}", PLAYABLE_CODECS.join(", ")));
+    if !PLAYABLE_CODECS.contains(&video.codec.as_str()) {
+        found.fail(Check::Codec, format!("{} is not one of {}", video.codec, PLAYABLE_CODECS.join(", ")));
     }
     if let (Some(got), Some(want)) = (facts.size, expected.size)
         && got != want
     {
         found.fail(Check::Size, format!("{got} bytes, the warm recorded {want}"));
     }
+    let order = found.order.unwrap_or(Order::Unknown);
+    found.problems.extend(super::viewer::problems(&facts, order));
 }
 
 /// One line of `--results-out`.
@@ -338,9 +390,29 @@ pub struct ItemResult {
     /// One line per failed check, in the same order.
     pub problems: Vec<String>,
     pub codec: Option<String>,
+    /// Stored frame size, pixels.
     pub width: Option<u32>,
     pub height: Option<u32>,
+    /// The size a viewer sees: pixel aspect and rotation applied.
+    pub displayed_width: Option<u32>,
+    pub displayed_height: Option<u32>,
+    /// Clockwise degrees a player turns the picture.
+    pub rotation: Option<u32>,
+    /// ffprobe's profile name and pixel format.
+    pub profile: Option<String>,
+    pub pix_fmt: Option<String>,
+    /// `progressive`, `tt`, `bb`... as ffprobe says.
+    pub field_order: Option<String>,
+    /// Transfer characteristic label (`bt709`, `smpte2084`, `arib-std-b67`).
+    pub color_transfer: Option<String>,
+    /// ISO-BMFF only: whether `moov` comes before `mdat`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fast_start: Option<bool>,
+    pub audio_codec: Option<String>,
+    /// The container's duration, seconds.
     pub duration_s: Option<f64>,
+    /// The video stream's own duration, seconds.
+    pub video_duration_s: Option<f64>,
     pub bit_rate_bps: Option<u64>,
     /// Bytes, as the server reported them while probing.
     pub size: Option<u64>,
@@ -357,6 +429,8 @@ pub struct ItemResult {
 impl ItemResult {
     pub fn new(path: String, derivative: Option<String>, url: Option<String>, found: Examined) -> Self {
         let facts = found.facts.clone().unwrap_or_default();
+        let v = facts.video.clone();
+        let displayed = v.as_ref().map(|v| v.displayed_size());
         ItemResult {
             path,
             derivative,
@@ -364,9 +438,23 @@ impl ItemResult {
             verdict: found.verdict(),
             failed: found.problems.iter().map(|p| p.check).collect(),
             problems: found.problems.iter().map(|p| format!("{}: {}", p.check.as_str(), p.detail)).collect(),
-            codec: facts.codec,
-            width: facts.width,
-            height: facts.height,
+            codec: v.as_ref().map(|v| v.codec.clone()),
+            width: v.as_ref().map(|v| v.width),
+            height: v.as_ref().map(|v| v.height),
+            displayed_width: displayed.map(|d| d.0),
+            displayed_height: displayed.map(|d| d.1),
+            rotation: v.as_ref().map(|v| v.rotation),
+            profile: v.as_ref().and_then(|v| v.profile.clone()),
+            pix_fmt: v.as_ref().and_then(|v| v.pix_fmt.clone()),
+            field_order: v.as_ref().and_then(|v| v.field_order.clone()),
+            color_transfer: v.as_ref().and_then(|v| v.color_transfer.clone()),
+            fast_start: match found.order {
+                Some(Order::FastStart) => Some(true),
+                Some(Order::MoovLast) => Some(false),
+                _ => None,
+            },
+            audio_codec: facts.audio.as_ref().map(|a| a.codec.clone()),
+            video_duration_s: facts.video_duration_s(),
             duration_s: facts.duration_s,
             bit_rate_bps: facts.bit_rate_bps,
             size: facts.size,
@@ -384,14 +472,21 @@ mod tests {
     fn video(w: u32, h: u32, duration: f64, codec: &str) -> Examined {
         Examined {
             facts: Some(Facts {
-                codec: Some(codec.into()),
-                width: Some(w),
-                height: Some(h),
+                video: Some(crate::media::probe::Video {
+                    codec: codec.into(),
+                    width: w,
+                    height: h,
+                    pixel_aspect: (1, 1),
+                    pix_fmt: Some("yuv420p".into()),
+                    ..Default::default()
+                }),
                 duration_s: Some(duration),
                 size: Some(1000),
+                format: Some("mov,mp4,m4a,3gp,3g2,mj2".into()),
                 ..Facts::default()
             }),
             problems: Vec::new(),
+            order: Some(Order::FastStart),
         }
     }
 
@@ -415,6 +510,26 @@ mod tests {
         let mut tall = video(640, 2000, 4.0, "vp9");
         check_derivative(&mut tall, &Expected { width: Some(640), ..Expected::default() });
         assert!(tall.problems.is_empty());
+
+        // What a viewer sees counts: a quarter turn, or wide pixels.
+        let box480 = Expected { width: Some(854), height: Some(480), ..Expected::default() };
+        let mut turned = video(854, 480, 4.0, "h264");
+        turned.facts.as_mut().unwrap().video.as_mut().unwrap().rotation = 90;
+        check_derivative(&mut turned, &box480);
+        assert_eq!(checks(&turned), [Check::Dimensions]);
+        assert!(
+            turned.problems[0].detail.starts_with("displayed 480x854 (stored 854x480, rotation 90"),
+            "{:?}",
+            turned.problems
+        );
+        let mut wide = video(854, 480, 4.0, "h264");
+        wide.facts.as_mut().unwrap().video.as_mut().unwrap().pixel_aspect = (4, 3);
+        check_derivative(&mut wide, &box480);
+        assert_eq!(checks(&wide), [Check::Dimensions]);
+        let mut moov_last = video(854, 480, 4.0, "h264");
+        moov_last.order = Some(Order::MoovLast);
+        check_derivative(&mut moov_last, &box480);
+        assert_eq!(checks(&moov_last), [Check::FastStart]);
     }
 
     #[test]

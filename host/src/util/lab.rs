@@ -174,7 +174,9 @@ pub fn make_sample_video(path: &Path, seconds: u32, size: &str) -> Result<()> {
 pub fn make_rendition(src: &Path, dst: &Path, width: u32) -> Result<()> {
     let src = src.to_string_lossy();
     let scale = format!("scale={width}:-2");
-    let codec: Vec<&str> = H264.iter().copied().chain(["-crf", "30", "-vf", scale.as_str()]).collect();
+    // A CDN's progressive-download renditions have their index first.
+    let codec: Vec<&str> =
+        H264.iter().copied().chain(["-crf", "30", "-vf", scale.as_str(), "-movflags", "+faststart"]).collect();
     if ffmpeg(&["-i", &src], &codec, dst)? {
         return Ok(());
     }

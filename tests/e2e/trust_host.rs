@@ -255,19 +255,21 @@ fn a_duration_past_30_days_is_a_usage_error_not_a_panic() {
     write_listing(&dir.join("l.json"), &[("a.mp4", 10)]);
     std::fs::write(dir.join("p.toml"), "[warm]\nheader-timeout = \"31days\"\n").unwrap();
     let huge = "18446744073709551615s";
-    let cases: Vec<(Vec<String>, Vec<(&str, &str)>, &str)> = vec![
-        (vec!["--timeout".into(), huge.into()], vec![], "--timeout"),
-        (vec!["--header-timeout".into(), "31d".into()], vec![], "--header-timeout"),
-        (vec![], vec![("PREWARM_TIMEOUT", "9999999h")], "--timeout"),
-        (vec!["--config".into(), "p.toml".into()], vec![], "--header-timeout"),
+    /// Flags, environment, and the flag the error names.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
+        (&["--timeout", huge], &[], "--timeout"),
+        (&["--header-timeout", "31d"], &[], "--header-timeout"),
+        (&[], &[("PREWARM_TIMEOUT", "9999999h")], "--timeout"),
+        (&["--config", "p.toml"], &[], "--header-timeout"),
     ];
     for (flags, env, named) in cases {
         let mut cmd = prewarm(dir);
         cmd.current_dir(dir)
             .args(["warm", "--plugin", "template", "--base-url", "http://127.0.0.1:9", "--listing", "l.json"])
             .args(["--progress", "never"])
-            .args(&flags)
-            .envs(env);
+            .args(flags)
+            .envs(env.iter().copied());
         let out = run(&mut cmd);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{flags:?}: {stderr}");

@@ -156,9 +156,12 @@ pub fn remote_for_argv(remote: &str) -> (String, Vec<(String, String)>) {
         .unwrap_or_else(|| (remote.to_string(), Vec::new()))
 }
 
-/// `:backend,k=v,…:path` split into the backend, its parameters (values
-/// unquoted; a bare key is `true`) and the path.
-fn on_the_fly(remote: &str) -> Option<(&str, Vec<(String, String)>, &str)> {
+/// Parameters of a connection string: `(key, value unquoted)`.
+type Params = Vec<(String, String)>;
+
+/// `:backend,k=v,…:path` split into the backend, its parameters (a bare
+/// key is `true`) and the path.
+fn on_the_fly(remote: &str) -> Option<(&str, Params, &str)> {
     let rest = remote.strip_prefix(':')?;
     let backend_end = rest.find([',', ':'])?;
     let (backend, mut rest) = rest.split_at(backend_end);

@@ -209,9 +209,7 @@ pub async fn push(gateway: &str, instance: &str, s: &Summary) -> anyhow::Result<
         .timeout(std::time::Duration::from_secs(30))
         .send()
         .await
-        .map_err(|e| {
-            anyhow::anyhow!("pushgateway {}: {}", crate::util::redact::redact_url(gateway), e.without_url())
-        })?;
+        .map_err(|e| anyhow::anyhow!("pushgateway {}: {}", crate::util::redact::redact_url(gateway), e.without_url()))?;
     if !response.status().is_success() {
         anyhow::bail!("pushgateway {} answered {}", crate::util::redact::redact_url(gateway), response.status());
     }

@@ -175,8 +175,7 @@ async fn warm_caught(worker: &Worker, job: SharedJob) -> Record {
             let mut record = Record::blank(&job.job.object.path, derivative, job.job.object.size, job.job.class);
             record.outcome = crate::record::Outcome::Failed;
             record.error_kind = Some("internal".into());
-            record.error =
-                Some(crate::util::redact::redact_text(&format!("prewarm panicked warming this pair: {message}")));
+            record.error = Some(crate::util::redact::redact_text(&format!("prewarm panicked warming this pair: {message}")));
             record.finished_at = crate::record::now_rfc3339();
             record
         }

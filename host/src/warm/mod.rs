@@ -29,8 +29,8 @@ use tokio_util::sync::CancellationToken;
 use crate::listing::{self, Filters, ListingError, ListingProgress, ListingSource, ListingTotals, Object};
 use crate::plugin::{Derivative, Plugin};
 use crate::record::{Record, ResultsWriter};
-use crate::stats::Stats;
 use crate::util::size::{SizeClass, SizeClasses};
+use crate::stats::Stats;
 use worker::{Worker, WorkerContext};
 
 /// One object and its class, shared by its pairs.

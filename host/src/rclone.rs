@@ -154,10 +154,8 @@ impl Rclone {
     /// Start the one streaming listing of `remote`.
     pub fn lsjson(&self, remote: &str) -> Result<LsjsonChild, RcloneError> {
         let mut cmd = self.command();
-        cmd.args(["lsjson", "-R", "--files-only", "--no-modtime", "--no-mimetype"])
-            .arg(remote)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args(["lsjson", "-R", "--files-only", "--no-modtime", "--no-mimetype"]);
+        private_args(&mut cmd, &[remote]).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(RcloneError::Spawn)?;
         let stderr = child.stderr.take().expect("piped stderr");
         // Keep the last few stderr lines only: rclone can be chatty.
@@ -215,13 +213,9 @@ impl Rclone {
             return Ok(v.get("item").and_then(|i| i.get("Size")).and_then(Value::as_i64).map(|s| s.max(0) as u64));
         }
         let target = join_remote(fs, path);
-        let out = self
-            .command()
-            .args(["lsjson", "--stat", "--no-modtime", "--no-mimetype"])
-            .arg(&target)
-            .output()
-            .await
-            .map_err(RcloneError::Spawn)?;
+        let mut cmd = self.command();
+        cmd.args(["lsjson", "--stat", "--no-modtime", "--no-mimetype"]);
+        let out = private_args(&mut cmd, &[&target]).output().await.map_err(RcloneError::Spawn)?;
         if !out.status.success() {
             let message = last_error_line(&String::from_utf8_lossy(&out.stderr));
             if message.contains("not found") {
@@ -245,7 +239,8 @@ impl Rclone {
             return Ok(());
         }
         let (from, to) = (join_remote(src_fs, src), join_remote(dst_fs, dst));
-        let out = self.command().arg("copyto").arg(&from).arg(&to).output().await.map_err(RcloneError::Spawn)?;
+        let mut cmd = self.command();
+        let out = private_args(cmd.arg("copyto"), &[&from, &to]).output().await.map_err(RcloneError::Spawn)?;
         if !out.status.success() {
             return Err(RcloneError::Failed {
                 operation: format!("copyto {from} {to}"),
@@ -390,7 +385,7 @@ impl Rclone {
     }
 
     async fn one_off(&self, args: &[&str], operation: &str) -> Result<(), RcloneError> {
-        let out = self.command().args(args).output().await.map_err(RcloneError::Spawn)?;
+        let out = private_args(&mut self.command(), args).output().await.map_err(RcloneError::Spawn)?;
         if !out.status.success() {
             return Err(RcloneError::Failed {
                 operation: operation.to_string(),
@@ -414,6 +409,18 @@ impl Rclone {
             d.stop();
         }
     }
+}
+
+/// Add `args` (remotes among them) to an rclone command line, the secrets
+/// of on-the-fly remotes moved to its environment
+/// ([`crate::util::rclone_secrets::remote_for_argv`]): argv is readable by
+/// every local user.
+fn private_args<'a>(cmd: &'a mut Command, args: &[&str]) -> &'a mut Command {
+    for arg in args {
+        let (arg, env) = crate::util::rclone_secrets::remote_for_argv(arg);
+        cmd.envs(env).arg(arg);
+    }
+    cmd
 }
 
 fn join_remote(fs: &str, path: &str) -> String {

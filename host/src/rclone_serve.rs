@@ -41,9 +41,12 @@ impl ServeHttp {
         let user = Alphanumeric.sample_string(&mut rand::rng(), 16);
         let pass = Alphanumeric.sample_string(&mut rand::rng(), 32);
         let mut cmd = rclone.std_command();
-        cmd.args(["serve", "http", "--read-only", "--no-modtime"])
-            .arg(format!("--addr=127.0.0.1:{port}"))
-            .arg(remote)
+        cmd.args(["serve", "http", "--read-only", "--no-modtime"]).arg(format!("--addr=127.0.0.1:{port}"));
+        // Secrets of an on-the-fly remote go by environment, like the
+        // credentials.
+        let (argv_remote, remote_env) = crate::util::rclone_secrets::remote_for_argv(remote);
+        cmd.arg(argv_remote)
+            .envs(remote_env)
             .env("RCLONE_USER", &user)
             .env("RCLONE_PASS", &pass)
             .stdout(Stdio::null())

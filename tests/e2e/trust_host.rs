@@ -78,8 +78,8 @@ fn rclone_lsjson_dies_with_prewarm_and_gets_secret_flags_by_environment() {
     let home = tempfile::tempdir().unwrap();
     let mut child = prewarm(home.path())
         .args(["warm", "--plugin", "template", "--base-url", "http://127.0.0.1:9", "--progress", "never"])
-        .arg(format!("--source=:webdav,url=http://127.0.0.1:{port}/:videos"))
-        .arg("--rclone-flag=--webdav-bearer-token=BEARER-t19-lsjson")
+        .arg(format!("--source=:webdav,url='http://127.0.0.1:{port}/',bearer_token=CONN-t19-lsjson:videos"))
+        .arg("--rclone-flag=--s3-secret-access-key=FLAG-t19-lsjson")
         .arg("--results")
         .arg(home.path().join("r.jsonl"))
         .stdout(Stdio::null())
@@ -87,10 +87,14 @@ fn rclone_lsjson_dies_with_prewarm_and_gets_secret_flags_by_environment() {
         .spawn()
         .unwrap();
     let (lsjson, argv) = wait_for_child(child.id(), "lsjson");
-    assert!(!argv.contains("BEARER-t19-lsjson"), "the token is in rclone's argv: {argv}");
+    assert!(!argv.contains("-t19-lsjson"), "a secret is in rclone's argv: {argv}");
     let environ = std::fs::read(format!("/proc/{lsjson}/environ")).unwrap();
     let environ = String::from_utf8_lossy(&environ);
-    assert!(environ.contains("RCLONE_WEBDAV_BEARER_TOKEN=BEARER-t19-lsjson"), "the flag reached rclone");
+    assert!(environ.contains("RCLONE_S3_SECRET_ACCESS_KEY=FLAG-t19-lsjson"), "the flag reached rclone");
+    // The connection string became a remote defined by the environment.
+    let name = argv.split(' ').find_map(|a| a.strip_suffix(":videos")).expect("the remote in argv");
+    let var = format!("RCLONE_CONFIG_{}_BEARER_TOKEN=CONN-t19-lsjson", name.to_ascii_uppercase());
+    assert!(environ.contains(&var), "{var} missing");
     kill_and_check(&mut child, lsjson, "rclone lsjson");
 }
 
@@ -106,7 +110,7 @@ fn rclone_rcd_dies_with_prewarm_mid_upload_and_keeps_its_password_out_of_argv() 
         .arg(home.path().join("l.json"))
         .arg("--results")
         .arg(home.path().join("r.jsonl"))
-        .arg(format!("--upload=:webdav,url=http://127.0.0.1:{port}/:runs"))
+        .arg(format!("--upload=:webdav,url='http://127.0.0.1:{port}/':runs"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -251,21 +255,21 @@ fn a_duration_past_30_days_is_a_usage_error_not_a_panic() {
     write_listing(&dir.join("l.json"), &[("a.mp4", 10)]);
     std::fs::write(dir.join("p.toml"), "[warm]\nheader-timeout = \"31days\"\n").unwrap();
     let huge = "18446744073709551615s";
-    // (flags, environment, the flag the error names)
-    type Case<'a> = (Vec<String>, Vec<(&'a str, &'a str)>, &'a str);
-    let cases: Vec<Case> = vec![
-        (vec!["--timeout".into(), huge.into()], vec![], "--timeout"),
-        (vec!["--header-timeout".into(), "31d".into()], vec![], "--header-timeout"),
-        (vec![], vec![("PREWARM_TIMEOUT", "9999999h")], "--timeout"),
-        (vec!["--config".into(), "p.toml".into()], vec![], "--header-timeout"),
+    /// Flags, environment, and the flag the error names.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
+        (&["--timeout", huge], &[], "--timeout"),
+        (&["--header-timeout", "31d"], &[], "--header-timeout"),
+        (&[], &[("PREWARM_TIMEOUT", "9999999h")], "--timeout"),
+        (&["--config", "p.toml"], &[], "--header-timeout"),
     ];
     for (flags, env, named) in cases {
         let mut cmd = prewarm(dir);
         cmd.current_dir(dir)
             .args(["warm", "--plugin", "template", "--base-url", "http://127.0.0.1:9", "--listing", "l.json"])
             .args(["--progress", "never"])
-            .args(&flags)
-            .envs(env);
+            .args(flags)
+            .envs(env.iter().copied());
         let out = run(&mut cmd);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{flags:?}: {stderr}");

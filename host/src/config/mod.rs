@@ -89,7 +89,7 @@ impl Origin {
 }
 
 /// Register the secrets in rclone connection strings and flags
-/// (`--source`, `--upload`, `--dest`, `--rclone-flag`), from whichever
+/// (`--source`, `--upload`, `--dest`, `--root`, `--rclone-flag`), from whichever
 /// layer they came, before anything can show them.
 fn register_rclone_secrets(sub: &clap::ArgMatches) {
     use crate::util::rclone_secrets::{redact_flags, redact_remote};
@@ -100,7 +100,7 @@ fn register_rclone_secrets(sub: &clap::ArgMatches) {
             .map(|v| v.map(|s| s.to_string_lossy().into_owned()).collect())
             .unwrap_or_default()
     };
-    for id in ["source", "upload", "dest"] {
+    for id in ["source", "upload", "dest", "root"] {
         raw(id).iter().for_each(|r| drop(redact_remote(r)));
     }
     redact_flags(&raw("rclone_flags"));

@@ -134,6 +134,53 @@ pub fn split_secret_flags(flags: &[String]) -> (Vec<String>, Vec<(String, String
     (argv, env)
 }
 
+/// A remote for an rclone child's argv, and the variables to set with it:
+/// an on-the-fly backend with a secret parameter (`:s3,access_key_id=…,
+/// secret_access_key=…:bucket/path`) becomes a remote rclone defines from
+/// its environment (`RCLONE_CONFIG_<NAME>_TYPE=s3`,
+/// `RCLONE_CONFIG_<NAME>_SECRET_ACCESS_KEY=…`, every parameter so) and is
+/// named `<NAME>:bucket/path` in argv. Anything else is returned as given.
+pub fn remote_for_argv(remote: &str) -> (String, Vec<(String, String)>) {
+    on_the_fly(remote)
+        .filter(|(_, params, _)| params.iter().any(|(k, _)| is_secret_name(k)))
+        .map(|(backend, params, path)| {
+            let digest = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(remote));
+            let name = format!("prewarm{}", hex::encode(&digest[..6]));
+            let prefix = format!("RCLONE_CONFIG_{}_", name.to_ascii_uppercase());
+            let mut env = vec![(format!("{prefix}TYPE"), backend.to_string())];
+            for (key, value) in params {
+                env.push((format!("{prefix}{}", key.to_ascii_uppercase().replace('-', "_")), value));
+            }
+            (format!("{name}:{path}"), env)
+        })
+        .unwrap_or_else(|| (remote.to_string(), Vec::new()))
+}
+
+/// Parameters of a connection string: `(key, value unquoted)`.
+type Params = Vec<(String, String)>;
+
+/// `:backend,k=v,…:path` split into the backend, its parameters (a bare
+/// key is `true`) and the path.
+fn on_the_fly(remote: &str) -> Option<(&str, Params, &str)> {
+    let rest = remote.strip_prefix(':')?;
+    let backend_end = rest.find([',', ':'])?;
+    let (backend, mut rest) = rest.split_at(backend_end);
+    let mut params = Vec::new();
+    while let Some(p) = rest.strip_prefix(',') {
+        let key_end = p.find(['=', ',', ':']).unwrap_or(p.len());
+        let (value, used) = match p[key_end..].strip_prefix('=') {
+            Some(v) => {
+                let (value, len) = parameter_value(v);
+                (value, key_end + 1 + len)
+            }
+            None => ("true".to_string(), key_end),
+        };
+        params.push((p[..key_end].to_string(), value));
+        rest = &p[used..];
+    }
+    Some((backend, params, rest.strip_prefix(':')?))
+}
+
 /// One flag as shown (see [`redact_flags`]).
 pub fn redact_flag(flag: &str) -> String {
     redact_flags(&[flag.to_string()]).pop().unwrap_or_default()
@@ -201,6 +248,24 @@ mod tests {
             env,
             [("RCLONE_S3_SECRET_ACCESS_KEY".to_string(), "S1".to_string()), ("RCLONE_SFTP_PASS".into(), "P2".into())]
         );
+    }
+
+    #[test]
+    fn on_the_fly_remotes_with_secrets_move_to_the_environment() {
+        let (remote, env) = remote_for_argv(":s3,provider=Other,secret_access_key='a:b',env_auth:bucket/v a");
+        let name = remote.strip_suffix(":bucket/v a").unwrap();
+        assert!(name.starts_with("prewarm") && !remote.contains("a:b"), "{remote}");
+        let prefix = format!("RCLONE_CONFIG_{}_", name.to_ascii_uppercase());
+        let want: Vec<(String, String)> =
+            [("TYPE", "s3"), ("PROVIDER", "Other"), ("SECRET_ACCESS_KEY", "a:b"), ("ENV_AUTH", "true")]
+                .iter()
+                .map(|(k, v)| (format!("{prefix}{k}"), v.to_string()))
+                .collect();
+        assert_eq!(env, want);
+        assert_eq!(remote_for_argv(":s3,provider=Other,secret_access_key='a:b',env_auth:bucket/v a").0, remote);
+        for plain in [":s3,provider=Other:b", "media:v", "media,pass=x:v", "/local/dir", ":local:/x"] {
+            assert_eq!(remote_for_argv(plain), (plain.to_string(), Vec::new()), "{plain}");
+        }
     }
 
     #[test]

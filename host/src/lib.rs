@@ -11,6 +11,7 @@
 //! under the flags; `commands` holds one file per subcommand; `util` the
 //! small helpers that are no stage.
 
+pub mod checkpoint;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -1,17 +1,18 @@
 //! The results file: one JSON line per (object, derivative) pair, written as
 //! each pair completes and flushed at once, so a crash loses only the pairs
 //! in flight; and `--resume`, which reads it back to skip pairs already warm.
+//! A name ending in `.zst` is written as zstd frames (`util::zstd_lines`).
 
 use std::collections::HashSet;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::hash::{Hash, Hasher};
-use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::plugin::{CacheState, SizeMethod};
 use crate::util::size::SizeClass;
+use crate::util::zstd_lines::{self, LinesOut};
 
 /// How a pair ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -141,9 +142,9 @@ impl Record {
     }
 }
 
-/// Appends records, one flushed line each.
+/// Appends records, one flushed line each (a zstd frame a second).
 pub struct ResultsWriter {
-    out: BufWriter<File>,
+    out: LinesOut,
     path: PathBuf,
 }
 
@@ -153,19 +154,25 @@ impl ResultsWriter {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new().create(true).write(true).append(append).truncate(!append).open(path)?;
-        Ok(ResultsWriter { out: BufWriter::with_capacity(64 * 1024, file), path: path.to_path_buf() })
+        Ok(ResultsWriter { out: LinesOut::open(path, append)?, path: path.to_path_buf() })
     }
 
     /// Append one line (buffered; see [`ResultsWriter::flush`]).
     pub fn write(&mut self, record: &Record) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.out, record)?;
-        self.out.write_all(b"\n")
+        let out = self.out.writer()?;
+        serde_json::to_writer(&mut *out, record)?;
+        out.write_all(b"\n")
     }
 
-    /// Push buffered lines to the file.
+    /// Push buffered lines to the file (compressed: once a frame has been
+    /// open a second).
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
+    }
+
+    /// Every line written so far on disk, whole (a zstd frame ended).
+    pub fn sync(&mut self) -> std::io::Result<()> {
+        self.out.end_frame()
     }
 
     pub fn path(&self) -> &Path {
@@ -202,39 +209,34 @@ struct ResumeLine {
 /// Read an existing results file for `--resume`, and cut a partial last
 /// line (left by a crash) so appended lines stay whole.
 pub fn resume(path: &Path) -> std::io::Result<ResumeState> {
+    resume_with(path, |_| {})
+}
+
+/// [`resume`], handing each pair's warm record (the first, if a pair is
+/// warm twice) to `warm`: the summary of a resumed run counts them, so a
+/// shard's summary covers its whole results file and `report merge` of
+/// resumed shards stays exact. A torn zstd frame is cut whole.
+pub fn resume_with(path: &Path, mut warm: impl FnMut(Record)) -> std::io::Result<ResumeState> {
     let mut state = ResumeState::default();
-    let Ok(file) = File::open(path) else {
+    if !path.exists() {
         return Ok(state);
-    };
-    let mut reader = BufReader::new(file);
-    let mut line = Vec::new();
-    let mut good_end = 0u64;
-    let mut offset = 0u64;
-    loop {
-        line.clear();
-        let n = reader.read_until(b'\n', &mut line)?;
-        if n == 0 {
-            break;
-        }
-        offset += n as u64;
-        if line.last() != Some(&b'\n') {
-            // A torn final line.
-            state.dropped += 1;
-            break;
-        }
-        good_end = offset;
-        state.lines += 1;
-        match serde_json::from_slice::<ResumeLine>(&line) {
-            Ok(r) if r.outcome == Outcome::Warm => {
-                state.warm.insert(pair_key(&r.path, &r.derivative));
-            }
-            Ok(_) => {}
-            Err(_) => state.dropped += 1,
-        }
     }
+    let scan = zstd_lines::scan(path, |line| match serde_json::from_slice::<ResumeLine>(line) {
+        Ok(r) if r.outcome == Outcome::Warm => {
+            if state.warm.insert(pair_key(&r.path, &r.derivative))
+                && let Ok(record) = serde_json::from_slice::<Record>(line)
+            {
+                warm(record);
+            }
+        }
+        Ok(_) => {}
+        Err(_) => state.dropped += 1,
+    })?;
+    state.lines = scan.lines;
+    state.dropped += u64::from(scan.torn);
     let file = OpenOptions::new().write(true).open(path)?;
-    if file.metadata()?.len() > good_end {
-        file.set_len(good_end)?;
+    if file.metadata()?.len() > scan.good_end {
+        file.set_len(scan.good_end)?;
     }
     Ok(state)
 }
@@ -247,6 +249,7 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn record(path: &str, outcome: Outcome) -> Record {
         Record {

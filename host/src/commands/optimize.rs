@@ -23,8 +23,8 @@ use crate::media::optimize::{Choice, FileResult, Outcome, Plan, optimize_one};
 use crate::media::{Tools, ffmpeg, hw_cache};
 use crate::plugin::{PluginRuntime, RuntimeOptions};
 use crate::rclone::Rclone;
-use crate::util::size::{human, parse_size};
 use crate::upload::Upload;
+use crate::util::size::{human, parse_size};
 use crate::{Exit, usage};
 
 /// The threshold when neither --threshold nor --plugin says.

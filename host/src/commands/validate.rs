@@ -32,8 +32,8 @@ use crate::plugin::{Derivative, ObjectRef, Plugin, PluginInstance, PluginRuntime
 use crate::rclone::Rclone;
 use crate::rclone_serve::ServeHttp;
 use crate::record::{Outcome, Record};
-use crate::util::redact::redact_url;
 use crate::upload::Upload;
+use crate::util::redact::redact_url;
 use crate::warm::egress;
 use crate::{Exit, usage};
 

@@ -8,8 +8,8 @@ use std::fmt::Write;
 
 use super::Summary;
 use super::markdown::hint;
-use crate::util::size::human;
 use crate::stats::Stats;
+use crate::util::size::human;
 
 const COLORS: [&str; 8] = ["#2563eb", "#16a34a", "#ea580c", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#db2777"];
 

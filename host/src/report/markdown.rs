@@ -5,8 +5,8 @@ use std::fmt::Write;
 
 use super::Summary;
 use super::text::{plural, size_change};
-use crate::util::size::human;
 use crate::stats::GroupSummary;
+use crate::util::size::human;
 
 /// A plain-language hint for a failure kind (or outcome).
 pub fn hint(kind: &str) -> &'static str {

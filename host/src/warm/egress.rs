@@ -177,7 +177,9 @@ impl Policy {
                          would be requested; nothing was sent",
                         crate::util::redact::redact_text(key)
                     ),
-                    None => format!("follow-up {} not sent: its path holds {why}", crate::util::redact::redact_url(url)),
+                    None => {
+                        format!("follow-up {} not sent: its path holds {why}", crate::util::redact::redact_url(url))
+                    }
                 },
             });
         }

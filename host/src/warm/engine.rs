@@ -96,7 +96,10 @@ async fn pump(
             slots.change(class, true);
             let (worker, slots, outbox) = (worker.clone(), slots.clone(), outbox.clone());
             tokio::task::spawn_local(async move {
+                let derivative = job.derivative;
+                worker.started(derivative);
                 let record = warm_caught(&worker, job).await;
+                worker.finished(derivative, &record);
                 outbox.push(record).await;
                 slots.change(class, false);
                 slots.finished.notify_one();
@@ -175,7 +178,8 @@ async fn warm_caught(worker: &Worker, job: SharedJob) -> Record {
             let mut record = Record::blank(&job.job.object.path, derivative, job.job.object.size, job.job.class);
             record.outcome = crate::record::Outcome::Failed;
             record.error_kind = Some("internal".into());
-            record.error = Some(crate::util::redact::redact_text(&format!("prewarm panicked warming this pair: {message}")));
+            record.error =
+                Some(crate::util::redact::redact_text(&format!("prewarm panicked warming this pair: {message}")));
             record.finished_at = crate::record::now_rfc3339();
             record
         }

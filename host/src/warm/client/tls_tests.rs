@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Client, ClientConfig, ConnectTo};
-use crate::util::lab::{find_program, free_port, wait_for_port};
 use crate::plugin::{Method, WarmRequest};
+use crate::util::lab::{find_program, free_port, wait_for_port};
 use crate::warm::http::{Body, Exchange, Timeouts, TransportKind};
 
 const T: Timeouts = Timeouts { headers: Duration::from_secs(5), total: Duration::from_secs(10) };

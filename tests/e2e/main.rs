@@ -6,7 +6,8 @@
 //! resume, bad input through the real binary, what an operator should
 //! never be surprised by, the video half (`hw`, `optimize`) with real
 //! ffmpeg and rclone, and validation of sources and derivatives through
-//! real ffprobe/ffmpeg.
+//! real ffprobe/ffmpeg; long runs (checkpoints, live metrics, JSON logs,
+//! incremental and bounded runs, zstd results) against a slow nginx.
 
 mod answers;
 mod bad_input;
@@ -23,6 +24,7 @@ mod plugins;
 mod reports;
 mod resume;
 mod sandbox;
+mod scale;
 mod trust;
 mod validate;
 mod vendors;

@@ -15,7 +15,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use futures_util::StreamExt;
-use tokio::io::AsyncBufReadExt;
 use tokio::sync::{OnceCell, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -399,10 +398,12 @@ struct ResultsReader {
 impl ResultsReader {
     async fn run(mut self, tx: mpsc::Sender<Item>) -> Result<u64> {
         let name = self.path.display().to_string();
-        let file = tokio::fs::File::open(&self.path).await.with_context(|| format!("cannot read {name}"))?;
-        let mut lines = tokio::io::BufReader::new(file).lines();
+        // Plain or `.jsonl.zst`.
+        let mut lines =
+            crate::util::zstd_lines::lines_in_background(&self.path).with_context(|| format!("cannot read {name}"))?;
         let (mut line_no, mut skipped, mut sent) = (0u64, 0u64, 0u64);
-        while let Some(line) = lines.next_line().await.with_context(|| format!("cannot read {name}"))? {
+        while let Some(line) = lines.recv().await {
+            let line = line.with_context(|| format!("cannot read {name}"))?;
             line_no += 1;
             if line.trim().is_empty() {
                 continue;

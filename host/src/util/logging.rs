@@ -53,7 +53,7 @@ pub fn print(level: tracing::Level, text: &str) {
     if json() {
         let line = serde_json::json!({
             "time": crate::record::now_rfc3339(), "level": level.as_str(), "target": "prewarm",
-            "message": text.trim_end(), "fields": {},
+            "message": text.trim(), "fields": {},
         });
         let _ = writeln!(err, "{line}");
     } else {

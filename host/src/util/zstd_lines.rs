@@ -4,7 +4,8 @@
 //! line: the writer ends a frame at most a second after its first line, so
 //! a crash loses at most the frame in progress, and [`scan`] reads back the
 //! whole frames only, telling where they end so a resumed run cuts the torn
-//! one and appends new frames after it.
+//! one and appends new frames after it. Readers (`validate --results`)
+//! take either kind through [`open_lines`].
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
@@ -97,6 +98,23 @@ pub fn open_lines(path: &Path) -> std::io::Result<Box<dyn BufRead + Send>> {
     } else {
         Box::new(BufReader::with_capacity(64 * 1024, file))
     })
+}
+
+/// [`open_lines`] for async code: the lines are read (and decompressed) on
+/// a blocking thread and come through a bounded channel; the thread stops
+/// when the receiver is dropped.
+pub fn lines_in_background(path: &Path) -> std::io::Result<tokio::sync::mpsc::Receiver<std::io::Result<String>>> {
+    let lines = open_lines(path)?;
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    tokio::task::spawn_blocking(move || {
+        for line in lines.lines() {
+            let failed = line.is_err();
+            if tx.blocking_send(line).is_err() || failed {
+                return;
+            }
+        }
+    });
+    Ok(rx)
 }
 
 /// What [`scan`] found.

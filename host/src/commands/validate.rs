@@ -256,7 +256,7 @@ async fn report(args: &ValidateArgs, summary: &Summary, upload: Option<&Upload>)
         serde_json::to_writer_pretty(&mut stdout, summary)?;
         writeln!(stdout)?;
     } else {
-        eprint!("{}", summary.text());
+        crate::util::logging::print(tracing::Level::INFO, &summary.text());
     }
     uploaded
 }
@@ -292,6 +292,10 @@ impl Mode {
             return Err(usage(format!(
                 "--listing {l}: with --results, --source REMOTE:PATH alone says where the sources are"
             )));
+        }
+        if args.source.newer_than.is_some() {
+            // A results file holds no ModTime to select by.
+            return Err(usage("--newer-than selects from a listing; with --results, warm with it instead"));
         }
         if !results.is_file() {
             return Err(usage(format!("--results {}: no such file", results.display())));
@@ -560,7 +564,8 @@ impl ResultsOut {
 
 async fn watch_ctrl_c(cancel: CancellationToken, serve: Option<Arc<ServeHttp>>) {
     if tokio::signal::ctrl_c().await.is_ok() {
-        eprintln!("\nprewarm: interrupted; stopping the probes in flight (Ctrl-C again to quit now)");
+        let message = "\nprewarm: interrupted; stopping the probes in flight (Ctrl-C again to quit now)\n";
+        crate::util::logging::print(tracing::Level::WARN, message);
         cancel.cancel();
         if tokio::signal::ctrl_c().await.is_ok() {
             // Exiting skips destructors: stop every child first.

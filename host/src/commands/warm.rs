@@ -361,7 +361,8 @@ fn count_lines(path: &std::path::Path) -> std::io::Result<u64> {
 
 async fn watch_ctrl_c(cancel: CancellationToken, rclone: Option<Rclone>) {
     if tokio::signal::ctrl_c().await.is_ok() {
-        eprintln!("\nprewarm: interrupted; finishing the pairs in flight (Ctrl-C again to quit now)");
+        let message = "\nprewarm: interrupted; finishing the pairs in flight (Ctrl-C again to quit now)\n";
+        crate::util::logging::print(tracing::Level::WARN, message);
         cancel.cancel();
         if tokio::signal::ctrl_c().await.is_ok() {
             // Exiting skips destructors: stop rclone's daemon first.

@@ -113,7 +113,11 @@ pub fn bind(addr: &str) -> Result<std::net::TcpListener, String> {
 pub async fn serve(live: std::sync::Arc<Live>, listener: std::net::TcpListener) {
     let Ok(listener) = TcpListener::from_std(listener) else { return };
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            // Out of file descriptors, say: try again shortly, not in a spin.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
         let live = live.clone();
         tokio::spawn(async move {
             let _ = tokio::time::timeout(Duration::from_secs(10), answer(&live, stream)).await;

@@ -59,9 +59,12 @@ pub struct FailureBudget {
     failed: AtomicU64,
     finished: AtomicU64,
     stop: CancellationToken,
-    /// The first failure of each kind: its URL (redacted) and status.
-    examples: Mutex<BTreeMap<String, (Option<String>, Option<u16>)>>,
+    /// The first failure of each kind.
+    examples: Mutex<BTreeMap<String, Example>>,
 }
+
+/// A failed pair's URL (redacted) and last status.
+type Example = (Option<String>, Option<u16>);
 
 impl FailureBudget {
     /// A budget whose stop token is a child of the run's (Ctrl-C stops too).

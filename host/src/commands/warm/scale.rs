@@ -74,14 +74,14 @@ pub(super) async fn resume(
     classes: SizeClasses,
 ) -> Result<(std::collections::HashSet<u64>, Stats)> {
     let missing = results.metadata().map_or(true, |m| m.len() == 0);
-    if let Some(u) = upload.filter(|_| missing) {
-        if crate::checkpoint::fetch(u.rclone(), u.dest(), results).await? {
-            tracing::warn!(
-                "--resume: {} was missing; continuing from its checkpoint at {}",
-                results.display(),
-                crate::util::redact::redact_url(u.dest())
-            );
-        }
+    if let Some(u) = upload.filter(|_| missing)
+        && crate::checkpoint::fetch(u.rclone(), u.dest(), results).await?
+    {
+        tracing::warn!(
+            "--resume: {} was missing; continuing from its checkpoint at {}",
+            results.display(),
+            crate::util::redact::redact_url(u.dest())
+        );
     }
     let mut prior = Stats::new(classes);
     let state = crate::record::resume_with(results, |r| prior.add(&r))

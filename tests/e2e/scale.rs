@@ -164,7 +164,7 @@ fn list_newer_than_reads_the_modtime_of_a_saved_listing_and_asks_rclone() {
     assert!(err.contains("line 1") && err.contains("--newer-than needs each object's ModTime"), "{err}");
     let out = list(&["--newer-than", "yesterday"], &path);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--newer-than yesterday: neither a duration"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--newer-than: `yesterday` is neither a duration"));
 
     // A remote: rclone lists with ModTime and --max-age, one stream.
     let media = h.join("media");
@@ -198,6 +198,8 @@ fn max_failures_stops_a_run_that_only_gets_404s() {
         warm(h, &h.join("l.jsonl"), &server.missing_url)
             .args(["--max-failures", "50", "--concurrency", "8", "--report"])
             .arg(h.join("s.json"))
+            .arg("--markdown")
+            .arg(h.join("s.md"))
             .arg("--results")
             .arg(&results),
     );
@@ -216,6 +218,8 @@ fn max_failures_stops_a_run_that_only_gets_404s() {
     assert_eq!(unique.len(), records.len(), "one record per pair");
     let summary: Value = serde_json::from_slice(&std::fs::read(h.join("s.json")).unwrap()).unwrap();
     assert!(summary["runs"][0]["stopped"].as_str().unwrap().starts_with("stopped after"));
+    let markdown = std::fs::read_to_string(h.join("s.md")).unwrap();
+    assert!(markdown.contains("stopped after") && markdown.contains("--max-failures stopped the run"), "{markdown}");
 
     // A share: stopped once 100 pairs are in and at least 20% failed.
     let out = prewarm_e2e::run(

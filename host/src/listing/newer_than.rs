@@ -12,12 +12,12 @@ use std::time::{Duration, SystemTime};
 pub fn parse(raw: &str, now: SystemTime) -> Result<SystemTime, String> {
     let text = raw.trim();
     if let Ok(back) = humantime::parse_duration(text) {
-        return now.checked_sub(back).ok_or_else(|| format!("--newer-than {raw}: reaches before 1970"));
+        return now.checked_sub(back).ok_or_else(|| format!("`{raw}` reaches back before 1970"));
     }
     let date_only = text.len() == 10 && text.as_bytes().get(4) == Some(&b'-');
     let full = if date_only { format!("{text}T00:00:00Z") } else { text.to_string() };
     parse_rfc3339(&full).ok_or_else(|| {
-        format!("--newer-than {raw}: neither a duration (30d, 12h) nor a date (2026-11-01, 2026-11-01T06:00:00Z)")
+        format!("`{raw}` is neither a duration (30d, 12h) nor a date (2026-11-01, 2026-11-01T06:00:00Z)")
     })
 }
 
@@ -65,7 +65,7 @@ mod tests {
             parse_rfc3339("2026-11-01T06:00:00.123456789Z").unwrap()
         );
         assert_eq!(parse_rfc3339("2026-11-01T01:00:00-05:00").unwrap(), parse_rfc3339("2026-11-01T06:00:00Z").unwrap());
-        assert!(parse("yesterday", now).unwrap_err().contains("neither a duration"));
+        assert!(parse("yesterday", now).unwrap_err().starts_with("`yesterday` is neither a duration"));
         assert!(parse_rfc3339("2026-11-01T06:00:00+0200").is_none());
         assert_eq!(rclone_max_age(parse_rfc3339("2026-11-01T06:00:00.9Z").unwrap()), "2026-11-01T06:00:00Z");
     }

@@ -21,8 +21,18 @@ pub struct Cli {
     /// More logging (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Log lines as text, or one JSON object per line (time, level, target, message, fields) for log pipelines.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true, env = "PREWARM_LOG_FORMAT")]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -222,6 +232,10 @@ pub struct SourceArgs {
     /// Extra flag for rclone (repeatable), e.g. --rclone-flag=--fast-list.
     #[arg(long = "rclone-flag", value_name = "FLAG", allow_hyphen_values = true)]
     pub rclone_flags: Vec<String>,
+    /// Only objects modified since then, from the listing's ModTime: a duration back from now (30d, 12h) or a
+    /// date (2026-11-01, 2026-11-01T06:00:00Z). With --source, rclone filters too (its --max-age).
+    #[arg(long, value_name = "DUR|DATE")]
+    pub newer_than: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -334,7 +348,7 @@ pub struct WarmArgs {
     /// Cap on requests per second across all workers.
     #[arg(long, value_name = "N")]
     pub rate: Option<u32>,
-    /// Results file (JSON lines, one per pair).
+    /// Results file (JSON lines, one per pair); a name ending in `.zst` is written zstd-compressed.
     #[arg(long, value_name = "FILE.jsonl", default_value = "prewarm-results.jsonl")]
     pub results: PathBuf,
     /// Skip pairs already warm in the results file, and append to it.
@@ -374,6 +388,24 @@ pub struct WarmArgs {
     /// Where detected per-host size capabilities are kept (default: user cache dir).
     #[arg(long, value_name = "FILE")]
     pub capabilities_cache: Option<PathBuf>,
+    #[command(flatten)]
+    pub scale: ScaleArgs,
+}
+
+/// Long runs: checkpoints, live metrics, a failure budget.
+#[derive(Debug, Clone, Args)]
+pub struct ScaleArgs {
+    /// With --upload: every DUR (e.g. 1m), upload the results and summary so far there, atomically, so a run
+    /// restarted with --resume continues from the last checkpoint.
+    #[arg(long, value_name = "DUR", requires = "upload")]
+    pub checkpoint_every: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics while the run lasts (e.g. 0.0.0.0:9464).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<String>,
+    /// Stop once N pairs failed, or P% of them after at least 100 finished (e.g. 50, 20%): pairs not started
+    /// are recorded skipped (`stopped`) for --resume, and the run exits 3.
+    #[arg(long, value_name = "N|P%")]
+    pub max_failures: Option<String>,
 }
 
 /// How long one request may take and how often a pair is tried again.

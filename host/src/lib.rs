@@ -6,11 +6,13 @@
 //! `--threads` engine threads, each a current-thread runtime with one plugin
 //! instance and one HTTP client shared by all its pairs in flight; `record`
 //! writes one results line per pair; `stats` and `report` summarise the run.
-//! `media` is the video half (ffmpeg, hardware encoders, optimize,
-//! validate). `config` layers the config file and `PREWARM_*` variables
+//! `checkpoint` uploads a long warm's results so far and fetches them
+//! back for `--resume`. `media` is the video half (ffmpeg, hardware
+//! encoders, optimize, validate). `config` layers the config file and `PREWARM_*` variables
 //! under the flags; `commands` holds one file per subcommand; `util` the
 //! small helpers that are no stage.
 
+pub mod checkpoint;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -23,6 +23,7 @@ use crate::cli::SourceArgs;
 use crate::rclone::{Rclone, RcloneError};
 use crate::util::size::{SizeClasses, parse_size};
 
+pub mod newer_than;
 mod progress;
 pub use progress::{ListingProgress, ListingSnapshot, count_saved, countable};
 
@@ -106,6 +107,8 @@ pub struct Filters {
     exclude: Option<GlobSet>,
     pub limit: Option<u64>,
     pub shard: Option<Shard>,
+    /// `--newer-than`: only objects whose ModTime is after this.
+    pub newer_than: Option<std::time::SystemTime>,
 }
 
 fn globs(option: &'static str, patterns: &[String]) -> Result<Option<GlobSet>, ListingError> {
@@ -144,6 +147,12 @@ impl Filters {
             exclude: globs("--exclude", &args.exclude)?,
             limit: args.limit,
             shard: None,
+            newer_than: args
+                .newer_than
+                .as_deref()
+                .map(|raw| newer_than::parse(raw, std::time::SystemTime::now()))
+                .transpose()
+                .map_err(|message| ListingError::BadFilter { option: "--newer-than", message })?,
         };
         if let (Some(min), Some(max)) = (filters.min_size, filters.max_size)
             && min > max
@@ -156,6 +165,19 @@ impl Filters {
     /// Take only objects of at least `min` bytes (as well as `--min-size`).
     pub fn at_least(&mut self, min: u64) {
         self.min_size = Some(self.min_size.map_or(min, |m| m.max(min)));
+    }
+
+    /// Whether an entry's ModTime passes `--newer-than` (always without it);
+    /// an error when it is needed and missing or unreadable.
+    pub fn accepts_modified(&self, mod_time: Option<&str>) -> Result<bool, String> {
+        let Some(since) = self.newer_than else { return Ok(true) };
+        let Some(text) = mod_time else {
+            return Err("--newer-than needs each object's ModTime, and this entry has none (save the listing with \
+                        `rclone lsjson -R`, without --no-modtime)"
+                .into());
+        };
+        let modified = newer_than::parse_rfc3339(text).ok_or_else(|| format!("ModTime `{text}` is not RFC 3339"))?;
+        Ok(modified >= since)
     }
 
     /// Whether `object` passes every filter but the limit.
@@ -291,7 +313,7 @@ async fn rclone_listing(
     filters: &Filters,
     sink: Sink<'_>,
 ) -> Result<ListingTotals, ListingError> {
-    let mut child = rclone.lsjson(remote)?;
+    let mut child = rclone.lsjson(remote, filters.newer_than.map(newer_than::rclone_max_age).as_deref())?;
     let stdout = child.stdout();
     let pumped = pump(BufReader::with_capacity(64 * 1024, stdout), name, filters, sink).await;
     // When the limit stopped us early, rclone's exit is moot.
@@ -316,13 +338,16 @@ struct LsjsonEntry {
     size: i64,
     #[serde(rename = "IsDir", default)]
     is_dir: bool,
+    #[serde(rename = "ModTime", default)]
+    mod_time: Option<String>,
 }
 
 /// One listing entry.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Entry {
-    /// An object to warm. `size_known` is false for rclone's `Size: -1`.
-    Object { object: Object, size_known: bool },
+    /// An object to warm. `size_known` is false for rclone's `Size: -1`;
+    /// `mod_time` is rclone's `ModTime`, when listed.
+    Object { object: Object, size_known: bool, mod_time: Option<String> },
     /// A directory (`IsDir: true`), with its path.
     Directory(String),
     /// A zero-length key ending in `/`: a folder marker, not a video.
@@ -352,7 +377,11 @@ fn entry(e: LsjsonEntry) -> Result<Entry, String> {
     }
     // rclone writes -1 when the backend cannot tell the size.
     let size_known = e.size >= 0;
-    Ok(Entry::Object { object: Object { path: e.path, size: u64::try_from(e.size).unwrap_or(0) }, size_known })
+    Ok(Entry::Object {
+        object: Object { path: e.path, size: u64::try_from(e.size).unwrap_or(0) },
+        size_known,
+        mod_time: e.mod_time,
+    })
 }
 
 /// Parse one listing line: `[`, `]`, blank, one object (with or without
@@ -448,8 +477,13 @@ async fn pump<R: AsyncBufRead + Unpin>(
         };
         for e in entries {
             let object = match e {
-                Entry::Object { object, size_known } => {
+                Entry::Object { object, size_known, mod_time } => {
                     totals.unknown_size += u64::from(!size_known);
+                    if !filters.accepts_modified(mod_time.as_deref()).map_err(malformed)? {
+                        totals.seen += 1;
+                        sink.progress.listed.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
                     object
                 }
                 Entry::Directory(_) => {
@@ -548,7 +582,11 @@ mod tests {
     fn parses_rclone_framing() {
         assert_eq!(parse_line("[").unwrap(), Line::Nothing);
         assert_eq!(parse_line("]").unwrap(), Line::Nothing);
-        let obj = |path: &str, size| Entry::Object { object: Object { path: path.into(), size }, size_known: true };
+        let obj = |path: &str, size| Entry::Object {
+            object: Object { path: path.into(), size },
+            size_known: true,
+            mod_time: None,
+        };
         assert_eq!(
             parse_line(r#"{"Path":"a/b c.mp4","Name":"b c.mp4","Size":12,"IsDir":false},"#).unwrap(),
             Line::One(obj("a/b c.mp4", 12))
@@ -563,7 +601,11 @@ mod tests {
         );
         assert_eq!(
             parse_line(r#"{"Path":"doc.mp4","Size":-1}"#).unwrap(),
-            Line::One(Entry::Object { object: Object { path: "doc.mp4".into(), size: 0 }, size_known: false })
+            Line::One(Entry::Object {
+                object: Object { path: "doc.mp4".into(), size: 0 },
+                size_known: false,
+                mod_time: None
+            })
         );
         assert_eq!(
             parse_line(r#"[{"Path":"a","Size":1},{"Path":"d","IsDir":true},{"Path":"b","Size":2}]"#).unwrap(),

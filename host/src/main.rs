@@ -18,13 +18,14 @@ fn main() -> std::process::ExitCode {
             return prewarm::Exit::Usage.into();
         }
     };
-    prewarm::util::logging::init(cli.verbose);
+    prewarm::util::logging::init(cli.verbose, cli.log_format);
     match prewarm::run(cli) {
         Ok(code) => code.into(),
         Err(err) if prewarm::is_broken_pipe(&err) => prewarm::exit_for_broken_pipe(),
         Err(err) => {
             let code = prewarm::exit_code_for(&err);
-            eprintln!("error: {}", prewarm::util::redact::redact_text(&layered.annotate(&format!("{err:#}"))));
+            let message = format!("error: {}\n", layered.annotate(&format!("{err:#}")));
+            prewarm::util::logging::print(tracing::Level::ERROR, &message);
             code.into()
         }
     }

@@ -151,10 +151,17 @@ impl Rclone {
         cmd
     }
 
-    /// Start the one streaming listing of `remote`.
-    pub fn lsjson(&self, remote: &str) -> Result<LsjsonChild, RcloneError> {
+    /// Start the one streaming listing of `remote`; with `max_age` (an
+    /// instant rclone's `--max-age` takes), only objects modified since,
+    /// with their ModTime (read only then: some backends pay a request per
+    /// object for it).
+    pub fn lsjson(&self, remote: &str, max_age: Option<&str>) -> Result<LsjsonChild, RcloneError> {
         let mut cmd = self.command();
-        cmd.args(["lsjson", "-R", "--files-only", "--no-modtime", "--no-mimetype"]);
+        cmd.args(["lsjson", "-R", "--files-only", "--no-mimetype"]);
+        match max_age {
+            Some(since) => cmd.args(["--max-age", since]),
+            None => cmd.arg("--no-modtime"),
+        };
         private_args(&mut cmd, &[remote]).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(RcloneError::Spawn)?;
         let stderr = child.stderr.take().expect("piped stderr");

@@ -1,17 +1,19 @@
 //! The results file: one JSON line per (object, derivative) pair, written as
 //! each pair completes and flushed at once, so a crash loses only the pairs
 //! in flight; and `--resume`, which reads it back to skip pairs already warm.
+//! A name ending in `.zst` is written as zstd frames (`util::zstd_lines`).
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::hash::{Hash, Hasher};
-use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::plugin::{CacheState, SizeMethod};
 use crate::util::size::SizeClass;
+use crate::util::zstd_lines::{self, LinesOut};
 
 /// How a pair ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -147,9 +149,9 @@ impl Record {
     }
 }
 
-/// Appends records, one flushed line each.
+/// Appends records, one flushed line each (a zstd frame a second).
 pub struct ResultsWriter {
-    out: BufWriter<File>,
+    out: LinesOut,
     path: PathBuf,
 }
 
@@ -159,19 +161,25 @@ impl ResultsWriter {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new().create(true).write(true).append(append).truncate(!append).open(path)?;
-        Ok(ResultsWriter { out: BufWriter::with_capacity(64 * 1024, file), path: path.to_path_buf() })
+        Ok(ResultsWriter { out: LinesOut::open(path, append)?, path: path.to_path_buf() })
     }
 
     /// Append one line (buffered; see [`ResultsWriter::flush`]).
     pub fn write(&mut self, record: &Record) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.out, record)?;
-        self.out.write_all(b"\n")
+        let out = self.out.writer()?;
+        serde_json::to_writer(&mut *out, record)?;
+        out.write_all(b"\n")
     }
 
-    /// Push buffered lines to the file.
+    /// Push buffered lines to the file (compressed: once a frame has been
+    /// open a second).
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
+    }
+
+    /// Every line written so far on disk, whole (a zstd frame ended).
+    pub fn sync(&mut self) -> std::io::Result<()> {
+        self.out.end_frame()
     }
 
     pub fn path(&self) -> &Path {
@@ -244,50 +252,62 @@ pub fn starts_with_record(reader: impl BufRead) -> std::io::Result<bool> {
 
 /// Read an existing results file for `--resume`, and cut a partial last
 /// line (left by a crash) so appended lines stay whole. A file that is not
-/// a results file ([`starts_with_record`]) is refused untouched.
+/// a results file ([`is_results_file`]) is refused untouched.
 pub fn resume(path: &Path) -> Result<ResumeState, ResumeError> {
-    let io = |source| ResumeError::Io { path: path.display().to_string(), source };
-    let Ok(mut file) = File::open(path) else {
-        return Ok(ResumeState::default());
-    };
-    if !starts_with_record(BufReader::new(&file)).map_err(io)? {
-        return Err(ResumeError::NotResults { path: path.display().to_string() });
-    }
-    file.rewind().map_err(io)?;
-    read_and_trim(file, path).map_err(io)
+    resume_with(path, |_| {})
 }
 
-fn read_and_trim(file: File, path: &Path) -> std::io::Result<ResumeState> {
-    let mut state = ResumeState::default();
-    let mut reader = BufReader::new(file);
-    let mut line = Vec::new();
-    let mut good_end = 0u64;
-    let mut offset = 0u64;
-    loop {
-        line.clear();
-        let n = reader.read_until(b'\n', &mut line)?;
-        if n == 0 {
-            break;
-        }
-        offset += n as u64;
-        if line.last() != Some(&b'\n') {
-            // A torn final line.
-            state.dropped += 1;
-            break;
-        }
-        good_end = offset;
-        state.lines += 1;
-        match serde_json::from_slice::<ResumeLine>(&line) {
-            Ok(r) if r.outcome == Outcome::Warm => {
-                state.warm.insert(pair_key(&r.path, &r.derivative));
-            }
-            Ok(_) => {}
-            Err(_) => state.dropped += 1,
-        }
+/// Whether `path` is a results file, plain or zstd: [`starts_with_record`]
+/// on its (decompressed) text. A zstd file whose first frame a crash cut
+/// short is one when it starts with the zstd magic number (RFC 8878 §3.1.1).
+fn is_results_file(path: &Path) -> std::io::Result<bool> {
+    if !zstd_lines::is_zstd(path) {
+        return starts_with_record(BufReader::new(File::open(path)?));
     }
+    let mut magic = Vec::with_capacity(4);
+    File::open(path)?.take(4).read_to_end(&mut magic)?;
+    if magic.is_empty() {
+        return Ok(true);
+    }
+    if magic != [0x28, 0xb5, 0x2f, 0xfd] {
+        return Ok(false);
+    }
+    Ok(zstd_lines::open_lines(path).and_then(starts_with_record).unwrap_or(true))
+}
+
+/// [`resume`], handing each pair's warm record (the first, if a pair is
+/// warm twice) to `warm`: the summary of a resumed run counts them, so a
+/// shard's summary covers its whole results file and `report merge` of
+/// resumed shards stays exact. A torn zstd frame is cut whole.
+pub fn resume_with(path: &Path, warm: impl FnMut(Record)) -> Result<ResumeState, ResumeError> {
+    let io = |source| ResumeError::Io { path: path.display().to_string(), source };
+    if !path.exists() {
+        return Ok(ResumeState::default());
+    }
+    if !is_results_file(path).map_err(io)? {
+        return Err(ResumeError::NotResults { path: path.display().to_string() });
+    }
+    read_and_trim(path, warm).map_err(io)
+}
+
+fn read_and_trim(path: &Path, mut warm: impl FnMut(Record)) -> std::io::Result<ResumeState> {
+    let mut state = ResumeState::default();
+    let scan = zstd_lines::scan(path, |line| match serde_json::from_slice::<ResumeLine>(line) {
+        Ok(r) if r.outcome == Outcome::Warm => {
+            if state.warm.insert(pair_key(&r.path, &r.derivative))
+                && let Ok(record) = serde_json::from_slice::<Record>(line)
+            {
+                warm(record);
+            }
+        }
+        Ok(_) => {}
+        Err(_) => state.dropped += 1,
+    })?;
+    state.lines = scan.lines;
+    state.dropped += u64::from(scan.torn);
     let file = OpenOptions::new().write(true).open(path)?;
-    if file.metadata()?.len() > good_end {
-        file.set_len(good_end)?;
+    if file.metadata()?.len() > scan.good_end {
+        file.set_len(scan.good_end)?;
     }
     Ok(state)
 }
@@ -300,6 +320,7 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn record(path: &str, outcome: Outcome) -> Record {
         Record {

@@ -3,7 +3,9 @@
 //! through the managed rclone, under their own file names, so a batch job
 //! needs no shared volume. Checked before the run: a destination is given,
 //! there is something to upload, and no two outputs share a name (one
-//! would silently replace the other at the destination).
+//! would silently replace the other at the destination). Each file goes up
+//! under a temporary name and is then moved onto its own, so a run killed
+//! mid-upload never leaves half a file where a checkpoint was.
 
 use std::path::{Path, PathBuf};
 
@@ -55,13 +57,22 @@ impl Upload {
             let absolute = std::path::absolute(file)?;
             let (Some(dir), Some(name)) = (absolute.parent(), absolute.file_name()) else { continue };
             let name = name.to_string_lossy();
-            self.rclone
-                .copy_file(&dir.to_string_lossy(), &name, &self.dest, &name)
+            crate::checkpoint::put(&self.rclone, dir, &name, &self.dest)
                 .await
-                .map_err(|e| anyhow::anyhow!("--upload {dest}: cannot copy {}: {e}", file.display()))?;
+                .map_err(|e| anyhow::anyhow!("--upload {dest}: cannot copy {}: {e:#}", file.display()))?;
             tracing::info!("uploaded {} to {dest}", file.display());
         }
         Ok(())
+    }
+
+    /// The rclone that uploads (checkpoints use it too).
+    pub fn rclone(&self) -> &Rclone {
+        &self.rclone
+    }
+
+    /// The destination, `REMOTE:PATH`.
+    pub fn dest(&self) -> &str {
+        &self.dest
     }
 
     /// Stop the rclone daemon the copies may have started.

@@ -2,7 +2,9 @@
 //! the Kubernetes 1.33 schemas (kubernetes-validate --strict, offline), and
 //! say what a schema cannot check: an Indexed Job with `Never`, the exit
 //! codes of `podFailurePolicy` equal prewarm's, one shard count everywhere,
-//! files named by the index. The Dockerfile is read with a real parser
+//! files named by the index, checkpoints a retried index resumes from, a
+//! metrics port the PodMonitor and the scrape annotations name, a nightly
+//! CronJob of what is new. The Dockerfile is read with a real parser
 //! (dockerfile-parse). Both checkers come from PyPI, installed by
 //! scripts/setup in .tools/venv.
 
@@ -22,11 +24,15 @@ fn tool(name: &str) -> PathBuf {
     path
 }
 
+/// Custom resources: their schemas come with an operator, not Kubernetes.
+const CUSTOM: [&str; 1] = ["podmonitor.yaml"];
+
 fn manifests() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("deploy/kubernetes"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml") && !p.ends_with("kustomization.yaml"))
+        .filter(|p| !CUSTOM.iter().any(|c| p.ends_with(c)))
         .collect();
     files.sort();
     files
@@ -106,10 +112,10 @@ fn the_indexed_job_matches_prewarm() {
     for var in ["PREWARM_BASE_URL", "PREWARM_SOURCE", "PREWARM_PLUGIN"] {
         assert!(env(var).is_some(), "{var} missing from the env");
     }
-    // Files named by the index, replaced by a rerun of that index.
-    assert!(script.contains("--overwrite"), "{script}");
+    // Files named by the index, continued by a rerun of that index from its checkpoint.
+    assert!(script.contains("--resume") && script.contains("--checkpoint-every"), "{script}");
     for flag in [
-        "--results \"/tmp/shard-$JOB_COMPLETION_INDEX.jsonl\"",
+        "--results \"/tmp/shard-$JOB_COMPLETION_INDEX.jsonl.zst\"",
         "--report \"/tmp/shard-$JOB_COMPLETION_INDEX.json\"",
         "--upload \"$PREWARM_UPLOAD\"",
     ] {
@@ -131,6 +137,29 @@ fn the_indexed_job_matches_prewarm() {
     assert_eq!(merge_container["image"], container["image"]);
     let merge_upload = merge_container["env"].as_array().unwrap().iter().find(|e| e["name"] == "PREWARM_UPLOAD");
     assert_eq!(merge_upload.map(|e| e["value"].clone()), env("PREWARM_UPLOAD"));
+
+    // Live metrics: the port --metrics-listen serves is the one the container, the
+    // annotations and the PodMonitor name, on the pods the PodMonitor selects.
+    let port = container["ports"][0]["containerPort"].as_u64().unwrap();
+    assert!(script.contains(&format!("--metrics-listen 0.0.0.0:{port}")), "{script}");
+    let annotations = &spec["template"]["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/port"], port.to_string());
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    let monitors = load_yaml(&[root().join("deploy/kubernetes/podmonitor.yaml")]);
+    assert_eq!(monitors[0]["kind"], "PodMonitor");
+    assert_eq!(monitors[0]["spec"]["podMetricsEndpoints"][0]["port"], container["ports"][0]["name"]);
+    assert_eq!(monitors[0]["spec"]["podMetricsEndpoints"][0]["path"], annotations["prometheus.io/path"]);
+    let labels = spec["template"]["metadata"]["labels"].as_object().unwrap();
+    for (k, v) in monitors[0]["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+        assert_eq!(labels.get(k), Some(v), "the PodMonitor selects the Job's pods");
+    }
+
+    // The nightly CronJob warms what is new, with the image and flags of the Job.
+    let cron = docs.iter().find(|d| d["kind"] == "CronJob").expect("a nightly CronJob");
+    let cron_container = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+    let cron_script = cron_container["args"][0].as_str().unwrap();
+    assert!(cron_script.contains("--newer-than") && cron_script.contains("--resume"), "{cron_script}");
+    assert_eq!(cron_container["image"], container["image"]);
 
     // The kustomization names files that exist.
     let kustomization = load_yaml(&[root().join("deploy/kubernetes/kustomization.yaml")]);
@@ -276,4 +305,82 @@ fn an_indexed_job_played_locally_merges_to_the_unsharded_run() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("a/run.json and b/run.json would both be uploaded as `run.json`"), "{err}");
     assert!(!pod.join("a/run.json").exists());
+}
+
+/// The Job's retry played locally: three shards with the Job's flags
+/// (`--shard auto --resume --checkpoint-every`, `--upload`), shard 1 killed
+/// -9 mid-run and run again in a fresh pod (its emptyDir gone): it fetches
+/// its checkpoint, asks only for the pairs the checkpoint did not hold, and
+/// the merge of the three summaries counts every pair once.
+#[test]
+fn an_indexed_job_with_a_killed_shard_resumes_from_its_checkpoint() {
+    use std::collections::HashSet;
+    use std::time::{Duration, Instant};
+
+    let docs = load_yaml(&manifests());
+    let job = docs.iter().find(|d| d["kind"] == "Job" && d["spec"]["completionMode"] == "Indexed").unwrap();
+    let script = job["spec"]["template"]["spec"]["containers"][0]["args"][0].as_str().unwrap();
+    for flag in ["--resume", "--checkpoint-every", "--metrics-listen"] {
+        assert!(script.contains(flag), "{flag} missing from {script}");
+    }
+    assert!(!script.contains("--overwrite"), "a retried index continues its checkpoint: {script}");
+
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let server = prewarm_e2e::slow_nginx::SlowNginx::start(&h.join("nginx"), Duration::from_millis(300)).unwrap();
+    let objects: Vec<(String, u64)> = (0..300).map(|i| (format!("set {}/v{i}.mp4", i % 3), 1000)).collect();
+    let borrowed: Vec<(&str, u64)> = objects.iter().map(|(p, s)| (p.as_str(), *s)).collect();
+    prewarm_e2e::write_listing(&h.join("listing.json"), &borrowed);
+    let uploaded = h.join("bucket/run-1");
+    let pod = |name: &str, index: u32| {
+        let dir = h.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cmd = prewarm_e2e::prewarm(&dir);
+        cmd.current_dir(&dir)
+            .env("JOB_COMPLETION_INDEX", index.to_string())
+            .env("PREWARM_SHARDS", "3")
+            .env("RCLONE_CONFIG_BUCKET_TYPE", "local")
+            .args(["warm", "--shard", "auto", "--plugin", "template", "--progress", "never"])
+            .args(["--base-url", &format!("{}/{name}", server.slow_url), "--set", "url={base}/{path}?w={width}"])
+            .arg("--listing")
+            .arg(h.join("listing.json"))
+            .args(["--concurrency", "10", "--resume", "--checkpoint-every", "1s"])
+            .args(["--results", &format!("shard-{index}.jsonl"), "--report", &format!("shard-{index}.json")])
+            .arg("--upload")
+            .arg(format!("bucket:{}", uploaded.display()));
+        cmd
+    };
+    let lines = |p: &std::path::Path| std::fs::read_to_string(p).map(|t| t.lines().count()).unwrap_or(0);
+
+    let mut killed = pod("pod-1a", 1).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lines(&uploaded.join("shard-1.jsonl")) < 30 {
+        assert!(Instant::now() < deadline && killed.try_wait().unwrap().is_none(), "no checkpoint before the end");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let checkpointed = lines(&uploaded.join("shard-1.jsonl"));
+    for (name, index) in [("pod-0", 0), ("pod-1b", 1), ("pod-2", 2)] {
+        let out = prewarm_e2e::run(&mut pod(name, index));
+        assert_eq!(out.status.code(), Some(0), "shard {index}");
+    }
+    let retried = server.requests().iter().filter(|u| u.starts_with("/pod-1b/")).count();
+    let shard_1 = lines(&uploaded.join("shard-1.jsonl"));
+    assert_eq!(retried + checkpointed, shard_1, "the retry asked only for what the checkpoint did not hold");
+
+    let mut cmd = prewarm_e2e::prewarm(h);
+    cmd.args(["report", "merge"])
+        .args((0..3).map(|i| uploaded.join(format!("shard-{i}.json"))))
+        .arg("-o")
+        .arg(h.join("merged.json"));
+    assert_eq!(prewarm_e2e::run(&mut cmd).status.code(), Some(0));
+    let merged: Value = serde_json::from_slice(&std::fs::read(h.join("merged.json")).unwrap()).unwrap();
+    assert_eq!(merged["stats"]["pairs"], 900, "300 objects x 3 derivatives, each once");
+    assert_eq!(merged["stats"]["outcomes"]["warm"], 900);
+    let recorded: HashSet<String> = (0..3)
+        .flat_map(|i| prewarm_e2e::read_results(&uploaded.join(format!("shard-{i}.jsonl"))))
+        .map(|r| format!("{} {}", r["path"], r["derivative"]))
+        .collect();
+    assert_eq!(recorded.len(), 900);
 }

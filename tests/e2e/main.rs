@@ -10,7 +10,8 @@
 //! ffmpeg and rclone, and validation of sources and derivatives through
 //! real ffprobe/ffmpeg; trust at prewarm's own edges (rclone children,
 //! rclone secrets, `--resume`, the compiled-plugin cache, table and memory
-//! limits, durations).
+//! limits, durations); long runs (checkpoints, live metrics, JSON logs,
+//! incremental and bounded runs, zstd results) against a slow nginx.
 
 mod answers;
 mod bad_input;
@@ -29,6 +30,7 @@ mod real_video;
 mod reports;
 mod resume;
 mod sandbox;
+mod scale;
 mod servers;
 mod trust;
 mod trust_host;

@@ -224,6 +224,29 @@ fn derivatives_of_a_good_warm_all_pass() {
         assert_eq!(r["width"], box_width, "{r}");
     }
     assert_eq!(code, Some(0));
+
+    // The same from zstd-compressed results.
+    let (h, zst, checked) = (home.path(), home.path().join("warm.jsonl.zst"), home.path().join("zst.jsonl"));
+    let args = ["--plugin", "template", "--base-url", &lab.cache.url, "--set", URL, "--derivatives", DERIVATIVES];
+    let out = run(prewarm(h)
+        .args(["warm", "--progress", "never", "--source"])
+        .arg(&lab.originals)
+        .args(args)
+        .arg("--results")
+        .arg(&zst));
+    assert_eq!(out.status.code(), Some(0));
+    let out = run(prewarm(h)
+        .args(["validate", "--results"])
+        .arg(&zst)
+        .args(args)
+        .arg("--source")
+        .arg(&lab.originals)
+        .arg("--results-out")
+        .arg(&checked));
+    assert_eq!(out.status.code(), Some(0));
+    let results = read_results(&checked);
+    assert_eq!(results.len(), SOURCES.len() * 2);
+    assert!(results.iter().all(|r| r["verdict"] == "ok"));
 }
 
 #[test]

@@ -1,10 +1,12 @@
 //! Fixtures for the end-to-end suites: running the built `prewarm` binary,
 //! writing listings, reading results, and a scripted HTTP server for the
 //! faults a real server cannot be made to show (resets, stalls, 429s...),
-//! and one answering as Cloudflare Media Transformations and the
-//! video-resizer Worker document.
+//! one answering as Cloudflare Media Transformations and the
+//! video-resizer Worker document, and a slow nginx (echo module) for runs
+//! that must still be in flight when a test looks.
 
 pub mod fault_server;
+pub mod slow_nginx;
 pub mod vendor_server;
 
 use std::path::{Path, PathBuf};

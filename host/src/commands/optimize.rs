@@ -188,7 +188,7 @@ async fn run_workers(
     drop(done_tx);
     while let Some(result) = done_rx.recv().await {
         summary.add(&result);
-        eprintln!("{}", progress_line(summary, &result));
+        crate::util::logging::print(tracing::Level::INFO, &format!("{}\n", progress_line(summary, &result)));
         results.write(&result)?;
     }
     for w in workers {
@@ -333,7 +333,8 @@ async fn dry_run(
 /// Ctrl-C or SIGTERM: stop cleanly; a second one: kill the children, quit.
 async fn watch_ctrl_c(cancel: CancellationToken, rclone: Rclone) {
     ffmpeg::interrupted().await;
-    eprintln!("\nprewarm: interrupted; stopping the files in progress and cleaning up (Ctrl-C again to quit now)");
+    let message = "\nprewarm: interrupted; stopping the files in progress and cleaning up (Ctrl-C again to quit now)\n";
+    crate::util::logging::print(tracing::Level::WARN, message);
     cancel.cancel();
     ffmpeg::interrupted().await;
     // Exiting skips destructors: stop the children first.
@@ -437,8 +438,8 @@ fn print_summary(s: &Summary, json: bool) -> Result<()> {
     }
     let counts: Vec<String> =
         Outcome::ALL.iter().filter_map(|o| s.outcomes.get(o).map(|n| format!("{} {n}", o.as_str()))).collect();
-    eprintln!(
-        "{} of {} listed sources at or above {}: {}; saved {} ({} -> {}) in {:.1} s{}",
+    let line = format!(
+        "{} of {} listed sources at or above {}: {}; saved {} ({} -> {}) in {:.1} s{}\n",
         s.sources_selected,
         s.sources_listed,
         human(s.threshold),
@@ -449,5 +450,6 @@ fn print_summary(s: &Summary, json: bool) -> Result<()> {
         s.seconds,
         if s.interrupted { " (interrupted)" } else { "" }
     );
+    crate::util::logging::print(tracing::Level::INFO, &line);
     Ok(())
 }

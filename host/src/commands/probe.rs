@@ -54,6 +54,8 @@ async fn probe(args: ProbeArgs) -> Result<Exit> {
         verify: args.verify,
         policy: egress::Policy::new(&base_url, &args.allow_hosts).map_err(usage)?,
         cancel: CancellationToken::new(),
+        budget: None,
+        live: None,
     });
     let worker = Worker::new(ctx, client, instance);
     let job = Arc::new(Job {

@@ -117,7 +117,7 @@ pub fn run(args: ReportArgs) -> Result<Exit> {
                 merged.missing_shards = missing;
             }
             outputs(Some(output), render).write(&merged)?;
-            eprint!("{}", crate::report::text::render(&merged));
+            crate::util::logging::print(tracing::Level::INFO, &crate::report::text::render(&merged));
         }
         ReportCommand::Render { input, render } => {
             let summary = Summary::read(&input)?;

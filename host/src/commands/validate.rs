@@ -17,7 +17,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use futures_util::StreamExt;
-use tokio::io::AsyncBufReadExt;
 use tokio::sync::{OnceCell, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -275,7 +274,7 @@ async fn report(args: &ValidateArgs, summary: &Summary, upload: Option<&Upload>)
         serde_json::to_writer_pretty(&mut stdout, summary)?;
         writeln!(stdout)?;
     } else {
-        eprint!("{}", summary.text());
+        crate::util::logging::print(tracing::Level::INFO, &summary.text());
     }
     uploaded
 }
@@ -311,6 +310,10 @@ impl Mode {
             return Err(usage(format!(
                 "--listing {l}: with --results, --source REMOTE:PATH alone says where the sources are"
             )));
+        }
+        if args.source.newer_than.is_some() {
+            // A results file holds no ModTime to select by.
+            return Err(usage("--newer-than selects from a listing; with --results, warm with it instead"));
         }
         if !results.is_file() {
             return Err(usage(format!("--results {}: no such file", results.display())));
@@ -417,10 +420,12 @@ struct ResultsReader {
 impl ResultsReader {
     async fn run(mut self, tx: mpsc::Sender<Item>) -> Result<u64> {
         let name = self.path.display().to_string();
-        let file = tokio::fs::File::open(&self.path).await.with_context(|| format!("cannot read {name}"))?;
-        let mut lines = tokio::io::BufReader::new(file).lines();
+        // Plain or `.jsonl.zst`.
+        let mut lines =
+            crate::util::zstd_lines::lines_in_background(&self.path).with_context(|| format!("cannot read {name}"))?;
         let (mut line_no, mut skipped, mut sent) = (0u64, 0u64, 0u64);
-        while let Some(line) = lines.next_line().await.with_context(|| format!("cannot read {name}"))? {
+        while let Some(line) = lines.recv().await {
+            let line = line.with_context(|| format!("cannot read {name}"))?;
             line_no += 1;
             if line.trim().is_empty() {
                 continue;
@@ -589,7 +594,8 @@ impl ResultsOut {
 
 async fn watch_ctrl_c(cancel: CancellationToken, serve: Option<Arc<ServeHttp>>) {
     if tokio::signal::ctrl_c().await.is_ok() {
-        eprintln!("\nprewarm: interrupted; stopping the probes in flight (Ctrl-C again to quit now)");
+        let message = "\nprewarm: interrupted; stopping the probes in flight (Ctrl-C again to quit now)\n";
+        crate::util::logging::print(tracing::Level::WARN, message);
         cancel.cancel();
         if tokio::signal::ctrl_c().await.is_ok() {
             // Exiting skips destructors: stop every child first.

@@ -3,6 +3,7 @@
 //! handling, then print the summary and write the reports.
 
 mod progress;
+mod scale;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -179,21 +180,15 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
     drop(probe);
 
     check_results_file(&args)?;
-    let already_warm = if args.resume {
-        let state = crate::record::resume(&args.results).map_err(|e| match e {
-            crate::record::ResumeError::NotResults { .. } => usage(e.to_string()),
-            e => anyhow::Error::new(e),
-        })?;
-        if state.dropped > 0 {
-            tracing::warn!(
-                "{}: dropped {} unreadable line(s); those pairs will be warmed again",
-                args.results.display(),
-                state.dropped
-            );
-        }
-        Some(state.warm)
+    let cancel = CancellationToken::new();
+    let derivative_names: Vec<String> = derivatives.iter().map(|d| d.name.clone()).collect();
+    let mut scale = scale::Scale::prepare(&args, &derivative_names, &cancel)?;
+    let checkpoints = scale.checkpoints(&args, upload.as_ref())?;
+    let (already_warm, prior) = if args.resume {
+        let (warm, prior) = scale::resume(&args.results, upload.as_ref(), size_classes).await?;
+        (Some(warm), Some(prior))
     } else {
-        None
+        (None, None)
     };
 
     let listing_progress = Arc::new(ListingProgress::default());
@@ -221,17 +216,51 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         policy,
         listing_progress: listing_progress.clone(),
         client,
+        budget: scale.budget.clone(),
+        live: scale.live.clone(),
     };
 
-    let cancel = CancellationToken::new();
     let signals = tokio::spawn(watch_ctrl_c(cancel.clone(), rclone.clone()));
     let mut progress = progress::Progress::new(args.progress, listing_progress.clone(), derivatives.len());
     progress.count_ahead(&source, &filters, &listing_progress);
     let started_at = crate::record::now_rfc3339();
-    let outcome = warm::run(plan, source, filters, cancel, &mut progress).await;
+    let metrics = scale.serve();
+    let mut observer = scale::RunObserver {
+        progress: &mut progress,
+        live: scale.live.clone(),
+        checkpoints,
+        listing: listing_progress.clone(),
+        derivatives: derivatives.len() as u64,
+        prior: prior.as_ref(),
+        info: RunInfo {
+            started_at: started_at.clone(),
+            plugin: plugin.info().name.clone(),
+            plugin_version: plugin.info().version.clone(),
+            base_url: redact_url(&base_url),
+            settings: shown_settings.clone(),
+            derivatives: derivative_names.clone(),
+            concurrency: args.concurrency,
+            source: args.source.source.clone().or(args.source.listing.clone()).unwrap_or_default(),
+            shard: shard.clone(),
+            results_file: args.results.display().to_string(),
+            connect_to: args.request.route.connect_to.clone(),
+            ..RunInfo::default()
+        },
+    };
+    let outcome = warm::run(plan, source, filters, cancel, &mut observer).await;
+    if let Some(c) = observer.checkpoints.take() {
+        // The last checkpoint lands before the final upload, never after.
+        c.finish().await;
+    }
     progress.finish();
     signals.abort();
-    let outcome = outcome?;
+    if let Some(m) = metrics {
+        m.abort();
+    }
+    let mut outcome = outcome?;
+    if let Some(p) = &prior {
+        outcome.stats.merge(p);
+    }
 
     let info = RunInfo {
         started_at,
@@ -259,6 +288,7 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         results_file: args.results.display().to_string(),
         peak_rss_bytes: crate::util::memory::peak_rss_bytes(),
         connect_to: args.request.route.connect_to.clone(),
+        stopped: outcome.stopped.clone(),
     };
     if !args.request.route.connect_to.is_empty() && outcome.stats.edges.is_empty() && outcome.stats.attempts > 0 {
         tracing::warn!(
@@ -285,7 +315,10 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         serde_json::to_writer_pretty(&mut out, &summary)?;
         writeln!(out)?;
     } else {
-        eprint!("{}", report::text::render(&summary));
+        crate::util::logging::print(tracing::Level::INFO, &report::text::render(&summary));
+    }
+    if let Some(reason) = &outcome.stopped {
+        crate::util::logging::print(tracing::Level::WARN, &format!("prewarm: {reason}\n"));
     }
     pushed?;
     uploaded?;
@@ -333,7 +366,8 @@ fn count_lines(path: &std::path::Path) -> std::io::Result<u64> {
 
 async fn watch_ctrl_c(cancel: CancellationToken, rclone: Option<Rclone>) {
     if tokio::signal::ctrl_c().await.is_ok() {
-        eprintln!("\nprewarm: interrupted; finishing the pairs in flight (Ctrl-C again to quit now)");
+        let message = "\nprewarm: interrupted; finishing the pairs in flight (Ctrl-C again to quit now)\n";
+        crate::util::logging::print(tracing::Level::WARN, message);
         cancel.cancel();
         if tokio::signal::ctrl_c().await.is_ok() {
             // Exiting skips destructors: stop rclone's daemon first.

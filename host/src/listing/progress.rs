@@ -126,7 +126,8 @@ pub fn count_saved(path: &Path, filters: &Filters, progress: &ListingProgress) -
             Line::Many(many) => many,
         };
         for e in entries {
-            if let Entry::Object { object, .. } = e
+            if let Entry::Object { object, mod_time, .. } = e
+                && filters.accepts_modified(mod_time.as_deref()).ok()?
                 && filters.accepts(&object)
                 && filters.limit.is_none_or(|l| selected < l)
             {

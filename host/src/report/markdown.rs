@@ -49,6 +49,9 @@ pub fn hint(kind: &str) -> &'static str {
             "The object's key holds a dot segment (`.`, `..`), a backslash or a line break that URL rules rewrite, so no URL can name it: rename the object."
         }
         "interrupted" => "The run was stopped before these pairs finished: run again with --resume.",
+        "stopped" => {
+            "--max-failures stopped the run before these pairs started: fix the most common failure, then run again with --resume."
+        }
         "follow_ups" => "The plugin asked for too many follow-up requests: report it to the plugin's author.",
         "passthrough" => {
             "The CDN served the untransformed source (over its limit, or the transform was skipped). The video-resizer Worker stores a passthrough (X-R2-Stored: true) and serves it again until its cache for the path is busted (POST /admin/cache/bust): --resume cannot fix it."
@@ -105,6 +108,9 @@ pub fn render(s: &Summary) -> String {
                 String::new()
             },
         );
+        if let Some(reason) = &run.stopped {
+            let _ = writeln!(out, "  - **{}**", escape(reason));
+        }
     }
     if !s.missing_shards.is_empty() {
         let _ = writeln!(out, "\n**Missing shards** (merged with `--allow-missing`): {}", s.missing_shards.join(", "));

@@ -1,10 +1,11 @@
 //! Reports of a run, one file per format, each rendering a [`Summary`]:
 //! the summary JSON itself (the exact, mergeable record of a run), text for
 //! the terminal, Markdown, a self-contained HTML page, and Prometheus
-//! metrics (textfile or Pushgateway).
+//! metrics (textfile or Pushgateway, and live during a run).
 
 mod charts;
 pub mod html;
+pub mod live;
 pub mod markdown;
 pub mod prometheus;
 pub mod text;
@@ -59,6 +60,9 @@ pub struct RunInfo {
     /// `--connect-to` rules of the run (`HOST:PORT:ADDR:PORT`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connect_to: Vec<String>,
+    /// Why `--max-failures` stopped the run early, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 /// The summary JSON.

@@ -1,6 +1,10 @@
 //! Prometheus metrics of a run, encoded by the `prometheus` crate in the
 //! text exposition format: a textfile for node_exporter's textfile
-//! collector (written atomically) or a PUT to a Pushgateway.
+//! collector (written atomically), a PUT to a Pushgateway, and the live
+//! `/metrics` of `--metrics-listen` (`report::live`). Every metric name is
+//! defined here, once: the live page serves [`progress_families`] of the
+//! summary so far plus [`live_families`]. Labels are built as lists of
+//! pairs, so a dimension (edge, variant) is one more pair.
 
 use std::path::Path;
 
@@ -86,6 +90,29 @@ fn all_warm(s: &Summary) -> bool {
 /// The metric families of a summary. `last_success` is the previous
 /// success time to carry over when this run was not a success.
 pub fn families(s: &Summary, last_success: Option<f64>) -> Vec<MetricFamily> {
+    let now = unix_now();
+    let success = if all_warm(s) { Some(now) } else { last_success };
+    let mut out = progress_families(s);
+    out.push(family(
+        "prewarm_last_run_timestamp_seconds",
+        "When the last run finished (Unix time).",
+        MetricType::GAUGE,
+        vec![gauge(now, &[])],
+    ));
+    if let Some(t) = success {
+        out.push(family(
+            "prewarm_last_success_timestamp_seconds",
+            "When a run last finished with every pair warm (Unix time).",
+            MetricType::GAUGE,
+            vec![gauge(t, &[])],
+        ));
+    }
+    out
+}
+
+/// What a run has done so far (or in all, at its end): the families both
+/// the end-of-run outputs and the live page carry.
+pub fn progress_families(s: &Summary) -> Vec<MetricFamily> {
     let st = &s.stats;
     let mut pairs = Vec::new();
     for (d, g) in &st.per_derivative {
@@ -103,8 +130,7 @@ pub fn families(s: &Summary, last_success: Option<f64>) -> Vec<MetricFamily> {
         .filter(|(_, g)| g.reduction.count > 0)
         .map(|(d, g)| gauge(g.reduction.saved_percent() / 100.0, &[("derivative", d)]))
         .collect();
-    let now = unix_now();
-    let success = if all_warm(s) { Some(now) } else { last_success };
+    let pauses = st.overview.timeline.total().rate_limit_pauses;
     let mut out = vec![
         family("prewarm_pairs_total", "Object and derivative pairs by final outcome.", MetricType::COUNTER, pairs),
         family(
@@ -157,29 +183,77 @@ pub fn families(s: &Summary, last_success: Option<f64>) -> Vec<MetricFamily> {
             vec![gauge(s.elapsed_s(), &[])],
         ),
         family(
-            "prewarm_last_run_timestamp_seconds",
-            "When the last run finished (Unix time).",
-            MetricType::GAUGE,
-            vec![gauge(now, &[])],
+            "prewarm_rate_limit_pauses_total",
+            "Run-wide pauses ordered by a 429 (Too Many Requests) answer.",
+            MetricType::COUNTER,
+            vec![counter(pauses as f64, &[])],
         ),
     ];
-    if let Some(t) = success {
-        out.push(family(
-            "prewarm_last_success_timestamp_seconds",
-            "When a run last finished with every pair warm (Unix time).",
-            MetricType::GAUGE,
-            vec![gauge(t, &[])],
-        ));
-    }
     out.retain(|f| !f.get_metric().is_empty());
     out
 }
 
+/// What only a run in progress knows (`--metrics-listen`).
+#[derive(Debug, Clone, Default)]
+pub struct LiveFigures {
+    /// Pairs in flight, by their labels (derivative).
+    pub in_flight: Vec<(Vec<(String, String)>, f64)>,
+    /// Pairs finished per second over the last few seconds.
+    pub rate: f64,
+    /// Pairs this run will finish, once the listing's length is known.
+    pub expected: Option<u64>,
+    /// Seconds left at the current rate, once the total is known.
+    pub eta_seconds: Option<f64>,
+}
+
+/// The families of [`LiveFigures`].
+pub fn live_families(l: &LiveFigures) -> Vec<MetricFamily> {
+    let in_flight = l
+        .in_flight
+        .iter()
+        .map(|(labels, n)| {
+            let pairs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            gauge(*n, &pairs)
+        })
+        .collect();
+    let mut out = vec![
+        family("prewarm_pairs_in_flight", "Pairs started and not yet recorded.", MetricType::GAUGE, in_flight),
+        family(
+            "prewarm_pairs_per_second",
+            "Pairs recorded per second over the last 10 seconds.",
+            MetricType::GAUGE,
+            vec![gauge(l.rate, &[])],
+        ),
+    ];
+    if let Some(n) = l.expected {
+        out.push(family(
+            "prewarm_pairs_expected",
+            "Pairs this run will record, once the listing's length is known.",
+            MetricType::GAUGE,
+            vec![gauge(n as f64, &[])],
+        ));
+    }
+    if let Some(eta) = l.eta_seconds {
+        out.push(family(
+            "prewarm_eta_seconds",
+            "Seconds left at the current rate.",
+            MetricType::GAUGE,
+            vec![gauge(eta, &[])],
+        ));
+    }
+    out
+}
+
+/// The text exposition of `families`.
+pub fn encode(families: &[MetricFamily]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    TextEncoder::new().encode(families, &mut buf).expect("encoding to memory");
+    buf
+}
+
 /// The text exposition of a summary.
 pub fn render(s: &Summary, last_success: Option<f64>) -> Vec<u8> {
-    let mut buf = Vec::new();
-    TextEncoder::new().encode(&families(s, last_success), &mut buf).expect("encoding to memory");
-    buf
+    encode(&families(s, last_success))
 }
 
 /// `prewarm_last_success_timestamp_seconds` from an earlier textfile, so a

@@ -96,7 +96,10 @@ async fn pump(
             slots.change(class, true);
             let (worker, slots, outbox) = (worker.clone(), slots.clone(), outbox.clone());
             tokio::task::spawn_local(async move {
+                let derivative = job.derivative;
+                worker.started(derivative);
                 let record = warm_caught(&worker, job).await;
+                worker.finished(derivative, &record);
                 outbox.push(record).await;
                 slots.change(class, false);
                 slots.finished.notify_one();

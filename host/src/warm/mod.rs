@@ -8,6 +8,7 @@
 //! folds it into the statistics. Memory is bounded by the queue depths and
 //! the pairs in flight, whatever the listing's length.
 
+pub mod budget;
 pub mod client;
 mod dispatch;
 pub mod egress;
@@ -77,6 +78,10 @@ pub struct WarmPlan {
     /// What every engine thread's HTTP client is built from
     /// (`--connect-to`, `--ca-file`).
     pub client: Arc<client::ClientConfig>,
+    /// `--max-failures`.
+    pub budget: Option<Arc<budget::FailureBudget>>,
+    /// `--metrics-listen`: pairs in flight, kept by the engine threads.
+    pub live: Option<Arc<crate::report::live::Live>>,
 }
 
 /// How the run went.
@@ -88,12 +93,17 @@ pub struct RunOutcome {
     /// The listing's error, if it ended early.
     pub listing_error: Option<ListingError>,
     pub interrupted: bool,
+    /// `--max-failures` stopped the run: why, in one line.
+    pub stopped: Option<String>,
     pub elapsed: std::time::Duration,
 }
 
-/// Told of every record as it is written (progress display).
+/// Told of every record as it is written (progress display), and about
+/// once a second with every record so far whole on disk (live metrics,
+/// checkpoints).
 pub trait Observer: Send {
     fn record(&mut self, record: &Record, stats: &Stats);
+    fn tick(&mut self, _stats: &Stats, _elapsed: std::time::Duration) {}
 }
 
 /// The shared queues of pairs, one per size class (small, medium, large),
@@ -143,6 +153,8 @@ pub async fn run(
         verify: plan.verify,
         policy: plan.policy,
         cancel: cancel.clone(),
+        budget: plan.budget.clone(),
+        live: plan.live.clone(),
     });
 
     // Batches small enough that every thread gets work early, large enough
@@ -179,7 +191,8 @@ pub async fn run(
             derivative_names: plan.derivatives.iter().map(|d| d.name.clone()).collect(),
             already_warm: plan.already_warm,
             batch,
-            cancel: cancel.clone(),
+            // A spent --max-failures stops the dispatcher as Ctrl-C does.
+            cancel: plan.budget.as_ref().map_or_else(|| cancel.clone(), |b| b.token().clone()),
             progress: plan.listing_progress,
         },
     ));
@@ -188,11 +201,24 @@ pub async fn run(
     let results_path = plan.results.display().to_string();
     let io_error = |e: std::io::Error| anyhow::anyhow!("cannot write results file {results_path}: {e}");
     let mut unflushed = 0usize;
-    while let Some(batch) = results_rx.recv().await {
+    let mut second = tokio::time::interval(std::time::Duration::from_secs(1));
+    second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let batch = tokio::select! {
+            batch = results_rx.recv() => match batch { Some(b) => b, None => break },
+            _ = second.tick() => {
+                writer.sync().map_err(io_error)?;
+                observer.tick(&stats, started.elapsed());
+                continue;
+            }
+        };
         for record in &batch {
             writer.write(record).map_err(io_error)?;
             stats.record(record, started.elapsed());
             observer.record(record, &stats);
+            if let Some(b) = &plan.budget {
+                b.example(record);
+            }
         }
         unflushed += batch.len();
         // Flush whenever the recorder has caught up with the engine (and at
@@ -203,7 +229,7 @@ pub async fn run(
             unflushed = 0;
         }
     }
-    writer.flush().map_err(io_error)?;
+    writer.sync().map_err(io_error)?;
     for engine in engines {
         if engine.join().is_err() {
             anyhow::bail!("an engine thread panicked; the results file holds every record it sent");
@@ -222,12 +248,14 @@ pub async fn run(
     if let Err(e) = ctx.caps.save() {
         tracing::warn!("could not save size capabilities: {e}");
     }
+    let stopped = plan.budget.as_ref().filter(|b| b.spent()).map(|b| b.reason(&stats.failures_by_kind));
     Ok(RunOutcome {
         stats,
         listing,
         resumed_skips,
         listing_error,
         interrupted: cancel.is_cancelled(),
+        stopped,
         elapsed: started.elapsed(),
     })
 }

@@ -46,6 +46,11 @@ pub struct WorkerContext {
     /// Where plugin-built requests may go.
     pub policy: Policy,
     pub cancel: CancellationToken,
+    /// `--max-failures`: counts finished pairs; once spent, pairs not yet
+    /// started are recorded `stopped`.
+    pub budget: Option<Arc<super::budget::FailureBudget>>,
+    /// `--metrics-listen`: pairs in flight per derivative.
+    pub live: Option<Arc<crate::report::live::Live>>,
 }
 
 pub struct Worker {
@@ -131,6 +136,24 @@ impl Worker {
         &self.ctx.derivatives[index].name
     }
 
+    /// A pair of derivative `index` starts (live metrics).
+    pub fn started(&self, index: usize) {
+        if let Some(live) = &self.ctx.live {
+            live.pair_started(index);
+        }
+    }
+
+    /// A pair of derivative `index` ended with `record` (live metrics, the
+    /// failure budget).
+    pub fn finished(&self, index: usize, record: &Record) {
+        if let Some(live) = &self.ctx.live {
+            live.pair_finished(index);
+        }
+        if let Some(budget) = &self.ctx.budget {
+            budget.note(record);
+        }
+    }
+
     /// Record a step when tracing; free otherwise.
     fn note(&self, step: impl FnOnce() -> Step) {
         if let Some(steps) = self.trace.borrow_mut().as_mut() {
@@ -150,6 +173,12 @@ impl Worker {
             last: None,
         };
 
+        if ctx.budget.as_ref().is_some_and(|b| b.token().is_cancelled()) && !ctx.cancel.is_cancelled() {
+            return run.finish(
+                Outcome::Skipped,
+                Some(("stopped", "not started: the run stopped at --max-failures (--resume takes it up)".into())),
+            );
+        }
         if let Some(max) = ctx.max_source_bytes.filter(|m| job.object.size > *m) {
             return run.finish(
                 Outcome::Skipped,

@@ -101,10 +101,14 @@ pub struct Record {
     /// `--verify`: why the verify request got no answer, if it did not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify_error: Option<String>,
+    /// The edge warmed: its `--edge` NAME; without `--edge`, the
     /// `ADDR:PORT` the last warm request connected to, when `--connect-to`
     /// routed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edge: Option<String>,
+    /// The `--variant` NAME whose headers this pair's requests carried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
 }
 
 impl Record {
@@ -137,6 +141,7 @@ impl Record {
             verify_cache_status: None,
             verify_error: None,
             edge: None,
+            variant: None,
         }
     }
 }
@@ -181,6 +186,21 @@ pub fn pair_key(path: &str, derivative: &str) -> u64 {
     h.finish()
 }
 
+/// The key of a pair at a named edge and in a variant (`--edge`,
+/// `--variant`); without either it is [`pair_key`].
+pub fn route_key(path: &str, derivative: &str, edge: Option<&str>, variant: Option<&str>) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut h);
+    derivative.hash(&mut h);
+    if let Some(edge) = edge {
+        (b'e', edge).hash(&mut h);
+    }
+    if let Some(variant) = variant {
+        (b'v', variant).hash(&mut h);
+    }
+    h.finish()
+}
+
 /// What `--resume` found.
 #[derive(Debug, Default)]
 pub struct ResumeState {
@@ -197,11 +217,22 @@ struct ResumeLine {
     path: String,
     derivative: String,
     outcome: Outcome,
+    #[serde(default)]
+    edge: Option<String>,
+    #[serde(default)]
+    variant: Option<String>,
 }
 
 /// Read an existing results file for `--resume`, and cut a partial last
 /// line (left by a crash) so appended lines stay whole.
 pub fn resume(path: &Path) -> std::io::Result<ResumeState> {
+    resume_routes(path, false)
+}
+
+/// [`resume`] keyed by [`route_key`]: by edge too when `by_edge` (the run
+/// names its edges; a record's `edge` is otherwise a `--connect-to`
+/// address, not part of the pair).
+pub fn resume_routes(path: &Path, by_edge: bool) -> std::io::Result<ResumeState> {
     let mut state = ResumeState::default();
     let Ok(file) = File::open(path) else {
         return Ok(state);
@@ -226,7 +257,8 @@ pub fn resume(path: &Path) -> std::io::Result<ResumeState> {
         state.lines += 1;
         match serde_json::from_slice::<ResumeLine>(&line) {
             Ok(r) if r.outcome == Outcome::Warm => {
-                state.warm.insert(pair_key(&r.path, &r.derivative));
+                let edge = r.edge.as_deref().filter(|_| by_edge);
+                state.warm.insert(route_key(&r.path, &r.derivative, edge, r.variant.as_deref()));
             }
             Ok(_) => {}
             Err(_) => state.dropped += 1,

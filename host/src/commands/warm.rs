@@ -143,6 +143,7 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
     let size_classes = listing::size_classes(&args.source)?;
     let policy = crate::warm::egress::Policy::new(&base_url, &args.allow_hosts).map_err(usage)?;
     let reports = report::Outputs::from_args(&args)?;
+    let routes = routes(&args)?;
 
     let plugin_runtime =
         PluginRuntime::new(RuntimeOptions { cache_dir: RuntimeOptions::default_cache_dir(), ..Default::default() })?;
@@ -177,7 +178,7 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
 
     check_results_file(&args)?;
     let already_warm = if args.resume {
-        let state = crate::record::resume(&args.results)
+        let state = crate::record::resume_routes(&args.results, !routes.edges.is_empty())
             .with_context(|| format!("cannot read results file {} to resume", args.results.display()))?;
         if state.dropped > 0 {
             tracing::warn!(
@@ -192,6 +193,7 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
     };
 
     let listing_progress = Arc::new(ListingProgress::default());
+    let pairs_per_object = derivatives.len() * routes.edge_count() * routes.variant_count();
     let plan = WarmPlan {
         max_source_bytes: if args.ignore_limits { None } else { plugin.info().max_source_bytes },
         plugin: plugin.clone(),
@@ -216,11 +218,12 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         policy,
         listing_progress: listing_progress.clone(),
         client,
+        routes,
     };
 
     let cancel = CancellationToken::new();
     let signals = tokio::spawn(watch_ctrl_c(cancel.clone(), rclone.clone()));
-    let mut progress = progress::Progress::new(args.progress, listing_progress.clone(), derivatives.len());
+    let mut progress = progress::Progress::new(args.progress, listing_progress.clone(), pairs_per_object);
     progress.count_ahead(&source, &filters, &listing_progress);
     let started_at = crate::record::now_rfc3339();
     let outcome = warm::run(plan, source, filters, cancel, &mut progress).await;
@@ -287,6 +290,28 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
             .context("the listing ended early; the pairs listed before the error were warmed and recorded"));
     }
     Ok(if summary.not_warm().is_empty() && !outcome.interrupted { Exit::Success } else { Exit::SomeFailed })
+}
+
+/// Most edges and variants of a run (pairs carry their indexes as `u16`).
+const MOST_ROUTES: usize = 4096;
+
+/// `--edge`, `--edges FILE`, `--variant` and `--header`, checked.
+fn routes(args: &WarmArgs) -> Result<warm::routes::Routes> {
+    use warm::routes::{Edge, Variant, check_unique, parse_edges_file, parse_extra_header};
+    let mut edges = args.edge.iter().map(|e| e.parse::<Edge>().map_err(usage)).collect::<Result<Vec<_>>>()?;
+    if let Some(path) = &args.edges_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| usage(format!("--edges {}: cannot read the file ({e})", path.display())))?;
+        edges.extend(parse_edges_file(path, &text).map_err(usage)?);
+    }
+    check_unique("edge", edges.iter().map(|e| e.name.as_str())).map_err(usage)?;
+    let variants = args.variant.iter().map(|v| v.parse::<Variant>().map_err(usage)).collect::<Result<Vec<_>>>()?;
+    check_unique("--variant", variants.iter().map(|v| v.name.as_str())).map_err(usage)?;
+    if edges.len() > MOST_ROUTES || variants.len() > MOST_ROUTES {
+        return Err(usage(format!("at most {MOST_ROUTES} edges and {MOST_ROUTES} variants in one run")));
+    }
+    let headers = args.header.iter().map(|h| parse_extra_header(h).map_err(usage)).collect::<Result<Vec<_>>>()?;
+    Ok(warm::routes::Routes::new(edges, variants, headers))
 }
 
 /// A results file is the history of a run: replacing one takes `--overwrite`

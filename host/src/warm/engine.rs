@@ -173,6 +173,7 @@ async fn warm_caught(worker: &Worker, job: SharedJob) -> Record {
                 .unwrap_or_default();
             let derivative = &worker.derivative_name(job.derivative);
             let mut record = Record::blank(&job.job.object.path, derivative, job.job.object.size, job.job.class);
+            worker.label(&mut record, &job);
             record.outcome = crate::record::Outcome::Failed;
             record.error_kind = Some("internal".into());
             record.error =

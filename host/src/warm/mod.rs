@@ -14,6 +14,7 @@ pub mod egress;
 mod engine;
 pub mod http;
 pub mod pacing;
+pub mod routes;
 pub mod sizing;
 pub mod trace;
 pub mod verify;
@@ -40,11 +41,14 @@ pub struct Job {
     pub class: SizeClass,
 }
 
-/// One pair: a job and the index of a derivative.
+/// One pair at one edge in one variant: a job and the indexes of a
+/// derivative, an edge and a variant (0 without `--edge`, `--variant`).
 #[derive(Debug, Clone)]
 pub struct SharedJob {
     pub job: Arc<Job>,
     pub derivative: usize,
+    pub edge: u16,
+    pub variant: u16,
 }
 
 /// Everything a warm run needs, resolved and validated.
@@ -77,6 +81,8 @@ pub struct WarmPlan {
     /// What every engine thread's HTTP client is built from
     /// (`--connect-to`, `--ca-file`).
     pub client: Arc<client::ClientConfig>,
+    /// `--edge`, `--variant`, `--header`.
+    pub routes: routes::Routes,
 }
 
 /// How the run went.
@@ -143,7 +149,9 @@ pub async fn run(
         verify: plan.verify,
         policy: plan.policy,
         cancel: cancel.clone(),
+        routes: plan.routes,
     });
+    let configs = edge_clients(&plan.client, &plan.base_url, &ctx.routes.edges);
 
     // Batches small enough that every thread gets work early, large enough
     // that a thread is woken once per batch, not per pair.
@@ -164,8 +172,11 @@ pub async fn run(
     {
         let (ctx, queues, results_tx) = (ctx.clone(), queues.clone(), results_tx.clone());
         // Built on its thread: a client is the thread's own (`!Send`).
-        let config = plan.client.clone();
-        let worker = move || Worker::new(ctx, http::Client::new(config), instance);
+        let configs = configs.clone();
+        let worker = move || {
+            let clients = configs.into_iter().map(http::Client::new).collect();
+            Worker::with_clients(ctx, clients, instance)
+        };
         engines.push(engine::spawn(index, share, worker, queues, results_tx)?);
     }
     drop(results_tx);
@@ -177,6 +188,8 @@ pub async fn run(
         dispatch::Dispatch {
             classes: plan.size_classes,
             derivative_names: plan.derivatives.iter().map(|d| d.name.clone()).collect(),
+            edges: ctx.routes.edges.iter().map(|e| e.name.clone()).collect(),
+            variants: ctx.routes.variants.iter().map(|v| v.name.clone()).collect(),
             already_warm: plan.already_warm,
             batch,
             cancel: cancel.clone(),
@@ -230,6 +243,21 @@ pub async fn run(
         interrupted: cancel.is_cancelled(),
         elapsed: started.elapsed(),
     })
+}
+
+/// One client configuration per edge: the run's, with the edge's route for
+/// the base URL's host first (so the Host header and TLS name stay the
+/// URL's); just the run's without `--edge`.
+fn edge_clients(
+    config: &Arc<client::ClientConfig>,
+    base_url: &str,
+    edges: &[routes::Edge],
+) -> Vec<Arc<client::ClientConfig>> {
+    let host = client::destination(base_url).map(|d| d.host).unwrap_or_default();
+    if edges.is_empty() {
+        return vec![config.clone()];
+    }
+    edges.iter().map(|e| Arc::new(config.with_first_route(e.route_for(&host)))).collect()
 }
 
 /// Each thread's slots and reserved slots: `concurrency` and `reserved`

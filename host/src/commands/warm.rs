@@ -194,6 +194,8 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
 
     let listing_progress = Arc::new(ListingProgress::default());
     let pairs_per_object = derivatives.len() * routes.edge_count() * routes.variant_count();
+    let run_edges: Vec<String> = routes.edges.iter().map(|e| format!("{}={}", e.name, e.address())).collect();
+    let run_variants: Vec<String> = routes.variants.iter().map(|v| v.name.clone()).collect();
     let plan = WarmPlan {
         max_source_bytes: if args.ignore_limits { None } else { plugin.info().max_source_bytes },
         plugin: plugin.clone(),
@@ -255,6 +257,8 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         results_file: args.results.display().to_string(),
         peak_rss_bytes: crate::util::memory::peak_rss_bytes(),
         connect_to: args.request.route.connect_to.clone(),
+        edges: run_edges,
+        variants: run_variants,
     };
     if !args.request.route.connect_to.is_empty() && outcome.stats.edges.is_empty() && outcome.stats.attempts > 0 {
         tracing::warn!(

@@ -4,6 +4,7 @@
 //! metrics (textfile or Pushgateway).
 
 mod charts;
+mod edges;
 pub mod html;
 pub mod markdown;
 pub mod prometheus;
@@ -59,6 +60,12 @@ pub struct RunInfo {
     /// `--connect-to` rules of the run (`HOST:PORT:ADDR:PORT`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connect_to: Vec<String>,
+    /// `--edge`s of the run, `NAME=ADDR[:PORT]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edges: Vec<String>,
+    /// `--variant` names of the run (their headers are not shown).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<String>,
 }
 
 /// The summary JSON.

@@ -66,7 +66,7 @@ pub fn render(s: &Summary) -> String {
         let cache: Vec<String> = st.cache.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(out, "  cache: {}", cache.join(" · "));
     }
-    if !st.per_edge.is_empty() {
+    if s.runs.iter().any(|r| !r.edges.is_empty()) {
         out.push_str(&super::edges::text("edge", &st.per_edge));
     } else if !st.edges.is_empty() {
         let edges: Vec<String> = st.edges.iter().map(|(k, v)| format!("{k} {}", plural(*v, "pair"))).collect();

@@ -152,6 +152,7 @@ pub async fn run(
         routes: plan.routes,
     });
     let configs = edge_clients(&plan.client, &plan.base_url, &ctx.routes.edges);
+    let edge_count = ctx.routes.edge_count();
 
     // Batches small enough that every thread gets work early, large enough
     // that a thread is woken once per batch, not per pair.
@@ -168,7 +169,7 @@ pub async fn run(
 
     let mut engines = Vec::with_capacity(threads);
     for (index, (instance, share)) in
-        instances.into_iter().zip(shares(plan.concurrency, plan.reserved, threads)).enumerate()
+        instances.into_iter().zip(shares(plan.concurrency, plan.reserved, threads, edge_count)).enumerate()
     {
         let (ctx, queues, results_tx) = (ctx.clone(), queues.clone(), results_tx.clone());
         // Built on its thread: a client is the thread's own (`!Send`).
@@ -262,10 +263,10 @@ fn edge_clients(
 
 /// Each thread's slots and reserved slots: `concurrency` and `reserved`
 /// split as evenly as they go.
-fn shares(concurrency: usize, reserved: [usize; 3], threads: usize) -> Vec<engine::ThreadPlan> {
+fn shares(concurrency: usize, reserved: [usize; 3], threads: usize, edges: usize) -> Vec<engine::ThreadPlan> {
     let split = |n: usize, i: usize| n / threads + usize::from(i < n % threads);
     (0..threads)
-        .map(|i| engine::ThreadPlan { slots: split(concurrency, i), reserved: reserved.map(|r| split(r, i)) })
+        .map(|i| engine::ThreadPlan { slots: split(concurrency, i), reserved: reserved.map(|r| split(r, i)), edges })
         .collect()
 }
 
@@ -275,7 +276,7 @@ mod tests {
 
     #[test]
     fn shares_add_up() {
-        let s = shares(10, [3, 0, 1], 4);
+        let s = shares(10, [3, 0, 1], 4, 1);
         assert_eq!(s.iter().map(|t| t.slots).sum::<usize>(), 10);
         assert_eq!(s.iter().map(|t| t.reserved[0]).sum::<usize>(), 3);
         assert_eq!(s.iter().map(|t| t.reserved[2]).sum::<usize>(), 1);

@@ -200,18 +200,23 @@ fn every_edge_is_cached_with_the_original_host_and_a_dead_edge_fails_fast() {
     assert!(prom.contains(r#"prewarm_edge_pairs_total{edge="b",result="warm"} 24"#), "{prom}");
     assert!(prom.contains(r#"prewarm_edge_down_pairs_total{edge="dead"} 24"#), "{prom}");
 
-    // Merged with itself, the edges stay apart.
+    // Merged with a second run's summary, the edges stay apart.
+    let mut second = summary.clone();
+    second["runs"][0]["started_at"] = "2026-01-01T00:00:00.000Z".into();
+    std::fs::write(lab.path("s2.json"), second.to_string()).unwrap();
     let merged = lab.path("merged.json");
     let out = run(prewarm(lab.home.path())
-        .args(["report", "merge", "--allow-missing"])
+        .args(["report", "merge"])
         .arg(lab.path("s.json"))
-        .arg(lab.path("s.json"))
-        .arg("--report")
+        .arg(lab.path("s2.json"))
+        .arg("--output")
         .arg(&merged));
-    if out.status.success() {
-        let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
-        assert_eq!(m["stats"]["per_edge"]["c"]["warm"], 48);
-    }
+    assert!(out.status.success());
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
+    assert_eq!(
+        (m["stats"]["per_edge"]["c"]["warm"].as_u64(), m["stats"]["per_edge"]["dead"]["edge_down"].as_u64()),
+        (Some(48), Some(48))
+    );
 }
 
 #[test]

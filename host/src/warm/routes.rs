@@ -195,6 +195,10 @@ pub fn parse_extra_header(raw: &str) -> Result<(String, String), String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{what}: cannot read file {path} ({e})"))?;
         text.trim_end_matches(['\r', '\n']).to_string()
     } else {
+        // A credential typed literally is still kept out of what is shown.
+        if crate::util::redact::is_credential_header(&name) {
+            crate::util::redact::register_secret(&value);
+        }
         return Ok((name, value));
     };
     crate::util::redact::register_secret(&read);

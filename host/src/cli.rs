@@ -388,6 +388,24 @@ pub struct WarmArgs {
     /// Where detected per-host size capabilities are kept (default: user cache dir).
     #[arg(long, value_name = "FILE")]
     pub capabilities_cache: Option<PathBuf>,
+    /// Warm every pair at this edge (point of presence), by name (repeatable): requests for the base URL's
+    /// host connect to ADDR[:PORT] (the URL's port by default; IPv6 in brackets) with the URL's Host header
+    /// and TLS name. Records and reports count per edge NAME; an edge whose connections keep failing is
+    /// marked down and its remaining pairs fail as `edge_down`.
+    #[arg(long = "edge", value_name = "NAME=ADDR[:PORT]")]
+    pub edge: Vec<String>,
+    /// Edges from a file: one `NAME ADDR[:PORT]` a line, `#` comments (adds to --edge).
+    #[arg(long = "edges", value_name = "FILE")]
+    pub edges_file: Option<PathBuf>,
+    /// Warm every pair (at every edge) once more with these request headers, for a cache that keys on them
+    /// (repeatable): NAME='Header: value[; Header: value]'. Records name the variant.
+    #[arg(long = "variant", value_name = "NAME=HEADERS")]
+    pub variant: Vec<String>,
+    /// Add this header to every request of every plugin (repeatable): 'Name: value'; a value `env:VAR` or
+    /// `file:PATH` is read from there and never shown. Host, Connection, Content-Length, Transfer-Encoding,
+    /// TE, Upgrade, Keep-Alive and Proxy-* are refused.
+    #[arg(long = "header", value_name = "'NAME: VALUE'")]
+    pub header: Vec<String>,
     #[command(flatten)]
     pub scale: ScaleArgs,
 }

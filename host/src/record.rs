@@ -108,10 +108,14 @@ pub struct Record {
     /// `--verify`: why the verify request got no answer, if it did not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify_error: Option<String>,
+    /// The edge warmed: its `--edge` NAME; without `--edge`, the
     /// `ADDR:PORT` the last warm request connected to, when `--connect-to`
     /// routed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edge: Option<String>,
+    /// The `--variant` NAME whose headers this pair's requests carried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
 }
 
 impl Record {
@@ -145,6 +149,7 @@ impl Record {
             verify_cache_status: None,
             verify_error: None,
             edge: None,
+            variant: None,
         }
     }
 }
@@ -195,6 +200,21 @@ pub fn pair_key(path: &str, derivative: &str) -> u64 {
     h.finish()
 }
 
+/// The key of a pair at a named edge and in a variant (`--edge`,
+/// `--variant`); without either it is [`pair_key`].
+pub fn route_key(path: &str, derivative: &str, edge: Option<&str>, variant: Option<&str>) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut h);
+    derivative.hash(&mut h);
+    if let Some(edge) = edge {
+        (b'e', edge).hash(&mut h);
+    }
+    if let Some(variant) = variant {
+        (b'v', variant).hash(&mut h);
+    }
+    h.finish()
+}
+
 /// What `--resume` found.
 #[derive(Debug, Default)]
 pub struct ResumeState {
@@ -211,6 +231,10 @@ struct ResumeLine {
     path: String,
     derivative: String,
     outcome: Outcome,
+    #[serde(default)]
+    edge: Option<String>,
+    #[serde(default)]
+    variant: Option<String>,
 }
 
 /// Why `--resume` would not use a results file.
@@ -254,7 +278,7 @@ pub fn starts_with_record(reader: impl BufRead) -> std::io::Result<bool> {
 /// line (left by a crash) so appended lines stay whole. A file that is not
 /// a results file ([`is_results_file`]) is refused untouched.
 pub fn resume(path: &Path) -> Result<ResumeState, ResumeError> {
-    resume_with(path, |_| {})
+    resume_with(path, false, |_| {})
 }
 
 /// Whether `path` is a results file, plain or zstd: [`starts_with_record`]
@@ -278,8 +302,11 @@ fn is_results_file(path: &Path) -> std::io::Result<bool> {
 /// [`resume`], handing each pair's warm record (the first, if a pair is
 /// warm twice) to `warm`: the summary of a resumed run counts them, so a
 /// shard's summary covers its whole results file and `report merge` of
-/// resumed shards stays exact. A torn zstd frame is cut whole.
-pub fn resume_with(path: &Path, warm: impl FnMut(Record)) -> Result<ResumeState, ResumeError> {
+/// resumed shards stays exact. A torn zstd frame is cut whole. Pairs are
+/// keyed by [`route_key`]: by edge too when `by_edge` (the run names its
+/// edges; a record's `edge` is otherwise a `--connect-to` address, not part
+/// of the pair).
+pub fn resume_with(path: &Path, by_edge: bool, warm: impl FnMut(Record)) -> Result<ResumeState, ResumeError> {
     let io = |source| ResumeError::Io { path: path.display().to_string(), source };
     if !path.exists() {
         return Ok(ResumeState::default());
@@ -287,14 +314,15 @@ pub fn resume_with(path: &Path, warm: impl FnMut(Record)) -> Result<ResumeState,
     if !is_results_file(path).map_err(io)? {
         return Err(ResumeError::NotResults { path: path.display().to_string() });
     }
-    read_and_trim(path, warm).map_err(io)
+    read_and_trim(path, by_edge, warm).map_err(io)
 }
 
-fn read_and_trim(path: &Path, mut warm: impl FnMut(Record)) -> std::io::Result<ResumeState> {
+fn read_and_trim(path: &Path, by_edge: bool, mut warm: impl FnMut(Record)) -> std::io::Result<ResumeState> {
     let mut state = ResumeState::default();
     let scan = zstd_lines::scan(path, |line| match serde_json::from_slice::<ResumeLine>(line) {
         Ok(r) if r.outcome == Outcome::Warm => {
-            if state.warm.insert(pair_key(&r.path, &r.derivative))
+            let edge = r.edge.as_deref().filter(|_| by_edge);
+            if state.warm.insert(route_key(&r.path, &r.derivative, edge, r.variant.as_deref()))
                 && let Ok(record) = serde_json::from_slice::<Record>(line)
             {
                 warm(record);

@@ -5,6 +5,8 @@
 //! state; bytes; size reduction; a bounded list of the slowest pairs.
 //! The serialized form keeps the raw state, so summaries merge exactly.
 
+pub mod routes;
+
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
@@ -266,6 +268,10 @@ pub struct Stats {
     pub cache: BTreeMap<String, u64>,
     /// Pairs per edge address (`--connect-to`).
     pub edges: BTreeMap<String, u64>,
+    /// Per edge (its `--edge` name, or the `--connect-to` address) and per
+    /// `--variant`: warm, edge_down and verified hits.
+    pub per_edge: BTreeMap<String, routes::RouteTally>,
+    pub per_variant: BTreeMap<String, routes::RouteTally>,
     pub bytes_read: u64,
     pub size_check_bytes: u64,
     pub attempts: u64,
@@ -290,6 +296,8 @@ impl Stats {
             failures_by_status: BTreeMap::new(),
             cache: BTreeMap::new(),
             edges: BTreeMap::new(),
+            per_edge: BTreeMap::new(),
+            per_variant: BTreeMap::new(),
             bytes_read: 0,
             size_check_bytes: 0,
             attempts: 0,
@@ -368,6 +376,12 @@ impl Stats {
                 }
             }
         }
+        if let Some(edge) = &r.edge {
+            routes::add(&mut self.per_edge, edge, r);
+        }
+        if let Some(variant) = &r.variant {
+            routes::add(&mut self.per_variant, variant, r);
+        }
         self.verify.add(r);
         if self.slowest.len() < SLOWEST_KEPT || self.slowest.last().is_some_and(|s| s.elapsed_ms < r.elapsed_ms) {
             self.note_slow(SlowPair {
@@ -409,6 +423,8 @@ impl Stats {
         for (k, v) in &o.edges {
             *self.edges.entry(k.clone()).or_default() += v;
         }
+        routes::merge(&mut self.per_edge, &o.per_edge);
+        routes::merge(&mut self.per_variant, &o.per_variant);
         self.bytes_read += o.bytes_read;
         self.size_check_bytes += o.size_check_bytes;
         self.attempts += o.attempts;
@@ -463,6 +479,8 @@ impl Stats {
             failures_by_status: self.failures_by_status.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             cache: self.cache.clone(),
             edges: self.edges.clone(),
+            per_edge: self.per_edge.clone(),
+            per_variant: self.per_variant.clone(),
             bytes_read: self.bytes_read,
             size_check_bytes: self.size_check_bytes,
             attempts: self.attempts,
@@ -508,6 +526,8 @@ impl Stats {
         }
         stats.cache = s.cache.clone();
         stats.edges = s.edges.clone();
+        stats.per_edge = s.per_edge.clone();
+        stats.per_variant = s.per_variant.clone();
         stats.bytes_read = s.bytes_read;
         stats.size_check_bytes = s.size_check_bytes;
         stats.attempts = s.attempts;
@@ -553,9 +573,17 @@ pub struct StatsSummary {
     pub failures_by_kind: BTreeMap<String, u64>,
     pub failures_by_status: BTreeMap<String, u64>,
     pub cache: BTreeMap<String, u64>,
-    /// Pairs per edge address, when `--connect-to` routed requests.
+    /// Pairs per edge: its `--edge` name, or the address `--connect-to`
+    /// routed requests to.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub edges: BTreeMap<String, u64>,
+    /// Per edge (keys as `edges`): pairs, warm, not warm, edge_down,
+    /// verified and verified hits.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub per_edge: BTreeMap<String, routes::RouteTally>,
+    /// Per `--variant` name, counted as `per_edge`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub per_variant: BTreeMap<String, routes::RouteTally>,
     pub bytes_read: u64,
     pub size_check_bytes: u64,
     pub attempts: u64,

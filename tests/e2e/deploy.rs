@@ -121,6 +121,15 @@ fn the_indexed_job_matches_prewarm() {
     ] {
         assert!(script.contains(flag), "{flag} missing from {script}");
     }
+    // Edges from an optional ConfigMap that exists as an example.
+    assert!(script.contains("--edges /etc/prewarm/edges/edges.txt"), "{script}");
+    let edges = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "edges").unwrap();
+    let map = edges["configMap"]["name"].as_str().unwrap();
+    assert!(
+        docs.iter()
+            .any(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == map && d["data"]["edges.txt"].is_string())
+    );
+
     // rclone's remote from a Secret, as RCLONE_CONFIG_* variables.
     let secret = container["envFrom"][0]["secretRef"]["name"].as_str().unwrap();
     let secrets: Vec<&Value> =

@@ -20,6 +20,7 @@ mod config;
 mod connect_to;
 mod demo;
 mod deploy;
+mod edges;
 mod egress;
 mod faults;
 mod listing;

@@ -56,6 +56,7 @@ async fn probe(args: ProbeArgs) -> Result<Exit> {
         cancel: CancellationToken::new(),
         budget: None,
         live: None,
+        routes: Default::default(),
     });
     let worker = Worker::new(ctx, client, instance);
     let job = Arc::new(Job {
@@ -67,7 +68,7 @@ async fn probe(args: ProbeArgs) -> Result<Exit> {
     let mut reports = Vec::new();
     for (index, derivative) in derivatives.iter().enumerate() {
         worker.trace.replace(Some(Vec::new()));
-        let record = worker.warm(&SharedJob { job: job.clone(), derivative: index }).await;
+        let record = worker.warm(&SharedJob { job: job.clone(), derivative: index, edge: 0, variant: 0 }).await;
         let steps: Vec<Step> = worker.trace.take().unwrap_or_default();
         all_warm &= record.outcome == Outcome::Warm && record.verify_cache.is_none_or(|c| c.as_str() == "hit");
         if args.json {

@@ -147,6 +147,7 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
     let size_classes = listing::size_classes(&args.source)?;
     let policy = crate::warm::egress::Policy::new(&base_url, &args.allow_hosts).map_err(usage)?;
     let reports = report::Outputs::from_args(&args)?;
+    let routes = routes(&args)?;
 
     let plugin_runtime =
         PluginRuntime::new(RuntimeOptions { cache_dir: RuntimeOptions::default_cache_dir(), ..Default::default() })?;
@@ -185,13 +186,17 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
     let mut scale = scale::Scale::prepare(&args, &derivative_names, &cancel)?;
     let checkpoints = scale.checkpoints(&args, upload.as_ref())?;
     let (already_warm, prior) = if args.resume {
-        let (warm, prior) = scale::resume(&args.results, upload.as_ref(), size_classes).await?;
+        let by_edge = !routes.edges.is_empty();
+        let (warm, prior) = scale::resume(&args.results, by_edge, upload.as_ref(), size_classes).await?;
         (Some(warm), Some(prior))
     } else {
         (None, None)
     };
 
     let listing_progress = Arc::new(ListingProgress::default());
+    let pairs_per_object = derivatives.len() * routes.edge_count() * routes.variant_count();
+    let run_edges: Vec<String> = routes.edges.iter().map(|e| format!("{}={}", e.name, e.address())).collect();
+    let run_variants: Vec<String> = routes.variants.iter().map(|v| v.name.clone()).collect();
     let plan = WarmPlan {
         max_source_bytes: if args.ignore_limits { None } else { plugin.info().max_source_bytes },
         plugin: plugin.clone(),
@@ -218,10 +223,11 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         client,
         budget: scale.budget.clone(),
         live: scale.live.clone(),
+        routes,
     };
 
     let signals = tokio::spawn(watch_ctrl_c(cancel.clone(), rclone.clone()));
-    let mut progress = progress::Progress::new(args.progress, listing_progress.clone(), derivatives.len());
+    let mut progress = progress::Progress::new(args.progress, listing_progress.clone(), pairs_per_object);
     progress.count_ahead(&source, &filters, &listing_progress);
     let started_at = crate::record::now_rfc3339();
     let metrics = scale.serve();
@@ -289,6 +295,8 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
         peak_rss_bytes: crate::util::memory::peak_rss_bytes(),
         connect_to: args.request.route.connect_to.clone(),
         stopped: outcome.stopped.clone(),
+        edges: run_edges,
+        variants: run_variants,
     };
     if !args.request.route.connect_to.is_empty() && outcome.stats.edges.is_empty() && outcome.stats.attempts > 0 {
         tracing::warn!(
@@ -327,6 +335,28 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
             .context("the listing ended early; the pairs listed before the error were warmed and recorded"));
     }
     Ok(if summary.not_warm().is_empty() && !outcome.interrupted { Exit::Success } else { Exit::SomeFailed })
+}
+
+/// Most edges and variants of a run (pairs carry their indexes as `u16`).
+const MOST_ROUTES: usize = 4096;
+
+/// `--edge`, `--edges FILE`, `--variant` and `--header`, checked.
+fn routes(args: &WarmArgs) -> Result<warm::routes::Routes> {
+    use warm::routes::{Edge, Variant, check_unique, parse_edges_file, parse_extra_header};
+    let mut edges = args.edge.iter().map(|e| e.parse::<Edge>().map_err(usage)).collect::<Result<Vec<_>>>()?;
+    if let Some(path) = &args.edges_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| usage(format!("--edges {}: cannot read the file ({e})", path.display())))?;
+        edges.extend(parse_edges_file(path, &text).map_err(usage)?);
+    }
+    check_unique("edge", edges.iter().map(|e| e.name.as_str())).map_err(usage)?;
+    let variants = args.variant.iter().map(|v| v.parse::<Variant>().map_err(usage)).collect::<Result<Vec<_>>>()?;
+    check_unique("--variant", variants.iter().map(|v| v.name.as_str())).map_err(usage)?;
+    if edges.len() > MOST_ROUTES || variants.len() > MOST_ROUTES {
+        return Err(usage(format!("at most {MOST_ROUTES} edges and {MOST_ROUTES} variants in one run")));
+    }
+    let headers = args.header.iter().map(|h| parse_extra_header(h).map_err(usage)).collect::<Result<Vec<_>>>()?;
+    Ok(warm::routes::Routes::new(edges, variants, headers))
 }
 
 /// A results file is the history of a run: replacing one takes `--overwrite`

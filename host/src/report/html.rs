@@ -194,7 +194,10 @@ pub fn render(s: &Summary) -> String {
             g.reduction.saved_percent()
         );
     }
-    body.push_str("</table><h2>Failures</h2>");
+    body.push_str("</table>");
+    body.push_str(&super::edges::html("Per edge", "edges", &st.per_edge, esc));
+    body.push_str(&super::edges::html("Per variant", "variants", &st.per_variant, esc));
+    body.push_str("<h2>Failures</h2>");
     if st.failures_by_kind.is_empty() {
         body.push_str("<p>None.</p>");
     } else {

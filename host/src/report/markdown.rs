@@ -125,10 +125,13 @@ pub fn render(s: &Summary) -> String {
         let c: Vec<String> = st.cache.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(out, "\nCache status of warmed pairs: {}.", c.join(", "));
     }
-    if !st.edges.is_empty() {
+    if s.runs.iter().any(|r| !r.edges.is_empty()) {
+        out.push_str(&super::edges::markdown("Per edge", "edge", &st.per_edge));
+    } else if !st.edges.is_empty() {
         let e: Vec<String> = st.edges.iter().map(|(k, v)| format!("`{k}` {v}")).collect();
         let _ = writeln!(out, "\nEdges reached through `--connect-to` (pairs): {}.", e.join(", "));
     }
+    out.push_str(&super::edges::markdown("Per variant", "variant", &st.per_variant));
 
     let _ = writeln!(out, "\n## Per derivative\n\n{TIMING_HEADER}");
     for (name, g) in &st.per_derivative {

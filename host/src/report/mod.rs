@@ -4,6 +4,7 @@
 //! metrics (textfile or Pushgateway, and live during a run).
 
 mod charts;
+mod edges;
 pub mod html;
 pub mod live;
 pub mod markdown;
@@ -63,6 +64,12 @@ pub struct RunInfo {
     /// Why `--max-failures` stopped the run early, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// `--edge`s of the run, `NAME=ADDR[:PORT]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edges: Vec<String>,
+    /// `--variant` names of the run (their headers are not shown).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<String>,
 }
 
 /// The summary JSON.

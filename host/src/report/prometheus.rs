@@ -189,6 +189,7 @@ pub fn progress_families(s: &Summary) -> Vec<MetricFamily> {
             vec![counter(pauses as f64, &[])],
         ),
     ];
+    out.extend(route_families(st));
     out.retain(|f| !f.get_metric().is_empty());
     out
 }
@@ -249,6 +250,40 @@ pub fn encode(families: &[MetricFamily]) -> Vec<u8> {
     let mut buf = Vec::new();
     TextEncoder::new().encode(families, &mut buf).expect("encoding to memory");
     buf
+}
+
+/// Per edge (label `edge`) and per variant (label `variant`): pairs warm
+/// and not warm, pairs failed because the edge was down, verified hits.
+fn route_families(st: &crate::stats::StatsSummary) -> Vec<MetricFamily> {
+    let mut out = Vec::new();
+    for (label, map) in [("edge", &st.per_edge), ("variant", &st.per_variant)] {
+        let mut pairs = Vec::new();
+        for (name, t) in map {
+            pairs.push(counter(t.warm as f64, &[(label, name), ("result", "warm")]));
+            pairs.push(counter(t.not_warm as f64, &[(label, name), ("result", "not_warm")]));
+        }
+        let hits = map.iter().map(|(n, t)| counter(t.verified_hit as f64, &[(label, n)])).collect();
+        out.push(family(
+            &format!("prewarm_{label}_pairs_total"),
+            &format!("Pairs per {label}, warm or not."),
+            MetricType::COUNTER,
+            pairs,
+        ));
+        out.push(family(
+            &format!("prewarm_{label}_verified_hits_total"),
+            &format!("Warm pairs per {label} that --verify found a cache hit."),
+            MetricType::COUNTER,
+            hits,
+        ));
+    }
+    let down = st.per_edge.iter().map(|(n, t)| counter(t.edge_down as f64, &[("edge", n)])).collect();
+    out.push(family(
+        "prewarm_edge_down_pairs_total",
+        "Pairs per edge failed because the edge was marked down.",
+        MetricType::COUNTER,
+        down,
+    ));
+    out
 }
 
 /// The text exposition of a summary.

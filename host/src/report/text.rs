@@ -66,10 +66,13 @@ pub fn render(s: &Summary) -> String {
         let cache: Vec<String> = st.cache.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(out, "  cache: {}", cache.join(" · "));
     }
-    if !st.edges.is_empty() {
+    if s.runs.iter().any(|r| !r.edges.is_empty()) {
+        out.push_str(&super::edges::text("edge", &st.per_edge));
+    } else if !st.edges.is_empty() {
         let edges: Vec<String> = st.edges.iter().map(|(k, v)| format!("{k} {}", plural(*v, "pair"))).collect();
         let _ = writeln!(out, "  edges (--connect-to): {}", edges.join(" · "));
     }
+    out.push_str(&super::edges::text("variant", &st.per_variant));
     out.push_str(&super::verify::text(&st.verify));
     if !st.failures_by_kind.is_empty() {
         let f: Vec<String> = st.failures_by_kind.iter().map(|(k, v)| format!("{k} {v}")).collect();

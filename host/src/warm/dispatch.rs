@@ -12,19 +12,39 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Job, Queues, SharedJob};
 use crate::listing::{ListingProgress, Object};
-use crate::record::pair_key;
+use crate::record::route_key;
 use crate::util::size::SizeClasses;
 
 /// What the dispatcher needs besides its input and output.
 pub(crate) struct Dispatch {
     pub classes: SizeClasses,
     pub derivative_names: Vec<String>,
+    /// `--edge` and `--variant` names: each pair goes out once per edge and
+    /// variant.
+    pub edges: Vec<String>,
+    pub variants: Vec<String>,
     pub already_warm: Option<HashSet<u64>>,
     /// Pairs per batch.
     pub batch: usize,
     pub cancel: CancellationToken,
     /// Told of each pair `--resume` skips (the progress display's total).
     pub progress: Arc<ListingProgress>,
+}
+
+impl Dispatch {
+    /// Every (edge, variant) index a pair goes out at, edge by edge.
+    fn routes(&self) -> impl Iterator<Item = (u16, u16)> + use<> {
+        let (edges, variants) = (self.edges.len().max(1) as u16, self.variants.len().max(1) as u16);
+        (0..edges).flat_map(move |e| (0..variants).map(move |v| (e, v)))
+    }
+
+    fn edge_name(&self, index: u16) -> Option<&str> {
+        self.edges.get(usize::from(index)).map(String::as_str)
+    }
+
+    fn variant_name(&self, index: u16) -> Option<&str> {
+        self.variants.get(usize::from(index)).map(String::as_str)
+    }
 }
 
 /// Run until the listing ends or the run is cancelled; closes the queues.
@@ -55,15 +75,18 @@ pub(crate) async fn run(mut objects: mpsc::Receiver<Object>, queues: Arc<Queues>
         let class = d.classes.class_of(object.size);
         let job = Arc::new(Job { object, class });
         for (derivative, name) in d.derivative_names.iter().enumerate() {
-            if d.already_warm.as_ref().is_some_and(|w| w.contains(&pair_key(&job.object.path, name))) {
-                resumed += 1;
-                d.progress.skip_pair();
-                continue;
-            }
-            let batch = &mut pending[class as usize];
-            batch.push(SharedJob { job: job.clone(), derivative });
-            if batch.len() >= d.batch && !send(&queues, class as usize, batch, &d.cancel).await {
-                break 'objects;
+            for (edge, variant) in d.routes() {
+                let key = || route_key(&job.object.path, name, d.edge_name(edge), d.variant_name(variant));
+                if d.already_warm.as_ref().is_some_and(|w| w.contains(&key())) {
+                    resumed += 1;
+                    d.progress.skip_pair();
+                    continue;
+                }
+                let batch = &mut pending[class as usize];
+                batch.push(SharedJob { job: job.clone(), derivative, edge, variant });
+                if batch.len() >= d.batch && !send(&queues, class as usize, batch, &d.cancel).await {
+                    break 'objects;
+                }
             }
         }
     }

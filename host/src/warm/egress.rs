@@ -285,6 +285,21 @@ pub fn check_headers<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) 
     Ok(())
 }
 
+/// Why a header the user adds (`--header`, `--variant`) cannot be sent, by
+/// the same rules as [`check_headers`]; `None` when it can.
+pub fn user_header_problem(name: &str, value: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    if name.is_empty() || !name.bytes().all(is_tchar) {
+        Some("is not a valid header name (RFC 9110 §5.1)")
+    } else if HOST_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") {
+        Some("frames or routes the request and is prewarm's own to set")
+    } else if !value.bytes().all(|b| (b >= 0x20 && b != 0x7f) || b == b'\t') {
+        Some("has a control character (CR, LF or other) in its value")
+    } else {
+        None
+    }
+}
+
 fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }

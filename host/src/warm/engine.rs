@@ -25,6 +25,10 @@ pub(crate) struct ThreadPlan {
     pub slots: usize,
     /// Of those, how many prefer small, medium, large sources.
     pub reserved: [usize; 3],
+    /// Edges each pair is warmed at (`--edge`; 1 without): each gets an
+    /// even share of the slots while others have work, so a slow edge
+    /// cannot fill them all.
+    pub edges: usize,
 }
 
 /// Start an engine thread; it ends when the queues are closed and drained
@@ -58,6 +62,8 @@ pub(crate) fn spawn(
 struct Slots {
     in_flight: Cell<[usize; 3]>,
     finished: Notify,
+    /// Pairs in flight per edge.
+    per_edge: RefCell<Vec<usize>>,
 }
 
 impl Slots {
@@ -85,15 +91,39 @@ async fn pump(
     results: mpsc::Sender<Vec<Record>>,
     index: usize,
 ) {
-    let slots = Rc::new(Slots { in_flight: Cell::new([0; 3]), finished: Notify::new() });
+    let edges = plan.edges.max(1);
+    let slots = Rc::new(Slots {
+        in_flight: Cell::new([0; 3]),
+        finished: Notify::new(),
+        per_edge: RefCell::new(vec![0; edges]),
+    });
     let outbox = Rc::new(Outbox { records: RefCell::new(Vec::new()), tx: results, scheduled: Cell::new(false) });
     let mut backlog: [VecDeque<SharedJob>; 3] = Default::default();
+    let mut parked = Parked::new(edges, plan.slots);
     let mut turn = index;
     loop {
+        // Once no new pairs can come, a parked pair may take any free
+        // slot: the share only keeps a slow edge from crowding out others.
+        let tail = queues.classes.iter().all(|(_, rx)| rx.is_closed() && rx.is_empty());
         while slots.total() < plan.slots {
-            let Some(class) = pick(&backlog, slots.in_flight.get(), plan.reserved, &mut turn) else { break };
-            let Some(job) = backlog[class].pop_front() else { break };
+            let job = match parked.next(&slots.per_edge.borrow(), tail) {
+                Some(job) => job,
+                None => {
+                    let Some(class) = pick(&backlog, slots.in_flight.get(), plan.reserved, &mut turn) else { break };
+                    let Some(job) = backlog[class].pop_front() else { break };
+                    if !parked.may_start(&job, &slots.per_edge.borrow(), tail) {
+                        parked.park(job);
+                        if parked.full() {
+                            break;
+                        }
+                        continue;
+                    }
+                    job
+                }
+            };
+            let (class, edge) = (job.job.class as usize, usize::from(job.edge).min(edges - 1));
             slots.change(class, true);
+            slots.per_edge.borrow_mut()[edge] += 1;
             let (worker, slots, outbox) = (worker.clone(), slots.clone(), outbox.clone());
             tokio::task::spawn_local(async move {
                 let derivative = job.derivative;
@@ -102,8 +132,15 @@ async fn pump(
                 worker.finished(derivative, &record);
                 outbox.push(record).await;
                 slots.change(class, false);
+                slots.per_edge.borrow_mut()[edge] -= 1;
                 slots.finished.notify_one();
             });
+        }
+        if parked.full() {
+            // Enough set aside: wait for the busy edge rather than fetch
+            // more (memory stays bounded; its pairs are in flight).
+            slots.finished.notified().await;
+            continue;
         }
         let free = plan.slots - slots.total();
         let queued: usize = backlog.iter().map(VecDeque::len).sum();
@@ -130,7 +167,7 @@ async fn pump(
             if take_back(&queues, &mut backlog, free) {
                 continue;
             }
-            if slots.total() == 0 {
+            if slots.total() == 0 && parked.is_empty() {
                 break;
             }
             tokio::select! {
@@ -162,6 +199,61 @@ async fn pump(
     outbox.flush().await;
 }
 
+/// Pairs of an edge that had its share of the thread's slots busy, set
+/// aside per edge until one of its pairs finishes.
+struct Parked {
+    per_edge: Vec<VecDeque<SharedJob>>,
+    total: usize,
+    /// A thread's slots divided evenly among the edges (at least 1).
+    share: usize,
+    /// Most pairs set aside at once.
+    most: usize,
+}
+
+impl Parked {
+    fn new(edges: usize, slots: usize) -> Self {
+        Parked {
+            per_edge: (0..edges).map(|_| VecDeque::new()).collect(),
+            total: 0,
+            share: slots.div_ceil(edges).max(1),
+            most: (slots * 4).max(64),
+        }
+    }
+
+    fn edge(&self, job: &SharedJob) -> usize {
+        usize::from(job.edge).min(self.per_edge.len() - 1)
+    }
+
+    fn may_start(&self, job: &SharedJob, busy: &[usize], tail: bool) -> bool {
+        tail || self.per_edge.len() == 1 || busy[self.edge(job)] < self.share
+    }
+
+    fn park(&mut self, job: SharedJob) {
+        let edge = self.edge(&job);
+        self.per_edge[edge].push_back(job);
+        self.total += 1;
+    }
+
+    /// A parked pair whose edge has room now.
+    fn next(&mut self, busy: &[usize], tail: bool) -> Option<SharedJob> {
+        if self.total == 0 {
+            return None;
+        }
+        let edge =
+            (0..self.per_edge.len()).find(|&e| !self.per_edge[e].is_empty() && (tail || busy[e] < self.share))?;
+        self.total -= 1;
+        self.per_edge[edge].pop_front()
+    }
+
+    fn full(&self) -> bool {
+        self.total >= self.most
+    }
+
+    fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+}
+
 /// Warm one pair; a panic (a prewarm bug) still ends the pair with its
 /// one record instead of losing it and stalling the thread.
 async fn warm_caught(worker: &Worker, job: SharedJob) -> Record {
@@ -176,6 +268,7 @@ async fn warm_caught(worker: &Worker, job: SharedJob) -> Record {
                 .unwrap_or_default();
             let derivative = &worker.derivative_name(job.derivative);
             let mut record = Record::blank(&job.job.object.path, derivative, job.job.object.size, job.job.class);
+            worker.label(&mut record, &job);
             record.outcome = crate::record::Outcome::Failed;
             record.error_kind = Some("internal".into());
             record.error =

@@ -15,6 +15,7 @@ pub mod egress;
 mod engine;
 pub mod http;
 pub mod pacing;
+pub mod routes;
 pub mod sizing;
 pub mod trace;
 pub mod verify;
@@ -41,11 +42,14 @@ pub struct Job {
     pub class: SizeClass,
 }
 
-/// One pair: a job and the index of a derivative.
+/// One pair at one edge in one variant: a job and the indexes of a
+/// derivative, an edge and a variant (0 without `--edge`, `--variant`).
 #[derive(Debug, Clone)]
 pub struct SharedJob {
     pub job: Arc<Job>,
     pub derivative: usize,
+    pub edge: u16,
+    pub variant: u16,
 }
 
 /// Everything a warm run needs, resolved and validated.
@@ -82,6 +86,8 @@ pub struct WarmPlan {
     pub budget: Option<Arc<budget::FailureBudget>>,
     /// `--metrics-listen`: pairs in flight, kept by the engine threads.
     pub live: Option<Arc<crate::report::live::Live>>,
+    /// `--edge`, `--variant`, `--header`.
+    pub routes: routes::Routes,
 }
 
 /// How the run went.
@@ -155,7 +161,10 @@ pub async fn run(
         cancel: cancel.clone(),
         budget: plan.budget.clone(),
         live: plan.live.clone(),
+        routes: plan.routes,
     });
+    let configs = edge_clients(&plan.client, &plan.base_url, &ctx.routes.edges);
+    let edge_count = ctx.routes.edge_count();
 
     // Batches small enough that every thread gets work early, large enough
     // that a thread is woken once per batch, not per pair.
@@ -172,12 +181,15 @@ pub async fn run(
 
     let mut engines = Vec::with_capacity(threads);
     for (index, (instance, share)) in
-        instances.into_iter().zip(shares(plan.concurrency, plan.reserved, threads)).enumerate()
+        instances.into_iter().zip(shares(plan.concurrency, plan.reserved, threads, edge_count)).enumerate()
     {
         let (ctx, queues, results_tx) = (ctx.clone(), queues.clone(), results_tx.clone());
         // Built on its thread: a client is the thread's own (`!Send`).
-        let config = plan.client.clone();
-        let worker = move || Worker::new(ctx, http::Client::new(config), instance);
+        let configs = configs.clone();
+        let worker = move || {
+            let clients = configs.into_iter().map(http::Client::new).collect();
+            Worker::with_clients(ctx, clients, instance)
+        };
         engines.push(engine::spawn(index, share, worker, queues, results_tx)?);
     }
     drop(results_tx);
@@ -189,6 +201,8 @@ pub async fn run(
         dispatch::Dispatch {
             classes: plan.size_classes,
             derivative_names: plan.derivatives.iter().map(|d| d.name.clone()).collect(),
+            edges: ctx.routes.edges.iter().map(|e| e.name.clone()).collect(),
+            variants: ctx.routes.variants.iter().map(|v| v.name.clone()).collect(),
             already_warm: plan.already_warm,
             batch,
             // A spent --max-failures stops the dispatcher as Ctrl-C does.
@@ -260,12 +274,27 @@ pub async fn run(
     })
 }
 
+/// One client configuration per edge: the run's, with the edge's route for
+/// the base URL's host first (so the Host header and TLS name stay the
+/// URL's); just the run's without `--edge`.
+fn edge_clients(
+    config: &Arc<client::ClientConfig>,
+    base_url: &str,
+    edges: &[routes::Edge],
+) -> Vec<Arc<client::ClientConfig>> {
+    let host = client::destination(base_url).map(|d| d.host).unwrap_or_default();
+    if edges.is_empty() {
+        return vec![config.clone()];
+    }
+    edges.iter().map(|e| Arc::new(config.with_first_route(e.route_for(&host)))).collect()
+}
+
 /// Each thread's slots and reserved slots: `concurrency` and `reserved`
 /// split as evenly as they go.
-fn shares(concurrency: usize, reserved: [usize; 3], threads: usize) -> Vec<engine::ThreadPlan> {
+fn shares(concurrency: usize, reserved: [usize; 3], threads: usize, edges: usize) -> Vec<engine::ThreadPlan> {
     let split = |n: usize, i: usize| n / threads + usize::from(i < n % threads);
     (0..threads)
-        .map(|i| engine::ThreadPlan { slots: split(concurrency, i), reserved: reserved.map(|r| split(r, i)) })
+        .map(|i| engine::ThreadPlan { slots: split(concurrency, i), reserved: reserved.map(|r| split(r, i)), edges })
         .collect()
 }
 
@@ -275,7 +304,7 @@ mod tests {
 
     #[test]
     fn shares_add_up() {
-        let s = shares(10, [3, 0, 1], 4);
+        let s = shares(10, [3, 0, 1], 4, 1);
         assert_eq!(s.iter().map(|t| t.slots).sum::<usize>(), 10);
         assert_eq!(s.iter().map(|t| t.reserved[0]).sum::<usize>(), 3);
         assert_eq!(s.iter().map(|t| t.reserved[2]).sum::<usize>(), 1);

@@ -17,6 +17,7 @@ use super::SharedJob;
 use super::egress::Policy;
 use super::http::{self, Body, Exchange, Timeouts, TransportError};
 use super::pacing::{self, Pacer};
+use super::routes::Routes;
 use super::sizing::{Capabilities, Prober};
 use super::trace::Step;
 use super::verify;
@@ -51,11 +52,15 @@ pub struct WorkerContext {
     pub budget: Option<Arc<super::budget::FailureBudget>>,
     /// `--metrics-listen`: pairs in flight per derivative.
     pub live: Option<Arc<crate::report::live::Live>>,
+    /// `--edge`, `--variant`, `--header`, and each edge's health.
+    pub routes: Routes,
 }
 
 pub struct Worker {
     ctx: Arc<WorkerContext>,
-    client: http::Client,
+    /// One client per edge (one in all without `--edge`): each edge's
+    /// connections and route are its own.
+    clients: Vec<http::Client>,
     plugin: RefCell<PluginInstance>,
     /// Size methods per derivative index, asked once.
     size_methods: RefCell<Vec<Option<Rc<[SizeMethod]>>>>,
@@ -121,10 +126,15 @@ fn exhausted_kind(status: Option<u16>) -> &'static str {
 
 impl Worker {
     pub fn new(ctx: Arc<WorkerContext>, client: http::Client, plugin: PluginInstance) -> Self {
+        Worker::with_clients(ctx, vec![client], plugin)
+    }
+
+    /// A worker with one client per edge, in the order of `ctx.routes`.
+    pub fn with_clients(ctx: Arc<WorkerContext>, clients: Vec<http::Client>, plugin: PluginInstance) -> Self {
         let n = ctx.derivatives.len();
         Worker {
             ctx,
-            client,
+            clients,
             plugin: RefCell::new(plugin),
             size_methods: RefCell::new(vec![None; n]),
             trace: RefCell::new(None),
@@ -161,9 +171,48 @@ impl Worker {
         }
     }
 
-    /// Warm one pair.
+    /// Name the edge and variant a pair's record belongs to.
+    pub fn label(&self, record: &mut Record, shared: &SharedJob) {
+        if let Some(name) = self.ctx.routes.edge_name(usize::from(shared.edge)) {
+            record.edge = Some(name.to_string());
+        }
+        record.variant = self.ctx.routes.variant_name(usize::from(shared.variant)).map(str::to_string);
+    }
+
+    /// Warm one pair at its edge, in its variant.
     pub async fn warm(&self, shared: &SharedJob) -> Record {
+        let mut record = self.warm_pair(shared).await;
+        self.label(&mut record, shared);
+        record
+    }
+
+    /// The failure of a pair whose edge is down, if it is.
+    fn edge_down(&self, shared: &SharedJob) -> Option<(&'static str, String)> {
+        let edge = usize::from(shared.edge);
+        let health = self.ctx.routes.health(edge).filter(|h| h.is_down())?;
+        let name = self.ctx.routes.edge_name(edge).unwrap_or_default();
+        Some(("edge_down", format!("edge `{name}` is down: {}", health.why())))
+    }
+
+    /// Count a failed connection attempt against the pair's edge; the one
+    /// that marks it down says so, once for the run.
+    fn connection_failed(&self, shared: &SharedJob, kind: http::TransportKind, message: &str) {
+        let edge = usize::from(shared.edge);
+        let Some(health) = self.ctx.routes.health(edge) else { return };
+        if matches!(kind, http::TransportKind::Connection | http::TransportKind::Timeout) && health.failed(message) {
+            let e = &self.ctx.routes.edges[edge];
+            tracing::warn!(
+                "edge `{}` ({}) is down: {}; its remaining pairs are recorded failed (edge_down), the other edges go on",
+                e.name,
+                e.address(),
+                health.why()
+            );
+        }
+    }
+
+    async fn warm_pair(&self, shared: &SharedJob) -> Record {
         let (job, index) = (&shared.job, shared.derivative);
+        let client = &self.clients[usize::from(shared.edge).min(self.clients.len() - 1)];
         let ctx = self.ctx.clone();
         let derivative = &ctx.derivatives[index];
         let object = ObjectRef { path: &job.object.path, size: job.object.size };
@@ -202,6 +251,8 @@ impl Worker {
             Ok(true) => run.record.url = Some(redact_url(&request.url)),
             Ok(false) => {}
         }
+        // Checked when parsed, by the rules the plugin's own headers met.
+        ctx.routes.apply(&mut request.headers, usize::from(shared.variant));
 
         let (mut retries, mut polls, mut follow_ups, mut rate_limited) = (0u32, 0u32, 0u32, 0u32);
         let (info, outcome) = loop {
@@ -210,6 +261,9 @@ impl Worker {
                     Outcome::Skipped,
                     Some(("interrupted", "run interrupted before this pair finished".into())),
                 );
+            }
+            if let Some(down) = self.edge_down(shared) {
+                return run.finish(Outcome::Failed, Some(down));
             }
             // A pair waiting its turn under --rate or a 429 pause has sent
             // nothing yet: Ctrl-C records it interrupted at once.
@@ -226,7 +280,7 @@ impl Worker {
             self.note(|| Step::sent(&request, run.record.attempts));
             let body = if request.read_body { Body::Full } else { Body::None };
             let resent = Cell::new(0);
-            let send = self.client.send_counted(&request, &[], body, run.record.attempts, ctx.timeouts, &resent);
+            let send = client.send_counted(&request, &[], body, run.record.attempts, ctx.timeouts, &resent);
             // After Ctrl-C a request in flight gets a short grace, not its
             // whole timeout, before the pair is recorded as interrupted.
             let interrupted = async {
@@ -246,6 +300,10 @@ impl Worker {
                 Err(TransportError { kind, message }) => {
                     self.note(|| Step::TransportError { kind: kind.as_str().into(), message: message.clone() });
                     run.last = None;
+                    self.connection_failed(shared, kind, &message);
+                    if let Some(down) = self.edge_down(shared) {
+                        return run.finish(Outcome::Failed, Some(down));
+                    }
                     retries += 1;
                     if retries > retry_limit(kind, ctx.retries) {
                         return run.gave_up(kind.as_str(), &message);
@@ -255,6 +313,9 @@ impl Worker {
                     continue;
                 }
             };
+            if let Some(health) = ctx.routes.health(usize::from(shared.edge)) {
+                health.answered();
+            }
             run.record.bytes_read += exchange.meta.body_bytes;
             let verdict = {
                 let mut plugin = self.plugin.borrow_mut();
@@ -303,6 +364,7 @@ impl Worker {
                     if let Err(refused) = ctx.policy.admit(&mut next, None) {
                         return run.finish(Outcome::Failed, Some((refused.kind, refused.message)));
                     }
+                    ctx.routes.apply(&mut next.headers, usize::from(shared.variant));
                     request = next;
                 }
                 Verdict::Retryable { reason, after_ms } => {
@@ -345,10 +407,9 @@ impl Worker {
         // Boxed: the size probes and the verify request are rarer, larger
         // futures; inlined, they would grow every pair's task (a pair in
         // flight is mostly this future).
-        Box::pin(self.size(&mut run, index, &request, &info)).await;
+        Box::pin(self.size(client, &mut run, index, &request, &info)).await;
         if ctx.verify && outcome == Outcome::Warm {
-            let found =
-                Box::pin(verify::ask_again(&ctx, &self.client, &self.plugin, object, derivative, &request)).await;
+            let found = Box::pin(verify::ask_again(&ctx, client, &self.plugin, object, derivative, &request)).await;
             self.note(|| Step::Verify {
                 cache: found.cache.as_str().into(),
                 cache_status: found.cache_status.clone(),
@@ -359,11 +420,17 @@ impl Worker {
         run.finish(outcome, None)
     }
 
-    async fn size(&self, run: &mut PairRun, index: usize, request: &WarmRequest, info: &WarmInfo) {
+    async fn size(
+        &self,
+        client: &http::Client,
+        run: &mut PairRun,
+        index: usize,
+        request: &WarmRequest,
+        info: &WarmInfo,
+    ) {
         let Some(warm) = &run.last else { return };
         let methods = self.size_methods_of(index);
-        let prober =
-            Prober { client: &self.client, caps: &self.ctx.caps, pacer: &self.ctx.pacer, timeouts: self.ctx.timeouts };
+        let prober = Prober { client, caps: &self.ctx.caps, pacer: &self.ctx.pacer, timeouts: self.ctx.timeouts };
         let found = prober.resolve(request, &methods, warm, info).await;
         self.note(|| Step::Size {
             method: found.method.map(|m| m.as_str().to_string()),

@@ -70,6 +70,7 @@ impl Scale {
 /// first.
 pub(super) async fn resume(
     results: &Path,
+    by_edge: bool,
     upload: Option<&Upload>,
     classes: SizeClasses,
 ) -> Result<(std::collections::HashSet<u64>, Stats)> {
@@ -84,7 +85,7 @@ pub(super) async fn resume(
         );
     }
     let mut prior = Stats::new(classes);
-    let state = crate::record::resume_with(results, |r| prior.add(&r)).map_err(|e| match e {
+    let state = crate::record::resume_with(results, by_edge, |r| prior.add(&r)).map_err(|e| match e {
         crate::record::ResumeError::NotResults { .. } => crate::usage(e.to_string()),
         e => anyhow::Error::new(e).context(format!("cannot read results file {} to resume", results.display())),
     })?;

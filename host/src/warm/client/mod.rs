@@ -75,6 +75,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 pub const MAX_RESENDS: u32 = 10;
 
 /// What every thread's client shares: built once per run.
+#[derive(Clone)]
 pub struct ClientConfig {
     pub user_agent: String,
     /// `--connect-to` rules, first match wins.
@@ -102,6 +103,16 @@ impl ClientConfig {
             connect_to,
             tls: Arc::new(tls::config(ca_file)?),
         })
+    }
+}
+
+impl ClientConfig {
+    /// This configuration with `rule` before its `--connect-to` rules (an
+    /// `--edge`'s route).
+    pub fn with_first_route(&self, rule: ConnectTo) -> Self {
+        let mut config = self.clone();
+        config.connect_to.insert(0, rule);
+        config
     }
 }
 

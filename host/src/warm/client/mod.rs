@@ -45,7 +45,6 @@ mod tls;
 mod tls_tests;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -58,7 +57,7 @@ use super::http::{Body, Exchange, Timeouts, TransportError, TransportKind, timeo
 use crate::plugin::{Method, ResponseMeta, WarmRequest};
 use body::Framing;
 use h1::ReadError;
-use origin::Origin;
+use origin::{Origin, Origins};
 pub use stream::Streamer;
 pub use target::ConnectTo;
 use target::Target;
@@ -120,7 +119,7 @@ impl ClientConfig {
 pub struct Client {
     config: Arc<ClientConfig>,
     /// Keyed by the URL's `scheme://authority` as written.
-    origins: RefCell<HashMap<Box<str>, Rc<Origin>>>,
+    origins: Origins,
     /// Every plain-HTTP read of this thread lands here; borrowed only
     /// between a read and the parse of its bytes, never across an await.
     scratch: RefCell<Box<[u8]>>,
@@ -185,7 +184,7 @@ impl Client {
     pub fn new(config: Arc<ClientConfig>) -> Self {
         Client {
             config,
-            origins: RefCell::new(HashMap::new()),
+            origins: Origins::default(),
             scratch: RefCell::new(vec![0; SCRATCH].into_boxed_slice()),
             out: RefCell::new(Vec::with_capacity(1024)),
             next_sweep: Cell::new(Instant::now() + SWEEP_EVERY),
@@ -250,18 +249,11 @@ impl Client {
             return;
         }
         self.next_sweep.set(now + SWEEP_EVERY);
-        for origin in self.origins.borrow().values() {
-            origin.close_idle(now);
-        }
+        self.origins.each(|origin| origin.close_idle(now));
     }
 
     fn origin(&self, target: &Target<'_>) -> Result<Rc<Origin>, TransportError> {
-        if let Some(o) = self.origins.borrow().get(target.origin) {
-            return Ok(o.clone());
-        }
-        let origin = Rc::new(Origin::new(target, &self.config).map_err(other)?);
-        self.origins.borrow_mut().insert(target.origin.into(), origin.clone());
-        Ok(origin)
+        self.origins.get(target, &self.config).map_err(other)
     }
 
     async fn send_plain(&self, job: &Job<'_>, attempt: u32, timeouts: Timeouts) -> Result<Exchange, TransportError> {

@@ -25,6 +25,30 @@ const MAX_CONNECTING: usize = 512;
 /// How long a DNS answer is used before the name is resolved again.
 pub const DNS_REFRESH: Duration = Duration::from_secs(60);
 
+/// The origin table of a client: each origin worked out once, keyed by the
+/// URL's `scheme://authority` as written.
+#[derive(Default)]
+pub struct Origins(RefCell<std::collections::HashMap<Box<str>, std::rc::Rc<Origin>>>);
+
+impl Origins {
+    /// `target`'s origin, worked out now if it is new.
+    pub fn get(&self, target: &Target<'_>, config: &ClientConfig) -> Result<std::rc::Rc<Origin>, String> {
+        if let Some(o) = self.0.borrow().get(target.origin) {
+            return Ok(o.clone());
+        }
+        let origin = std::rc::Rc::new(Origin::new(target, config)?);
+        self.0.borrow_mut().insert(target.origin.into(), origin.clone());
+        Ok(origin)
+    }
+
+    /// Every origin known so far.
+    pub fn each(&self, mut f: impl FnMut(&Origin)) {
+        for origin in self.0.borrow().values() {
+            f(origin);
+        }
+    }
+}
+
 pub struct Origin {
     pub https: bool,
     /// `host[:port]`, the port only when not the scheme's default

@@ -4,9 +4,6 @@
 //! DNS, TLS with `--ca-file`) and the same request head as the hot path.
 //! No pooling: a relay asks a few times per object, not thousands.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -17,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::rustls;
 
-use super::origin::Origin;
+use super::origin::Origins;
 use super::target::Target;
 use super::{ClientConfig, Job, io_error, other, request};
 use crate::plugin::{Method, WarmRequest};
@@ -30,14 +27,14 @@ pub struct Streamer {
     /// as one byte stream.
     tls: Arc<rustls::ClientConfig>,
     /// Routes and DNS answers, worked out once per origin.
-    origins: RefCell<HashMap<Box<str>, Rc<Origin>>>,
+    origins: Origins,
 }
 
 impl Streamer {
     pub fn new(config: Arc<ClientConfig>) -> Self {
         let mut tls = (*config.tls).clone();
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Streamer { config, tls: Arc::new(tls), origins: RefCell::default() }
+        Streamer { config, tls: Arc::new(tls), origins: Origins::default() }
     }
 
     /// Send `request` (an admitted URL) with `extra` headers and return the
@@ -49,7 +46,7 @@ impl Streamer {
     ) -> Result<http::Response<Incoming>, TransportError> {
         let target = Target::split(&request.url).map_err(|e| other(e.to_string()))?;
         request::check_headers(request, extra)?;
-        let origin = self.origin(&target)?;
+        let origin = self.origins.get(&target, &self.config).map_err(other)?;
         let is_head = request.method == Method::Head;
         let resent = std::cell::Cell::new(0);
         let job = Job { origin: &origin, target, request, extra, is_head, limit: None, probe: false, resent: &resent };
@@ -63,15 +60,6 @@ impl Streamer {
                 send(tls, outgoing).await
             }
         }
-    }
-
-    fn origin(&self, target: &Target<'_>) -> Result<Rc<Origin>, TransportError> {
-        if let Some(o) = self.origins.borrow().get(target.origin) {
-            return Ok(o.clone());
-        }
-        let origin = Rc::new(Origin::new(target, &self.config).map_err(other)?);
-        self.origins.borrow_mut().insert(target.origin.into(), origin.clone());
-        Ok(origin)
     }
 }
 

@@ -502,7 +502,7 @@ impl Checker {
             return ItemResult::new(path, None, None, refused_item(why));
         }
         let ticket = self.relay.open(request, false, &path);
-        let input = Input { url: &ticket.url, headers: &[], shown: &path };
+        let input = Input { url: &ticket.url, shown: &path };
         let mut found = self.inspector.examine(&input, size).await;
         if found.verdict() != judge::Verdict::Unreadable {
             judge::check_source_limit(&mut found, size.unwrap_or(0), self.max_source_bytes);
@@ -517,7 +517,7 @@ impl Checker {
             return ItemResult::new(path, Some(d.name), Some(shown), refused_item(refused.message));
         }
         let ticket = self.relay.open(request, true, &path);
-        let input = Input { url: &ticket.url, headers: &[], shown: &shown };
+        let input = Input { url: &ticket.url, shown: &shown };
         let mut expected = d.expected;
         let mut found = self.inspector.examine(&input, None).await;
         if let Some(why) = ticket.refusal() {
@@ -542,7 +542,7 @@ impl Checker {
         *cell
             .get_or_init(|| async {
                 let ticket = self.relay.open(self.source_request(path)?, false, path);
-                let input = Input { url: &ticket.url, headers: &[], shown: path };
+                let input = Input { url: &ticket.url, shown: path };
                 match facts::facts(&self.inspector.tools, &input, self.inspector.timeout).await {
                     Ok(f) => f.video_duration_s(),
                     Err(e) => {

@@ -85,10 +85,7 @@ pub async fn url_order(client: &reqwest::Client, input: &Input<'_>) -> Result<Or
     let mut offset = 0u64;
     let mut total = None;
     for _ in 0..MAX_BOXES {
-        let mut request = client.get(input.url).header("range", format!("bytes={offset}-{}", offset + 15));
-        for (k, v) in input.headers {
-            request = request.header(k.as_str(), v.as_str());
-        }
+        let request = client.get(input.url).header("range", format!("bytes={offset}-{}", offset + 15));
         let fetch = |e: reqwest::Error| Unread::Fetch(format!("{}: {}", input.shown, e.without_url()));
         let response = request.send().await.map_err(fetch)?;
         if response.status() != reqwest::StatusCode::PARTIAL_CONTENT {

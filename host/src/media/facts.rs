@@ -34,12 +34,12 @@ const FETCH_TELLS: &[&str] = &[
 /// Words that say the data ends before the container says it should.
 const TRUNCATION_TELLS: &[&str] = &["partial file", "ended prematurely", "truncat", "unexpected end of file"];
 
-/// One object to read: its URL, the request headers it needs (credentials
-/// included, so never shown) and how to name it in messages.
+/// One object to read: its URL and how to name it in messages. No request
+/// headers: a URL that needs any is read through validate's loopback relay
+/// ([`super::relay`]), so none is ever in a child's arguments.
 #[derive(Debug, Clone, Copy)]
 pub struct Input<'a> {
     pub url: &'a str,
-    pub headers: &'a [(String, String)],
     /// What to show instead of the URL (a path, or the redacted URL).
     pub shown: &'a str,
 }
@@ -81,25 +81,21 @@ pub enum Decoded {
     Broken(String),
 }
 
-/// The one place a URL's headers are handed to ffprobe/ffmpeg.
-fn input_args(cmd: &mut tokio::process::Command, input: &Input<'_>) {
+/// What every ffprobe/ffmpeg read of an input is run with.
+fn input_args(cmd: &mut tokio::process::Command) {
     // The input is the loopback relay: no proxy may stand in between (ffmpeg
     // reads `http_proxy`), and what the relay answers is final.
     for proxy in ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"] {
         cmd.env_remove(proxy);
     }
     cmd.arg("-rw_timeout").arg(READ_STALL.as_micros().to_string());
-    if !input.headers.is_empty() {
-        let headers: String = input.headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
-        cmd.arg("-headers").arg(headers);
-    }
 }
 
 /// ffprobe's facts about `input`.
 pub async fn facts(tools: &Tools, input: &Input<'_>, timeout: Duration) -> Result<Facts, Unread> {
     let mut cmd = tokio::process::Command::new(&tools.ffprobe);
     cmd.args(["-hide_banner", "-v", "error"]);
-    input_args(&mut cmd, input);
+    input_args(&mut cmd);
     cmd.args(["-print_format", "json", "-show_format", "-show_streams"]).arg(input.url);
     let out = run(cmd, timeout).await.map_err(Unread::from_run)?;
     if !out.status.success() {
@@ -115,7 +111,7 @@ pub async fn decode(tools: &Tools, input: &Input<'_>, span: Span, timeout: Durat
     // "partial file" when the data ends early, which tells a cut-short file
     // from a damaged one. The span bounds the time.
     cmd.args(["-hide_banner", "-nostdin", "-v", "error"]);
-    input_args(&mut cmd, input);
+    input_args(&mut cmd);
     match span {
         Span::Head(seconds) => cmd.arg("-t").arg(format!("{seconds:.3}")),
         Span::From(second) => cmd.arg("-ss").arg(format!("{second:.3}")),
@@ -148,7 +144,7 @@ pub async fn looks_interlaced(tools: &Tools, input: &Input<'_>, frames: u32, tim
     let mut cmd = tokio::process::Command::new(&tools.ffmpeg);
     // idet reports at info level, at the end.
     cmd.args(["-hide_banner", "-nostdin", "-nostats", "-v", "info"]);
-    input_args(&mut cmd, input);
+    input_args(&mut cmd);
     cmd.arg("-i").arg(input.url);
     cmd.args(["-map", "0:v:0", "-frames:v", &frames.to_string(), "-vf", "idet", "-an", "-f", "null", "-"]);
     match run(cmd, timeout).await {
@@ -167,10 +163,7 @@ pub struct Sniffed {
 /// Read the first 16 bytes of `input` (a server that ignores Range sends
 /// the whole body; only 16 bytes of it are read).
 pub async fn sniff(client: &reqwest::Client, input: &Input<'_>) -> Result<Sniffed, Unread> {
-    let mut request = client.get(input.url).header("range", "bytes=0-15");
-    for (k, v) in input.headers {
-        request = request.header(k.as_str(), v.as_str());
-    }
+    let request = client.get(input.url).header("range", "bytes=0-15");
     let fetch = |e: reqwest::Error| Unread::Fetch(format!("{}: {}", input.shown, e.without_url()));
     let mut response = request.send().await.map_err(fetch)?;
     let status = response.status();
@@ -260,7 +253,7 @@ mod tests {
 
     #[test]
     fn error_lines_lose_addresses_and_names() {
-        let input = Input { url: "http://h/a.mp4", headers: &[], shown: "a.mp4" };
+        let input = Input { url: "http://h/a.mp4", shown: "a.mp4" };
         assert_eq!(
             error_line("[NULL @ 0x55ac59a3f4c0] Invalid NAL unit size (5210 > 717).\n", &input),
             "Invalid NAL unit size (5210 > 717)."

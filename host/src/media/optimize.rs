@@ -347,7 +347,7 @@ async fn read_source(
         return Err(Stop::failed(FailureKind::Empty, "empty (0 bytes): an upload that never finished"));
     }
     let url = input.display().to_string();
-    let source = Input { url: &url, headers: &[], shown: name };
+    let source = Input { url: &url, shown: name };
     let read = cancellable(cancel, facts::facts(&plan.tools, &source, PROBE_TIMEOUT)).await?;
     let facts = match read {
         Ok(facts) => facts,
@@ -387,7 +387,7 @@ async fn plan_encode(
     let video = facts.video.as_ref().expect("read_source checked the video stream");
     let found = if recipe::worth_detecting(video) {
         let url = input.display().to_string();
-        let source = Input { url: &url, headers: &[], shown: name };
+        let source = Input { url: &url, shown: name };
         cancellable(cancel, facts::looks_interlaced(&plan.tools, &source, IDET_FRAMES, PROBE_TIMEOUT)).await?
     } else {
         false

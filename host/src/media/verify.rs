@@ -24,7 +24,7 @@ pub const DURATION_TOLERANCE_S: f64 = 1.0;
 /// `size`; `Err` says what is wrong.
 pub async fn verify(tools: &Tools, output: &Path, source: &Facts, size: (u32, u32)) -> Result<(), String> {
     let path = output.display().to_string();
-    let input = Input { url: &path, headers: &[], shown: "the output" };
+    let input = Input { url: &path, shown: "the output" };
     let facts = facts::facts(tools, &input, CHECK_TIMEOUT).await.map_err(|e| match e {
         Unread::Fetch(why) | Unread::Media(why) => format!("the output is unreadable: {why}"),
     })?;

@@ -109,7 +109,13 @@ pub fn render(s: &Summary) -> String {
             },
         );
         if let Some(reason) = &run.stopped {
-            let _ = writeln!(out, "  - **{}**", escape(reason));
+            let _ = writeln!(
+                out,
+                "  - **{}**: --max-failures stopped the run; pairs it had not started are recorded skipped \
+                 (`stopped`) or, if not yet listed, not at all. Fix the most common failure, then run again \
+                 with --resume, which takes them all up.",
+                escape(reason)
+            );
         }
     }
     if !s.missing_shards.is_empty() {

@@ -48,19 +48,23 @@ impl Dispatch {
 }
 
 /// Run until the listing ends or the run is cancelled; closes the queues.
-/// Returns the pairs skipped because `--resume` found them warm.
+/// Cancelling stops the taking of objects, never a pair of an object
+/// already taken: each of those reaches a queue, where the engine records
+/// it (`stopped` or `interrupted` when it cannot start), so no pair the
+/// dispatcher took is left without a record. Returns the pairs skipped
+/// because `--resume` found them warm.
 pub(crate) async fn run(mut objects: mpsc::Receiver<Object>, queues: Arc<Queues>, d: Dispatch) -> u64 {
     let mut resumed = 0u64;
     let mut pending: [Vec<SharedJob>; 3] = Default::default();
-    'objects: loop {
+    loop {
         let object = match objects.try_recv() {
             Ok(o) => o,
             Err(mpsc::error::TryRecvError::Disconnected) => break,
             Err(mpsc::error::TryRecvError::Empty) => {
                 // Nothing more ready: what is gathered goes now.
                 for (class, batch) in pending.iter_mut().enumerate() {
-                    if !send(&queues, class, batch, &d.cancel).await {
-                        break 'objects;
+                    if !send(&queues, class, batch).await {
+                        return close(&queues, resumed);
                     }
                 }
                 tokio::select! {
@@ -82,34 +86,83 @@ pub(crate) async fn run(mut objects: mpsc::Receiver<Object>, queues: Arc<Queues>
                     d.progress.skip_pair();
                     continue;
                 }
-                let batch = &mut pending[class as usize];
-                batch.push(SharedJob { job: job.clone(), derivative, edge, variant });
-                if batch.len() >= d.batch && !send(&queues, class as usize, batch, &d.cancel).await {
-                    break 'objects;
-                }
+                pending[class as usize].push(SharedJob { job: job.clone(), derivative, edge, variant });
             }
         }
-    }
-    if !d.cancel.is_cancelled() {
-        for (class, batch) in pending.iter_mut().enumerate() {
-            send(&queues, class, batch, &d.cancel).await;
+        let batch = &mut pending[class as usize];
+        if batch.len() >= d.batch && !send(&queues, class as usize, batch).await {
+            return close(&queues, resumed);
         }
     }
+    for (class, batch) in pending.iter_mut().enumerate() {
+        send(&queues, class, batch).await;
+    }
+    close(&queues, resumed)
+}
+
+fn close(queues: &Queues, resumed: u64) -> u64 {
     for (tx, _) in queues.classes.iter() {
         tx.close();
     }
     resumed
 }
 
-/// Send a class's gathered pairs (if any); false when the run is cancelled
-/// or the engine is gone.
-async fn send(queues: &Queues, class: usize, batch: &mut Vec<SharedJob>, cancel: &CancellationToken) -> bool {
+/// Send a class's gathered pairs (if any); false only when every engine is
+/// gone. Not cancellable: once cancelled, engines record each pair at once,
+/// so the queues drain quickly.
+async fn send(queues: &Queues, class: usize, batch: &mut Vec<SharedJob>) -> bool {
     if batch.is_empty() {
         return true;
     }
-    let full = std::mem::take(batch);
-    tokio::select! {
-        sent = queues.classes[class].0.send(full) => sent.is_ok(),
-        _ = cancel.cancelled() => false,
+    queues.classes[class].0.send(std::mem::take(batch)).await.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// A stop never drops a pair of an object already taken, even when it
+    /// fires while the dispatcher waits on a full queue.
+    #[tokio::test]
+    async fn a_stop_keeps_every_pair_of_every_taken_object() {
+        let queues = Arc::new(Queues {
+            classes: std::array::from_fn(|_| async_channel::bounded(1)),
+            spill: std::sync::Mutex::default(),
+            spilled: tokio::sync::Notify::new(),
+        });
+        let (tx, rx) = mpsc::channel(64);
+        for i in 0..20 {
+            tx.send(Object { path: format!("v/{i}.mp4"), size: 1 }).await.unwrap();
+        }
+        let cancel = CancellationToken::new();
+        let d = Dispatch {
+            classes: SizeClasses::default(),
+            derivative_names: vec!["desktop".into(), "tablet".into(), "mobile".into()],
+            edges: vec![],
+            variants: vec![],
+            already_warm: None,
+            batch: 2,
+            cancel: cancel.clone(),
+            progress: Arc::default(),
+        };
+        let dispatcher = tokio::spawn(run(rx, queues.clone(), d));
+        let rx = queues.classes[0].1.clone();
+        // One batch taken, then the stop while the dispatcher is blocked
+        // on the full queue.
+        let mut pairs: HashMap<String, usize> = HashMap::new();
+        for job in rx.recv().await.unwrap() {
+            *pairs.entry(job.job.object.path.clone()).or_default() += 1;
+        }
+        cancel.cancel();
+        while let Ok(batch) = rx.recv().await {
+            for job in batch {
+                *pairs.entry(job.job.object.path.clone()).or_default() += 1;
+            }
+        }
+        dispatcher.await.unwrap();
+        assert!(!pairs.is_empty() && pairs.len() < 20, "{} objects taken", pairs.len());
+        assert!(pairs.values().all(|&n| n == 3), "every taken object has all its pairs: {pairs:?}");
     }
 }

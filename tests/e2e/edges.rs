@@ -234,7 +234,15 @@ fn a_slow_edge_gets_its_share_and_the_others_go_on() {
     let fast_last = finished("a").into_iter().chain(finished("b")).max().unwrap();
     let slow_first = finished("slow").into_iter().min().unwrap();
     // RFC 3339 in UTC with milliseconds: text order is time order.
-    assert!(fast_last < slow_first, "the fast edges waited for the slow one: {fast_last} >= {slow_first}");
+    let timeline: Vec<String> = records
+        .iter()
+        .map(|r| format!("{} {} {} {}", r["finished_at"], r["edge"], r["path"], r["elapsed_ms"]))
+        .collect();
+    assert!(
+        fast_last < slow_first,
+        "the fast edges waited for the slow one: {fast_last} >= {slow_first}\n{}",
+        timeline.join("\n")
+    );
     assert_eq!(by_edge(&records, "slow").len(), 12);
 }
 

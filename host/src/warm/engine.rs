@@ -102,16 +102,21 @@ async fn pump(
     let mut parked = Parked::new(edges, plan.slots);
     let mut turn = index;
     loop {
-        // Once no new pairs can come, a parked pair may take any free
-        // slot: the share only keeps a slow edge from crowding out others.
-        let tail = queues.classes.iter().all(|(_, rx)| rx.is_closed() && rx.is_empty());
+        // Once no new pairs can come and none waits in a backlog or the
+        // spill, a parked pair may take any free slot: the share only keeps
+        // a slow edge from crowding out others, so while a pair of another
+        // edge still waits anywhere, it comes first.
+        let no_more = queues.classes.iter().all(|(_, rx)| rx.is_closed() && rx.is_empty());
+        let tail = |backlog: &[VecDeque<SharedJob>; 3]| {
+            no_more && backlog.iter().all(VecDeque::is_empty) && spill_is_empty(&queues)
+        };
         while slots.total() < plan.slots {
-            let job = match parked.next(&slots.per_edge.borrow(), tail) {
+            let job = match parked.next(&slots.per_edge.borrow(), tail(&backlog)) {
                 Some(job) => job,
                 None => {
                     let Some(class) = pick(&backlog, slots.in_flight.get(), plan.reserved, &mut turn) else { break };
                     let Some(job) = backlog[class].pop_front() else { break };
-                    if !parked.may_start(&job, &slots.per_edge.borrow(), tail) {
+                    if !parked.may_start(&job, &slots.per_edge.borrow(), tail(&backlog)) {
                         parked.park(job);
                         if parked.full() {
                             break;
@@ -331,6 +336,10 @@ fn give_back(queues: &Queues, backlog: &mut [VecDeque<SharedJob>; 3], mut n: usi
     }
     drop(spill);
     queues.spilled.notify_waiters();
+}
+
+fn spill_is_empty(queues: &Queues) -> bool {
+    queues.spill.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
 }
 
 /// Take up to `n` pairs given back by any thread; true if any came.

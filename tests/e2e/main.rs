@@ -2,7 +2,8 @@
 //! config file, the environment and flags; the first-party plugins
 //! and the sandbox through the real runtime, listing through real rclone,
 //! warming through a real nginx cache, the transport against real servers
-//! where they differ (lighttpd and nginx over HTTP/2, stock Varnish),
+//! where they differ (lighttpd and nginx over HTTP/2, stock Varnish), a DNS
+//! answer that changes mid-run,
 //! faults through a scripted server,
 //! the vendors' documented answers through a loopback server, kill and
 //! resume, bad input through the real binary, what an operator should
@@ -20,6 +21,7 @@ mod config;
 mod connect_to;
 mod demo;
 mod deploy;
+mod dns;
 mod edges;
 mod egress;
 mod faults;

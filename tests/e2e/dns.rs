@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use prewarm::util::lab::{find_program, free_port, wait_for_port};
+use prewarm::util::lab::{find_program, free_port, run_nginx};
 use prewarm_e2e::{prewarm_bin, read_results, write_listing};
 
 const HOST: &str = "prewarm-dns.test";
@@ -56,19 +56,7 @@ fn new_connections_follow_a_dns_change_after_the_refresh() {
     );
     std::fs::write(h.join("nginx.conf"), conf).unwrap();
     let nginx = find_program("nginx").expect("nginx installed (scripts/setup)");
-    let mut server = Command::new(nginx)
-        .args(["-p"])
-        .arg(h)
-        .arg("-c")
-        .arg(h.join("nginx.conf"))
-        .arg("-e")
-        .arg(h.join("logs/error.log"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("nginx starts");
-    wait_for_port(port, &mut server, "nginx").unwrap();
+    let mut server = run_nginx(&nginx, h, &h.join("nginx.conf"), port).unwrap();
 
     let hosts = h.join("hosts");
     std::fs::write(&hosts, format!("127.0.0.1 localhost\n127.0.0.2 {HOST}\n")).unwrap();

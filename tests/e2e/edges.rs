@@ -97,19 +97,7 @@ http {{ access_log off; client_body_temp_path {d}/tmp/body; proxy_temp_path {d}/
     }
     conf.push_str("}\n");
     std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let mut child = Command::new(nginx)
-        .args(["-p"])
-        .arg(dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .args(["-e"])
-        .arg(dir.join("logs/error.log"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("nginx starts");
-    lab::wait_for_port(origin, &mut child, "nginx").unwrap();
+    let child = lab::run_nginx(&nginx, dir, &dir.join("nginx.conf"), origin).unwrap();
     Edges { nginx: child, port, home }
 }
 

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use prewarm::util::lab::{find_program, free_port, wait_for_port};
+use prewarm::util::lab::{find_program, free_port, run_nginx, wait_for_port};
 use prewarm_e2e::{prewarm, read_results, run, write_listing};
 use serde_json::Value;
 
@@ -152,16 +152,7 @@ http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/prox
         www = www.display()
     );
     std::fs::write(d.join("nginx.conf"), conf).unwrap();
-    let mut child = Command::new(program("nginx"))
-        .arg("-c")
-        .arg(d.join("nginx.conf"))
-        .arg("-e")
-        .arg(d.join("error.log"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_port(port, &mut child, "nginx").unwrap();
+    let child = run_nginx(&program("nginx"), d, &d.join("nginx.conf"), port).unwrap();
     let _server = Server(child);
     let ca = d.join("ca.pem").display().to_string();
     let records = warm(
@@ -193,16 +184,7 @@ http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/prox
         www = www.display()
     );
     std::fs::write(d.join("origin.conf"), conf).unwrap();
-    let mut child = Command::new(program("nginx"))
-        .arg("-c")
-        .arg(d.join("origin.conf"))
-        .arg("-e")
-        .arg(d.join("origin.err"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_port(origin, &mut child, "nginx").unwrap();
+    let child = run_nginx(&program("nginx"), d, &d.join("origin.conf"), origin).unwrap();
     let _origin = Server(child);
     // Varnish as shipped: a VCL naming the backend, nothing that sets X-Cache.
     std::fs::write(

@@ -124,9 +124,18 @@ http {{
     );
     let conf_path = dir.join("nginx.conf");
     std::fs::write(&conf_path, conf)?;
-    let mut child = Command::new(&nginx)
+    let child = run_nginx(&nginx, dir, &conf_path, port)?;
+    Ok(Service { child, url: format!("http://127.0.0.1:{port}"), port })
+}
+
+/// Start `nginx` in the foreground (its `conf` says `daemon off`) with the
+/// prefix `dir` and its early errors in `dir/logs/error.log`; return once
+/// it listens on 127.0.0.1:`port`.
+pub fn run_nginx(nginx: &Path, dir: &Path, conf: &Path, port: u16) -> Result<Child> {
+    std::fs::create_dir_all(dir.join("logs"))?;
+    let mut child = Command::new(nginx)
         .arg("-c")
-        .arg(&conf_path)
+        .arg(conf)
         .arg("-p")
         .arg(dir)
         .arg("-e")
@@ -137,7 +146,7 @@ http {{
         .spawn()
         .with_context(|| format!("cannot start {}", nginx.display()))?;
     wait_for_port(port, &mut child, "nginx")?;
-    Ok(Service { child, url: format!("http://127.0.0.1:{port}"), port })
+    Ok(child)
 }
 
 /// Run ffmpeg quietly with `input` arguments, `codec` arguments and the

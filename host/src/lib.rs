@@ -67,8 +67,8 @@ pub fn exit_code_for(err: &anyhow::Error) -> Exit {
     if err.chain().any(|e| {
         e.is::<UsageError>()
             || e.is::<plugin::PluginError>()
-            || e.is::<listing::ListingError>()
-            || e.is::<rclone::RcloneError>()
+            || e.downcast_ref::<listing::ListingError>().is_some_and(listing::ListingError::is_usage)
+            || e.downcast_ref::<rclone::RcloneError>().is_some_and(rclone::RcloneError::is_usage)
             || e.is::<config::ConfigError>()
             || e.downcast_ref::<media::MediaError>()
                 .is_some_and(|m| matches!(m, media::MediaError::NotFound { .. } | media::MediaError::TooOld { .. }))

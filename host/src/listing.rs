@@ -56,6 +56,18 @@ pub enum ListingError {
     Rclone(#[from] RcloneError),
 }
 
+impl ListingError {
+    /// Whether the listing failed on what the user gave (a malformed or
+    /// unreadable listing, a bad filter, a source that is not there), not
+    /// on a network or backend fault a retry may get past.
+    pub fn is_usage(&self) -> bool {
+        match self {
+            ListingError::Rclone(e) => e.is_usage(),
+            _ => true,
+        }
+    }
+}
+
 /// Where the listing comes from.
 #[derive(Debug, Clone)]
 pub enum ListingSource {

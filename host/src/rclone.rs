@@ -39,8 +39,31 @@ pub enum RcloneError {
     /// `operation` names remotes as given: shown with their secrets hidden.
     #[error("rclone {} failed: {message}", crate::util::rclone_secrets::redact_remote(operation))]
     Failed { operation: String, message: String },
+    /// The remote path, the remote or its backend does not exist: the same
+    /// call would fail the same way again.
+    #[error("rclone {} failed: {message}", crate::util::rclone_secrets::redact_remote(operation))]
+    NotFound { operation: String, message: String },
     #[error("rclone transfer stopped: interrupted")]
     Cancelled,
+}
+
+impl RcloneError {
+    /// Whether the user must change something before a retry can succeed:
+    /// rclone missing or too old, or what was named not there. A failure
+    /// of the network or the backend (rclone's exit 1 or 5 with any other
+    /// reason) is not: a retried Kubernetes index may get past it.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, RcloneError::Missing { .. } | RcloneError::TooOld { .. } | RcloneError::NotFound { .. })
+    }
+}
+
+/// rclone's exit codes 3 (directory not found) and 4 (file not found), and
+/// the messages of a remote or backend that is not configured
+/// (<https://rclone.org/docs/#exit-code>).
+fn names_nothing(code: Option<i32>, message: &str) -> bool {
+    matches!(code, Some(3 | 4))
+        || message.contains("didn't find section in config file")
+        || message.contains("didn't find backend called")
 }
 
 /// A located, version-checked rclone and the flags to pass it.
@@ -497,9 +520,11 @@ impl LsjsonChild {
         if status.success() {
             return Ok(());
         }
-        Err(RcloneError::Failed {
-            operation: format!("lsjson {}", self.remote),
-            message: format!("{} (exit {})", last_error_line(&stderr.join("\n")), status.code().unwrap_or(-1)),
+        let (operation, reason) = (format!("lsjson {}", self.remote), last_error_line(&stderr.join("\n")));
+        let message = format!("{reason} (exit {})", status.code().unwrap_or(-1));
+        Err(match names_nothing(status.code(), &reason) {
+            true => RcloneError::NotFound { operation, message },
+            false => RcloneError::Failed { operation, message },
         })
     }
 }

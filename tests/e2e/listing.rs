@@ -167,7 +167,7 @@ fn a_million_line_listing_streams_in_flat_memory() {
 }
 
 #[test]
-fn listing_errors_are_clear_with_exit_2() {
+fn listing_errors_are_clear_and_only_the_users_exit_2() {
     let home = tempfile::tempdir().unwrap();
     let out = run(prewarm(home.path()).args(["list", "--source", "/tmp", "--rclone", "/nonexistent/rclone"]));
     assert_eq!(out.status.code(), Some(2));
@@ -182,6 +182,19 @@ fn listing_errors_are_clear_with_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("nosuchremote") && err.contains("didn't find section in config file"), "{err}");
+    let missing = home.path().join("no-such-dir");
+    let out = run(prewarm(home.path()).args(["list", "--source"]).arg(&missing));
+    assert_eq!(out.status.code(), Some(2), "a source that is not there is the user's to fix");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("directory not found"));
+
+    // A backend that cannot be reached is no usage error: exit 1, so a
+    // Kubernetes index is retried rather than the whole Job failed.
+    let port = prewarm::util::lab::free_port().unwrap();
+    let unreachable = format!(":http,url='http://127.0.0.1:{port}/':");
+    let out = run(prewarm(home.path()).args(["list", "--source", &unreachable]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("connection refused") && err.trim().lines().count() == 1, "{err}");
 
     let bad = home.path().join("bad.json");
     std::fs::write(&bad, "[\n{\"Path\":\"a.mp4\",\"Size\":1,\"IsDir\":false},\n{\"Path\":\"b.mp4\",\"Size\":\n]\n")

@@ -71,6 +71,17 @@ fn read_lines(path: &std::path::Path) -> usize {
 
 #[test]
 fn ctrl_c_records_the_pairs_in_flight_and_writes_the_reports() {
+    interrupted_by("-INT");
+}
+
+/// SIGTERM (a Kubernetes eviction, `kubectl delete`) ends a run as Ctrl-C
+/// does: every pair in flight recorded, the reports written.
+#[test]
+fn sigterm_ends_a_run_as_ctrl_c_does() {
+    interrupted_by("-TERM");
+}
+
+fn interrupted_by(signal: &str) {
     let server = FaultServer::start();
     let home = tempfile::tempdir().unwrap();
     let objects: Vec<String> = (0..200).map(|i| format!("slow-ok/v{i}.mp4")).collect();
@@ -92,7 +103,7 @@ fn ctrl_c_records_the_pairs_in_flight_and_writes_the_reports() {
         assert!(Instant::now() < deadline, "no progress");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(3), "an interrupted run is not a success");

@@ -593,19 +593,18 @@ impl ResultsOut {
 }
 
 async fn watch_ctrl_c(cancel: CancellationToken, serve: Option<Arc<ServeHttp>>) {
-    if tokio::signal::ctrl_c().await.is_ok() {
-        let message = "\nprewarm: interrupted; stopping the probes in flight (Ctrl-C again to quit now)\n";
-        crate::util::logging::print(tracing::Level::WARN, message);
-        cancel.cancel();
-        if tokio::signal::ctrl_c().await.is_ok() {
-            // Exiting skips destructors: stop every child first.
-            crate::media::ffmpeg::kill_all();
-            if let Some(s) = &serve {
-                s.stop();
-            }
-            std::process::exit(130);
-        }
+    // SIGTERM as Ctrl-C (a scheduler stopping the job).
+    crate::util::child::interrupted().await;
+    let message = "\nprewarm: interrupted; stopping the probes in flight (Ctrl-C again to quit now)\n";
+    crate::util::logging::print(tracing::Level::WARN, message);
+    cancel.cancel();
+    crate::util::child::interrupted().await;
+    // Exiting skips destructors: stop every child first.
+    crate::media::ffmpeg::kill_all();
+    if let Some(s) = &serve {
+        s.stop();
     }
+    std::process::exit(130);
 }
 
 #[cfg(test)]

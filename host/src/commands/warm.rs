@@ -395,18 +395,18 @@ fn count_lines(path: &std::path::Path) -> std::io::Result<u64> {
 }
 
 async fn watch_ctrl_c(cancel: CancellationToken, rclone: Option<Rclone>) {
-    if tokio::signal::ctrl_c().await.is_ok() {
-        let message = "\nprewarm: interrupted; finishing the pairs in flight (Ctrl-C again to quit now)\n";
-        crate::util::logging::print(tracing::Level::WARN, message);
-        cancel.cancel();
-        if tokio::signal::ctrl_c().await.is_ok() {
-            // Exiting skips destructors: stop rclone's daemon first.
-            if let Some(r) = &rclone {
-                r.shutdown();
-            }
-            std::process::exit(130);
-        }
+    // SIGTERM as Ctrl-C: a Kubernetes eviction then ends with every pair
+    // in flight recorded, the reports written and the last checkpoint sent.
+    crate::util::child::interrupted().await;
+    let message = "\nprewarm: interrupted; finishing the pairs in flight (Ctrl-C again to quit now)\n";
+    crate::util::logging::print(tracing::Level::WARN, message);
+    cancel.cancel();
+    crate::util::child::interrupted().await;
+    // Exiting skips destructors: stop rclone's daemon first.
+    if let Some(r) = &rclone {
+        r.shutdown();
     }
+    std::process::exit(130);
 }
 
 async fn dry_run(

@@ -241,23 +241,7 @@ fn strip_address(line: &str) -> String {
     line.to_string()
 }
 
-/// Resolves on Ctrl-C, or SIGTERM (a scheduler stopping the job): children
-/// live in their own process groups, so neither reaches them by itself and
-/// the caller must stop them.
-pub async fn interrupted() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
+pub use crate::util::child::interrupted;
 
 /// Process groups of children still running, for [`kill_all`].
 static RUNNING: Mutex<Option<HashSet<i32>>> = Mutex::new(None);

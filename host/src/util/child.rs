@@ -1,4 +1,5 @@
-//! Child processes that die with prewarm: on Linux each is started with a
+//! Child processes that die with prewarm, and the signals that stop a run
+//! (Ctrl-C, SIGTERM). On Linux each child is started with a
 //! parent-death signal (`PR_SET_PDEATHSIG`, SIGKILL), so a `kill -9` or an
 //! out-of-memory kill of prewarm, which runs no destructor, leaves none of
 //! its children running (or uploading).
@@ -73,4 +74,23 @@ mod tests {
         let status = child.wait().unwrap();
         assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
     }
+}
+
+/// Resolves on Ctrl-C, or SIGTERM (a scheduler stopping the job: a
+/// Kubernetes eviction or `kubectl delete`): every command stops the same
+/// way on either. Children in their own process groups get neither, so the
+/// caller stops them.
+pub async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -141,6 +141,9 @@ pub fn split_secret_flags(flags: &[String]) -> (Vec<String>, Vec<(String, String
 /// `RCLONE_CONFIG_<NAME>_SECRET_ACCESS_KEY=…`, every parameter so) and is
 /// named `<NAME>:bucket/path` in argv. Anything else is returned as given.
 pub fn remote_for_argv(remote: &str) -> (String, Vec<(String, String)>) {
+    if let Some(moved) = named_with_secrets(remote) {
+        return moved;
+    }
     on_the_fly(remote)
         .filter(|(_, params, _)| params.iter().any(|(k, _)| is_secret_name(k)))
         .map(|(backend, params, path)| {
@@ -154,6 +157,45 @@ pub fn remote_for_argv(remote: &str) -> (String, Vec<(String, String)>) {
             (format!("{name}:{path}"), env)
         })
         .unwrap_or_else(|| (remote.to_string(), Vec::new()))
+}
+
+/// A named remote with secret overrides (`media,secret_access_key=…:path`):
+/// the secrets move to the variables rclone reads for that remote
+/// (`RCLONE_CONFIG_MEDIA_SECRET_ACCESS_KEY`; they take precedence over its
+/// config file, as the overrides did), the other overrides stay.
+fn named_with_secrets(remote: &str) -> Option<(String, Vec<(String, String)>)> {
+    let comma = remote.find(',')?;
+    let name = &remote[..comma];
+    if name.is_empty() || name.contains([':', '/', '\\']) {
+        return None;
+    }
+    // The same grammar as an on-the-fly backend's, the name in its place.
+    let spec = format!(":{remote}");
+    let (_, params, path) = on_the_fly(&spec)?;
+    if !params.iter().any(|(k, _)| is_secret_name(k)) {
+        return None;
+    }
+    // rclone's own mangling of a section name into a variable name.
+    let prefix = format!("RCLONE_CONFIG_{}_", name.to_ascii_uppercase().replace('-', "_"));
+    let (mut kept, mut env) = (name.to_string(), Vec::new());
+    for (key, value) in params {
+        if is_secret_name(&key) {
+            env.push((format!("{prefix}{}", key.to_ascii_uppercase().replace('-', "_")), value));
+        } else {
+            kept.push_str(&format!(",{key}={}", quote(&value)));
+        }
+    }
+    Some((format!("{kept}:{path}"), env))
+}
+
+/// A parameter value as rclone reads it back: quoted when it holds `,`, `:`
+/// or a quote, a quote inside doubled.
+fn quote(value: &str) -> String {
+    if value.contains([',', ':', '"', '\'']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_string()
+    }
 }
 
 /// Parameters of a connection string: `(key, value unquoted)`.
@@ -263,7 +305,18 @@ mod tests {
                 .collect();
         assert_eq!(env, want);
         assert_eq!(remote_for_argv(":s3,provider=Other,secret_access_key='a:b',env_auth:bucket/v a").0, remote);
-        for plain in [":s3,provider=Other:b", "media:v", "media,pass=x:v", "/local/dir", ":local:/x"] {
+        // A named remote's secret overrides move to the variables rclone
+        // reads for that remote; its other overrides stay.
+        let env = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert_eq!(remote_for_argv("media,pass=x:v"), ("media:v".into(), env(&[("RCLONE_CONFIG_MEDIA_PASS", "x")])));
+        assert_eq!(
+            remote_for_argv("my-s3,provider=Other,secret_access_key='a:b',region=x,y:bucket/v"),
+            (
+                "my-s3,provider=Other,region=x,y=true:bucket/v".into(),
+                env(&[("RCLONE_CONFIG_MY_S3_SECRET_ACCESS_KEY", "a:b")])
+            )
+        );
+        for plain in [":s3,provider=Other:b", "media:v", "media,region=x:v", "/local/dir", "/a,b:c", ":local:/x"] {
             assert_eq!(remote_for_argv(plain), (plain.to_string(), Vec::new()), "{plain}");
         }
     }

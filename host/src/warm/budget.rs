@@ -59,12 +59,13 @@ pub struct FailureBudget {
     failed: AtomicU64,
     finished: AtomicU64,
     stop: CancellationToken,
-    /// The first failure of each kind.
+    /// Failures counted per kind, with the first of each.
     examples: Mutex<BTreeMap<String, Example>>,
 }
 
-/// A failed pair's URL (redacted) and last status.
-type Example = (Option<String>, Option<u16>);
+/// Failures of a kind counted, and the first one's URL (redacted) and
+/// last status.
+type Example = (u64, Option<String>, Option<u16>);
 
 impl FailureBudget {
     /// A budget whose stop token is a child of the run's (Ctrl-C stops too).
@@ -79,9 +80,15 @@ impl FailureBudget {
     }
 
     /// Count a finished pair (engine threads); spends the budget when due.
+    /// Pairs that never sent a request (skipped) are not counted, nor an
+    /// `edge_down` failure: a dead edge fails its own pairs at once and
+    /// must not stop the other edges.
     pub fn note(&self, record: &Record) {
+        if record.outcome == Outcome::Skipped {
+            return;
+        }
         let finished = self.finished.fetch_add(1, Ordering::Relaxed) + 1;
-        if record.outcome != Outcome::Failed {
+        if !counts(record) {
             return;
         }
         let failed = self.failed.fetch_add(1, Ordering::Relaxed) + 1;
@@ -100,19 +107,20 @@ impl FailureBudget {
         self.limit.spent(self.failed.load(Ordering::Relaxed), self.finished.load(Ordering::Relaxed))
     }
 
-    /// Keep the first failure of each kind as an example (recorder).
+    /// Count each failure the budget counts by kind, keeping the first of
+    /// each kind as its example (recorder).
     pub fn example(&self, record: &Record) {
-        if record.outcome != Outcome::Failed {
+        if !counts(record) {
             return;
         }
         let kind = record.error_kind.clone().unwrap_or_else(|| "unknown".into());
         let mut examples = self.examples.lock().unwrap_or_else(|p| p.into_inner());
-        examples.entry(kind).or_insert_with(|| (record.url.clone(), record.status));
+        examples.entry(kind).or_insert_with(|| (0, record.url.clone(), record.status)).0 += 1;
     }
 
     /// `stopped after 50 failures: not_found (HTTP 404) for https://…`,
-    /// naming the most common kind in `by_kind`.
-    pub fn reason(&self, by_kind: &BTreeMap<String, u64>) -> String {
+    /// naming the most common kind of the failures counted.
+    pub fn reason(&self) -> String {
         let failed = self.failed.load(Ordering::Relaxed);
         let limit = match self.limit {
             Limit::Count(_) => String::new(),
@@ -122,20 +130,23 @@ impl FailureBudget {
             }
         };
         let mut line = format!("stopped after {} failures{limit}", failed);
-        if let Some((kind, _)) = by_kind.iter().max_by_key(|(k, n)| (**n, std::cmp::Reverse(*k))) {
+        let examples = self.examples.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((kind, (_, url, status))) = examples.iter().max_by_key(|(k, e)| (e.0, std::cmp::Reverse(*k))) {
             line.push_str(&format!(": {kind}"));
-            let examples = self.examples.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((url, status)) = examples.get(kind) {
-                if let Some(s) = status {
-                    line.push_str(&format!(" (HTTP {s})"));
-                }
-                if let Some(u) = url {
-                    line.push_str(&format!(" for {u}"));
-                }
+            if let Some(s) = status {
+                line.push_str(&format!(" (HTTP {s})"));
+            }
+            if let Some(u) = url {
+                line.push_str(&format!(" for {u}"));
             }
         }
         line
     }
+}
+
+/// Whether a record spends the budget: a failure other than `edge_down`.
+fn counts(record: &Record) -> bool {
+    record.outcome == Outcome::Failed && record.error_kind.as_deref() != Some("edge_down")
 }
 
 #[cfg(test)]
@@ -169,16 +180,20 @@ mod tests {
         let cancel = CancellationToken::new();
         let budget = FailureBudget::new(Limit::Count(3), &cancel);
         let ok = Record { outcome: Outcome::Warm, ..Record::blank("b.mp4", "mobile", 1, SizeClass::Small) };
-        for r in [failed("server_error", 503), ok, failed("not_found", 404), failed("not_found", 405)] {
+        // Neither a pair never started nor a dead edge's failure spends it.
+        let mut skipped = failed("stopped", 0);
+        skipped.outcome = Outcome::Skipped;
+        let down = failed("edge_down", 0);
+        for r in [failed("server_error", 503), ok, skipped.clone(), down.clone(), skipped, down] {
+            budget.example(&r);
+            budget.note(&r);
+        }
+        for r in [failed("not_found", 404), failed("not_found", 405)] {
             budget.example(&r);
             assert!(!budget.token().is_cancelled());
             budget.note(&r);
         }
         assert!(budget.token().is_cancelled() && budget.spent() && !cancel.is_cancelled());
-        let by_kind = BTreeMap::from([("not_found".to_string(), 2), ("server_error".to_string(), 1)]);
-        assert_eq!(
-            budget.reason(&by_kind),
-            "stopped after 3 failures: not_found (HTTP 404) for https://cdn.example/404"
-        );
+        assert_eq!(budget.reason(), "stopped after 3 failures: not_found (HTTP 404) for https://cdn.example/404");
     }
 }

@@ -262,7 +262,7 @@ pub async fn run(
     if let Err(e) = ctx.caps.save() {
         tracing::warn!("could not save size capabilities: {e}");
     }
-    let stopped = plan.budget.as_ref().filter(|b| b.spent()).map(|b| b.reason(&stats.failures_by_kind));
+    let stopped = plan.budget.as_ref().filter(|b| b.spent()).map(|b| b.reason());
     Ok(RunOutcome {
         stats,
         listing,

@@ -94,6 +94,37 @@ fn real_world_tree(src: &Path) {
         ),
         &src.join("surround.mov"),
     );
+    // A phone's jittery timestamps: frames closer than one tick of the
+    // nominal rate.
+    ffmpeg(
+        &with(
+            &["-f", "lavfi", "-i", &pattern("320x180", 30, 2.0), "-vf", "setpts='(N/30+0.012*sin(N))/TB'"],
+            &with(&["-fps_mode", "passthrough"], LOSSLESS),
+        ),
+        &src.join("jittery.mp4"),
+    );
+    // A still picture as the first video track, not marked as cover art.
+    let still = src.join("still.tmp.png");
+    ffmpeg(&["-f", "lavfi", "-i", "color=red:size=64x64", "-frames:v", "1"], &still);
+    ffmpeg(
+        &with(
+            &[
+                "-i",
+                still.to_str().unwrap(),
+                "-f",
+                "lavfi",
+                "-i",
+                &pattern("320x180", 25, 2.0),
+                "-map",
+                "0",
+                "-map",
+                "1",
+            ],
+            &["-c:v:0", "png", "-c:v:1", "libx264", "-qp", "0", "-preset", "ultrafast", "-pix_fmt", "yuv420p"],
+        ),
+        &src.join("still-first.mov"),
+    );
+    std::fs::remove_file(&still).unwrap();
     ffmpeg(&with(&["-f", "lavfi", "-i", &pattern("320x180", 25, 2.0)], LOSSLESS), &src.join("phone.3gp"));
     ffmpeg(
         &with(&["-f", "lavfi", "-i", &pattern("320x180", 25, 2.0), "-f", "mp4"], LOSSLESS),
@@ -146,11 +177,20 @@ fn fast_start(path: &Path) -> bool {
     false
 }
 
+/// The index of the longest video stream (not a still picture beside it).
+fn moving_stream(path: &Path) -> u64 {
+    let p = probe(path);
+    let videos = p["streams"].as_array().unwrap().iter().filter(|s| s["codec_type"] == "video");
+    let seconds = |s: &Value| s["duration"].as_str().and_then(|d| d.parse::<f64>().ok()).unwrap_or(0.0);
+    videos.max_by(|a, b| seconds(a).total_cmp(&seconds(b))).unwrap()["index"].as_u64().unwrap()
+}
+
 /// The first frame as shown, 32x32 gray.
 fn frame(path: &Path, extra_filter: &str) -> Vec<u8> {
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(path)
+        .args(["-map", &format!("0:{}", moving_stream(path))])
         .args(["-frames:v", "1", "-vf", &format!("{extra_filter}scale=32:32,format=gray"), "-f", "rawvideo", "-"])
         .output()
         .unwrap();
@@ -206,7 +246,11 @@ fn check_output(out: &Path, source: &Path, want: (u32, u32)) {
     if !name.to_string().ends_with(".mkv") {
         assert!(fast_start(out), "{name}: moov after mdat");
     }
-    let video_s = |p: &Value| stream(p, "video").unwrap()["duration"].as_str().unwrap().parse::<f64>().unwrap();
+    // The longest video stream's: a still picture beside the moving one lasts a frame.
+    let video_s = |p: &Value| {
+        let videos = p["streams"].as_array().unwrap().iter().filter(|s| s["codec_type"] == "video");
+        videos.map(|s| s["duration"].as_str().unwrap().parse::<f64>().unwrap()).fold(0.0, f64::max)
+    };
     assert!((video_s(&p) - video_s(&probe(source))).abs() < 0.2, "{name}: video duration");
     // Upright: the first frame as shown matches the source's as shown, and not turned over.
     let want_frame = frame(source, "");
@@ -234,6 +278,8 @@ fn real_world_sources_come_out_right_to_a_dest_and_in_place() {
         ("longaudio.mp4", (320, 180), ""),
         ("vfr.mp4", (320, 180), "variable frame rate kept"),
         ("surround.mov", (320, 180), "audio pcm_s16le to aac stereo"),
+        ("jittery.mp4", (320, 180), ""),
+        ("still-first.mov", (320, 180), ""),
         ("phone.3gp", (320, 180), ""),
         ("noextension", (320, 180), ""),
     ];

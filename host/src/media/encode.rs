@@ -183,7 +183,7 @@ pub fn ffmpeg_args(job: &EncodeJob<'_>) -> Vec<String> {
     a.extend(device_args(job.family, job.render_node));
     a.push("-i".into());
     a.push(job.input.display().to_string());
-    a.extend(["-map", "0:v:0", "-map_metadata", "0"].map(String::from));
+    a.extend(["-map".into(), format!("0:{}", job.recipe.stream), "-map_metadata".into(), "0".into()]);
     a.extend(["-vf".into(), recipe::video_filter(job.recipe, job.family)]);
     // Every frame at its own time: a variable frame rate stays variable.
     let passthrough = if super::ffmpeg::at_least(job.version, 5, 1) { "-fps_mode" } else { "-vsync" };

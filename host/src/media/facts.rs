@@ -104,8 +104,14 @@ pub async fn facts(tools: &Tools, input: &Input<'_>, timeout: Duration) -> Resul
     parse_facts(&out.stdout).map_err(|e| Unread::Media(format!("ffprobe's answer is not readable: {e}")))
 }
 
-/// Decode `span` of the first video stream of `input`.
-pub async fn decode(tools: &Tools, input: &Input<'_>, span: Span, timeout: Duration) -> Result<Decoded, Unread> {
+/// Decode `span` of `input`'s video stream number `stream`.
+pub async fn decode(
+    tools: &Tools,
+    input: &Input<'_>,
+    stream: u32,
+    span: Span,
+    timeout: Duration,
+) -> Result<Decoded, Unread> {
     let mut cmd = tokio::process::Command::new(&tools.ffmpeg);
     // No `-xerror`: decoding on past the first error lets the demuxer say
     // "partial file" when the data ends early, which tells a cut-short file
@@ -118,7 +124,7 @@ pub async fn decode(tools: &Tools, input: &Input<'_>, span: Span, timeout: Durat
         Span::Whole => &mut cmd,
     };
     cmd.arg("-i").arg(input.url);
-    cmd.args(["-map", "0:v:0", "-f", "null", "-progress", "pipe:1", "-nostats", "-"]);
+    cmd.arg("-map").arg(format!("0:{stream}")).args(NULL_OUTPUT).args(["-progress", "pipe:1", "-nostats", "-"]);
     let out = run(cmd, timeout).await.map_err(Unread::from_run)?;
     let stderr = shown_stderr(&out.stderr_tail, input);
     let frames = last_frame_count(&String::from_utf8_lossy(&out.stdout));
@@ -138,15 +144,23 @@ pub async fn decode(tools: &Tools, input: &Input<'_>, span: Span, timeout: Durat
     }
 }
 
-/// Run `idet` over the first `frames` frames of `input`'s video: whether
-/// most of them look interlaced (for a stream that does not say so).
-pub async fn looks_interlaced(tools: &Tools, input: &Input<'_>, frames: u32, timeout: Duration) -> bool {
+/// ffmpeg's null output with the input's own time base: frames of a
+/// variable frame rate that fall in one tick of the nominal rate would
+/// otherwise be "non monotonically increasing dts" errors of the null
+/// muxer, not of the file.
+pub const NULL_OUTPUT: [&str; 4] = ["-enc_time_base", "-1", "-f", "null"];
+
+/// Run `idet` over the first `frames` frames of `input`'s video stream
+/// number `stream`: whether most of them look interlaced (for a stream
+/// that does not say so).
+pub async fn looks_interlaced(tools: &Tools, input: &Input<'_>, stream: u32, frames: u32, timeout: Duration) -> bool {
     let mut cmd = tokio::process::Command::new(&tools.ffmpeg);
     // idet reports at info level, at the end.
     cmd.args(["-hide_banner", "-nostdin", "-nostats", "-v", "info"]);
     input_args(&mut cmd);
     cmd.arg("-i").arg(input.url);
-    cmd.args(["-map", "0:v:0", "-frames:v", &frames.to_string(), "-vf", "idet", "-an", "-f", "null", "-"]);
+    cmd.arg("-map").arg(format!("0:{stream}"));
+    cmd.args(["-frames:v", &frames.to_string(), "-vf", "idet", "-an"]).args(NULL_OUTPUT).arg("-");
     match run(cmd, timeout).await {
         Ok(out) => super::recipe::idet_says_interlaced(&out.stderr_tail),
         Err(_) => false,

@@ -388,7 +388,8 @@ async fn plan_encode(
     let found = if recipe::worth_detecting(video) {
         let url = input.display().to_string();
         let source = Input { url: &url, shown: name };
-        cancellable(cancel, facts::looks_interlaced(&plan.tools, &source, IDET_FRAMES, PROBE_TIMEOUT)).await?
+        let looks = facts::looks_interlaced(&plan.tools, &source, video.stream, IDET_FRAMES, PROBE_TIMEOUT);
+        cancellable(cancel, looks).await?
     } else {
         false
     };

@@ -53,6 +53,8 @@ pub struct Video {
     pub duration_s: Option<f64>,
     /// `r_frame_rate` and `avg_frame_rate` differ: frames are not evenly spaced.
     pub variable_frame_rate: bool,
+    /// The stream's index in the file, for ffmpeg's `-map 0:N`.
+    pub stream: u32,
 }
 
 /// The first audio stream.
@@ -115,6 +117,8 @@ struct ProbeJson {
 
 #[derive(Deserialize)]
 struct StreamJson {
+    #[serde(default)]
+    index: u32,
     codec_type: Option<String>,
     codec_name: Option<String>,
     profile: Option<String>,
@@ -203,14 +207,35 @@ fn video(s: &StreamJson) -> Option<Video> {
         color_space: label(&s.color_space),
         duration_s: number(&s.duration),
         variable_frame_rate: matches!((r, avg), (Some(r), Some(a)) if (r - a).abs() / r > 0.01),
+        stream: s.index,
     })
+}
+
+/// Codecs of still pictures: a video stream of one of these beside a moving
+/// one is cover art that a container (Matroska) could not mark
+/// `attached_pic`.
+const STILL_CODECS: &[&str] = &["png", "mjpeg", "bmp", "tiff", "webp", "jpegls", "jpeg2000", "qoi"];
+
+/// The video stream a viewer sees: not an attached picture, a moving
+/// stream before a still one, then the largest frame (as ffmpeg's own
+/// choice), then the first.
+fn main_picture(streams: &[StreamJson]) -> Option<&StreamJson> {
+    let rank = |s: &StreamJson| {
+        let still = s.codec_name.as_deref().is_some_and(|c| STILL_CODECS.contains(&c));
+        let area = u64::from(s.width.unwrap_or(0)) * u64::from(s.height.unwrap_or(0));
+        (!still, area, std::cmp::Reverse(s.index))
+    };
+    streams
+        .iter()
+        .filter(|s| s.codec_type.as_deref() == Some("video") && s.disposition.attached_pic == 0)
+        .max_by_key(|s| rank(s))
 }
 
 /// Parse `ffprobe -print_format json -show_format -show_streams`.
 pub fn parse_facts(json: &[u8]) -> Result<Facts, serde_json::Error> {
     let probe: ProbeJson = serde_json::from_slice(json)?;
     let is = |kind: &str, s: &StreamJson| s.codec_type.as_deref() == Some(kind);
-    let picture = probe.streams.iter().find(|s| is("video", s) && s.disposition.attached_pic == 0);
+    let picture = main_picture(&probe.streams);
     let sound = probe.streams.iter().find(|s| is("audio", s));
     let format = probe.format.as_ref();
     Ok(Facts {

@@ -38,6 +38,8 @@ pub enum AudioPlan {
 /// Everything decided for one encode.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recipe {
+    /// The source's video stream (its index in the file).
+    pub stream: u32,
     /// The source's frame as a viewer sees it.
     pub displayed: (u32, u32),
     /// Output width, height and whether `cover` crops.
@@ -93,7 +95,7 @@ pub fn plan(facts: &Facts, container: &Container, options: Options, interlace_fo
     if video.variable_frame_rate {
         steps.push("variable frame rate kept".into());
     }
-    Ok(Recipe { displayed, size, deinterlace, tonemap_from, audio, steps })
+    Ok(Recipe { stream: video.stream, displayed, size, deinterlace, tonemap_from, audio, steps })
 }
 
 /// Copy what the container's browsers play; otherwise (or `--audio aac`)

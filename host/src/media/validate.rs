@@ -245,7 +245,7 @@ impl Inspector {
             found.fail(Check::Dimensions, "no picture size");
         }
         for span in spans(self.depth, duration) {
-            match facts::decode(&self.tools, input, span, self.timeout).await {
+            match facts::decode(&self.tools, input, video.stream, span, self.timeout).await {
                 Ok(Decoded::Clean { .. }) => {}
                 Ok(Decoded::Truncated(why)) => {
                     found.fail(Check::Truncated, why);

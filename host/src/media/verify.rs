@@ -32,7 +32,9 @@ pub async fn verify(tools: &Tools, output: &Path, source: &Facts, size: (u32, u3
     let mut cmd = tokio::process::Command::new(&tools.ffmpeg);
     cmd.args(["-hide_banner", "-nostdin", "-v", "error", "-t", &DECODE_SECONDS.to_string(), "-i"])
         .arg(output)
-        .args(["-map", "0:v:0", "-f", "null", "-"]);
+        .args(["-map", "0:v:0"])
+        .args(facts::NULL_OUTPUT)
+        .arg("-");
     let out = ffmpeg::run(cmd, CHECK_TIMEOUT).await.map_err(|e| format!("output decode check: {e}"))?;
     if !out.status.success() || !out.stderr_tail.trim().is_empty() {
         return Err(format!("the output does not decode cleanly: {}", out.error_line().replace(&path, "the output")));

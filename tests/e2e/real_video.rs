@@ -418,6 +418,8 @@ fn dest_naming_the_source_is_refused_in_every_spelling() {
         format!(":local:{s}"),
         format!("loc:{s}"),
         format!("{s}/../src"),
+        // Through a folder that does not exist yet: rclone reads `..` by the text.
+        format!("{s}/new/../../src"),
         home.path().join("link").display().to_string(),
         "src".into(),
     ];

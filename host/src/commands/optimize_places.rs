@@ -33,7 +33,7 @@ fn plain_local(spec: &str) -> Option<PathBuf> {
 /// The path made absolute and canonical as far as it exists (a `--dest`
 /// may not exist yet): `a/./b//c/..` and symlinks resolved.
 fn canonical(path: &Path) -> PathBuf {
-    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let absolute = clean(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
     let mut existing = absolute.as_path();
     let mut rest = Vec::new();
     loop {
@@ -48,6 +48,23 @@ fn canonical(path: &Path) -> PathBuf {
             _ => return absolute,
         }
     }
+}
+
+/// `.` and `..` resolved by the text, as rclone does (Go's `filepath.Clean`):
+/// `new/../videos` names `videos` even while `new` does not exist.
+fn clean(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Where a remote spec points, as a comparable key.

@@ -257,7 +257,7 @@ fn each_variant_is_cached_apart() {
     // A header prewarm sets itself is refused before anything is sent.
     let out = run(lab.warm("http", 1, "r2.jsonl").args(["--variant", "x=Host: evil.example"]));
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--variant `x=Host: evil.example`"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--variant `x`: header `Host`"));
 }
 
 #[test]

@@ -92,7 +92,8 @@ fn run_show(show: ConfigShowArgs) -> Result<Exit> {
 fn row(layered: &config::Layered, sub: &ArgMatches, arg: &Arg) -> Option<Row> {
     let long = arg.get_long().filter(|l| !matches!(*l, "config" | "set"))?;
     let origin = layered.origin(sub, arg)?;
-    let raw: Vec<String> = sub.get_raw(arg.get_id().as_str())?.map(|v| redact_text(&v.to_string_lossy())).collect();
+    let raw: Vec<String> =
+        sub.get_raw(arg.get_id().as_str())?.map(|v| redact_text(&shown(long, &v.to_string_lossy()))).collect();
     let scalar = |v: &String| match config::expects_number(arg) {
         Some(_) => {
             v.parse::<u64>().map(Value::from).or_else(|_| v.parse::<f64>().map(Value::from)).unwrap_or(v.clone().into())
@@ -107,6 +108,18 @@ fn row(layered: &config::Layered, sub: &ArgMatches, arg: &Arg) -> Option<Row> {
         _ => raw.first().map_or(Value::Null, scalar),
     };
     Some(Row { key: long.to_string(), value, origin })
+}
+
+/// A value as `config show` shows it: a credential header's value, an
+/// rclone secret (in a remote or a flag) replaced by `REDACTED`.
+fn shown(long: &str, value: &str) -> String {
+    use crate::util::rclone_secrets::{redact_flag, redact_remote};
+    match long {
+        "header" => crate::warm::routes::shown_header(value),
+        "variant" => crate::warm::routes::shown_variant(value),
+        "rclone-flag" => redact_flag(value),
+        _ => redact_remote(value),
+    }
 }
 
 /// `--set` values key by key, shown as written with secrets hidden.

@@ -10,12 +10,14 @@
 //! on rclone 1.63 and later, `Sensitive`) in `rclone config providers`,
 //! kept here as a list since asking rclone would cost a process where none
 //! is running (`config show`), and any name that holds `key`, `secret`,
-//! `pass`, `token`, `credential`, `sas` or `auth`.
+//! `pass`, `token`, `credential`, `sas`, `auth` or `header`.
 
 use super::redact::register_secret;
 
 /// Words that make a parameter or flag name secret.
-const SECRET_WORDS: &[&str] = &["key", "secret", "pass", "token", "credential", "sas", "auth"];
+/// `header` too: rclone's `--header`, `--header-download`, `--http-headers`
+/// and the `headers` parameter carry `Authorization` and API keys.
+const SECRET_WORDS: &[&str] = &["key", "secret", "pass", "token", "credential", "sas", "auth", "header"];
 
 /// Names rclone marks as passwords or sensitive that hold none of
 /// [`SECRET_WORDS`] (from `rclone config providers` of 1.60 and the

@@ -154,23 +154,48 @@ pub struct Variant {
 impl FromStr for Variant {
     type Err = String;
 
-    /// `NAME=Header: value[; Header: value]` (`--variant`).
+    /// `NAME=Header: value[; Header: value]` (`--variant`). A `;` followed by
+    /// something other than `Name:` belongs to the value (`User-Agent:
+    /// Mozilla/5.0 (iPhone; CPU …)`, `Accept: text/html; q=0.9`); a value
+    /// may be `env:VAR` or `file:PATH`, as with `--header`.
     fn from_str(raw: &str) -> Result<Self, String> {
-        let what = format!("--variant `{raw}`");
-        let (name, list) =
-            raw.split_once('=').ok_or_else(|| format!("{what}: expected NAME='Header: value[; Header: value]'"))?;
+        let shape = "expected NAME='Header: value[; Header: value]'";
+        let (name, list) = raw.split_once('=').ok_or_else(|| format!("--variant: {shape}"))?;
         let name = name.trim();
-        check_name(name).map_err(|why| format!("{what}: variant name `{name}` {why}"))?;
-        let headers = list
-            .split(';')
-            .filter(|h| !h.trim().is_empty())
-            .map(|h| parse_header(h, &what))
-            .collect::<Result<Vec<_>, _>>()?;
+        // Named by its name only: a value may be a credential.
+        let what = format!("--variant `{name}`");
+        check_name(name).map_err(|why| format!("{what}: variant name {why}"))?;
+        let headers = header_list(list).into_iter().map(|h| read_header(h, &what)).collect::<Result<Vec<_>, _>>()?;
         if headers.is_empty() {
-            return Err(format!("{what}: no headers; expected NAME='Header: value[; Header: value]'"));
+            return Err(format!("{what}: no headers; {shape}"));
         }
         Ok(Variant { name: name.to_string(), headers })
     }
+}
+
+/// Split `Header: value; Header: value` at each `;` that a header name and
+/// its `:` follow (RFC 9110 §5.1: a name is a token).
+fn header_list(list: &str) -> Vec<&str> {
+    let starts_header = |rest: &str| {
+        let rest = rest.trim_start();
+        let name_end = rest.find(|c: char| !is_tchar(c)).unwrap_or(rest.len());
+        name_end > 0 && rest[name_end..].trim_start().starts_with(':')
+    };
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for (i, _) in list.match_indices(';') {
+        if starts_header(&list[i + 1..]) {
+            parts.push(&list[start..i]);
+            start = i + 1;
+        }
+    }
+    parts.push(&list[start..]);
+    parts.into_iter().filter(|h| !h.trim().is_empty()).collect()
+}
+
+/// RFC 9110 §5.6.2 `tchar`.
+fn is_tchar(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
 }
 
 /// `Name: value`, checked as the plugin's own headers are (no header that
@@ -188,7 +213,13 @@ pub fn parse_header(raw: &str, what: &str) -> Result<(String, String), String> {
 /// there and registered as a secret (never shown).
 pub fn parse_extra_header(raw: &str) -> Result<(String, String), String> {
     let what = format!("--header `{}`", raw.split_once(':').map_or(raw, |(n, _)| n).trim());
-    let (name, value) = parse_header(raw, &what)?;
+    read_header(raw, &what)
+}
+
+/// `Name: value` with an `env:VAR` or `file:PATH` value read and registered
+/// as a secret, and a credential header's literal value registered too.
+fn read_header(raw: &str, what: &str) -> Result<(String, String), String> {
+    let (name, value) = parse_header(raw, what)?;
     let read = if let Some(var) = value.strip_prefix("env:") {
         std::env::var(var).map_err(|_| format!("{what}: environment variable `{var}` is not set (or not UTF-8)"))?
     } else if let Some(path) = value.strip_prefix("file:") {
@@ -205,6 +236,32 @@ pub fn parse_extra_header(raw: &str) -> Result<(String, String), String> {
     match super::egress::user_header_problem(&name, &read) {
         Some(why) => Err(format!("{what}: the value read {why}")),
         None => Ok((name, read)),
+    }
+}
+
+/// `Name: value` as shown (`config show`): the value of a credential header
+/// written literally is `REDACTED`; `env:`/`file:` references are shown.
+pub fn shown_header(raw: &str) -> String {
+    match raw.split_once(':') {
+        Some((name, value))
+            if crate::util::redact::is_credential_header(name.trim())
+                && !value.trim().starts_with("env:")
+                && !value.trim().starts_with("file:") =>
+        {
+            format!("{}: REDACTED", name.trim())
+        }
+        _ => raw.to_string(),
+    }
+}
+
+/// `NAME=Header: value; …` as shown, each header as [`shown_header`].
+pub fn shown_variant(raw: &str) -> String {
+    match raw.split_once('=') {
+        Some((name, list)) => {
+            let shown: Vec<String> = header_list(list).into_iter().map(|h| shown_header(h.trim())).collect();
+            format!("{name}={}", shown.join("; "))
+        }
+        None => raw.to_string(),
     }
 }
 
@@ -336,6 +393,20 @@ mod tests {
     fn parses_variants_and_headers() {
         let v: Variant = "phone=X-Device: phone; Accept: image/avif".parse().unwrap();
         assert_eq!(v.headers, [("X-Device".into(), "phone".into()), ("Accept".into(), "image/avif".into())]);
+        // A `;` inside a value stays in it: real User-Agents, q-values, Client Hints.
+        let ua = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)";
+        let v: Variant =
+            format!("ios=User-Agent: {ua}; Accept: text/html; q=0.9;Sec-CH-UA: \"A\";v=\"1\"").parse().unwrap();
+        let want = [("User-Agent", ua), ("Accept", "text/html; q=0.9"), ("Sec-CH-UA", "\"A\";v=\"1\"")];
+        assert_eq!(v.headers, want.map(|(n, v)| (n.to_string(), v.to_string())));
+        // Values from the environment, as with --header; a missing one is named, not shown.
+        // SAFETY: this test alone sets this variable.
+        unsafe { std::env::set_var("PREWARM_TEST_VARIANT_TOKEN", "tok-123") };
+        let v: Variant = "auth=Authorization: env:PREWARM_TEST_VARIANT_TOKEN".parse().unwrap();
+        assert_eq!(v.headers, [("Authorization".to_string(), "tok-123".to_string())]);
+        let e =
+            "p=Authorization: Bearer LITERAL; X-K: env:PREWARM_TEST_NOT_SET_ANYWHERE".parse::<Variant>().unwrap_err();
+        assert!(e.starts_with("--variant `p`") && !e.contains("LITERAL"), "{e}");
         for bad in ["phone", "phone=", "phone=Host: a", "phone=X-Y", "ph one=X: 1", "p=Proxy-Authorization: x"] {
             let e = bad.parse::<Variant>().unwrap_err();
             assert!(e.starts_with("--variant") && !e.contains('\n'), "{e}");

@@ -33,6 +33,7 @@ impl Upload {
         files: &[Option<&Path>],
         rclone: impl FnOnce() -> Result<Rclone>,
     ) -> Result<Option<Self>> {
+        distinct(files).map_err(usage)?;
         let Some(dest) = dest else { return Ok(None) };
         if dest.trim().is_empty() {
             return Err(usage("--upload: give an rclone REMOTE:PATH"));
@@ -86,6 +87,33 @@ fn shown(dest: &str) -> String {
     redact_url(&crate::util::rclone_secrets::redact_remote(dest))
 }
 
+/// Two outputs naming one file (`--results r.jsonl --report r.jsonl`, or
+/// through a link): the one written last would replace the other, a
+/// summary over the results. Checked with or without `--upload`.
+fn distinct(files: &[Option<&Path>]) -> Result<(), String> {
+    // The parent resolved (the file itself may not exist yet).
+    let key = |p: &Path| {
+        let absolute = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let parent = absolute.parent().and_then(|d| std::fs::canonicalize(d).ok());
+        match (std::fs::canonicalize(&absolute), parent, absolute.file_name()) {
+            (Ok(real), _, _) => real,
+            (_, Some(dir), Some(name)) => dir.join(name),
+            _ => absolute,
+        }
+    };
+    let files: Vec<&Path> = files.iter().flatten().copied().collect();
+    for (i, a) in files.iter().enumerate() {
+        if let Some(b) = files[..i].iter().find(|b| key(b) == key(a)) {
+            return Err(format!(
+                "{} and {} are one file: two outputs would overwrite each other; give each output its own file",
+                b.display(),
+                a.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Files are uploaded by name: two with one name (in two directories, or
 /// the same file named twice) would land on one object.
 fn check_names(files: &[PathBuf]) -> Result<(), String> {
@@ -119,6 +147,13 @@ mod tests {
              file names"
         );
         assert!(check_names(&[p("x.json"), p("x.json")]).is_err(), "one file named twice");
+        // One file named twice is refused with or without --upload.
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("r.jsonl"), dir.path().join("./r.jsonl"));
+        let e = Upload::prepare(None, &[Some(&a), Some(&b)], || unreachable!()).unwrap_err().to_string();
+        assert!(e.contains("are one file"), "{e}");
+        let other = dir.path().join("s.json");
+        assert!(Upload::prepare(None, &[Some(&a), Some(&other)], || unreachable!()).unwrap().is_none());
         let none = Upload::prepare(Some("remote:out"), &[None, None], || unreachable!());
         assert!(none.unwrap_err().to_string().contains("writes no file to upload"));
         assert!(Upload::prepare(Some(" "), &[Some(Path::new("a"))], || unreachable!()).is_err());

@@ -27,6 +27,8 @@ fn usage_errors_exit_2_with_one_line() {
     let home = tempfile::tempdir().unwrap();
     let cases: &[(&[&str], &str)] = &[
         (&["--plugin", "no-such-cdn", "--base-url", "http://127.0.0.1:9"], "unknown plugin `no-such-cdn`"),
+        (&["--plugin", "template", "--base-url", "http://a\\b.example/x"], "holds a backslash"),
+        (&["--plugin", "template", "--base-url", "http:/a.example"], "write it as http://host"),
         (&["--plugin", "/nonexistent/plugin.wasm", "--base-url", "http://127.0.0.1:9"], "/nonexistent/plugin.wasm"),
         (
             &["--plugin", "template", "--base-url", "http://127.0.0.1:9", "--set", "colour=red"],

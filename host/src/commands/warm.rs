@@ -62,6 +62,7 @@ pub fn resolve_settings(plugin: &Plugin, pairs: &[(String, String)]) -> Result<V
 }
 
 pub fn parse_base_url(raw: &str) -> Result<String> {
+    let raw = raw.trim();
     let shown = redact_url(raw);
     let url = reqwest::Url::parse(raw).map_err(|e| usage(format!("--base-url `{shown}`: not a URL ({e})")))?;
     crate::util::redact::register_userinfo(url.username(), url.password());
@@ -71,7 +72,21 @@ pub fn parse_base_url(raw: &str) -> Result<String> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(usage(format!("--base-url `{shown}`: must not have a query or fragment")));
     }
-    Ok(raw.trim_end_matches('/').to_string())
+    // Read as written, as plugins and the egress policy will: a backslash
+    // or space is where URL readers disagree on the host.
+    let prefix = format!("{}://", url.scheme());
+    let written = match raw.get(..prefix.len()) {
+        Some(p) if p.eq_ignore_ascii_case(&prefix) => &raw[prefix.len()..],
+        _ => return Err(usage(format!("--base-url `{shown}`: write it as {prefix}host[:port][/path]"))),
+    };
+    let authority = &written[..written.find(['/', '?', '#']).unwrap_or(written.len())];
+    if authority.contains(|c: char| c == '\\' || c.is_whitespace() || c.is_control()) {
+        return Err(usage(format!(
+            "--base-url `{shown}`: its host part holds a backslash, space or control character"
+        )));
+    }
+    // `HTTP://` as `http://`: plugins build on the base as given.
+    Ok(format!("{}://{}", url.scheme(), written.trim_end_matches('/')))
 }
 
 /// `--timeout` and `--header-timeout`.

@@ -125,7 +125,9 @@ pub(crate) fn request(plugin: &str, r: wit::Request) -> Result<domain::WarmReque
     if r.url.len() > MAX_URL {
         return Err(bad(format!("returned a URL of {} bytes (limit {MAX_URL})", r.url.len())));
     }
-    if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {
+    // Schemes are case-insensitive (RFC 3986 §3.1); the policy writes them lowercase.
+    let scheme_is = |s: &str| r.url.get(..s.len()).is_some_and(|p| p.eq_ignore_ascii_case(s));
+    if !(scheme_is("http://") || scheme_is("https://")) {
         return Err(bad(format!("returned `{}`, which is not an absolute http(s) URL", one_line(&r.url))));
     }
     if r.headers.len() > MAX_HEADERS {

@@ -32,9 +32,11 @@ pub fn hide_evident_secrets<'a>(args: impl IntoIterator<Item = &'a std::ffi::OsS
         if let Some((_, rest)) = arg.split_once("://")
             && let Some((userinfo, _)) = rest.split(['/', '?', '#']).next().and_then(|a| a.rsplit_once('@'))
         {
-            for part in userinfo.split(':') {
-                redact::register_secret(part);
-            }
+            let (user, password) = match userinfo.split_once(':') {
+                Some((user, password)) => (user, Some(password)),
+                None => (userinfo, None),
+            };
+            redact::register_userinfo(user, password);
         }
     }
 }

@@ -49,14 +49,23 @@ pub fn register_secret(value: &str) {
     list.sort_by_key(|v| std::cmp::Reverse(v.len()));
 }
 
-/// Register the userinfo of a URL: user and password as written and
-/// percent-decoded, and the `Basic` credentials (RFC 7617) a client would
-/// build of them.
+/// A user name this long beside a password is taken for a key (an access
+/// key id, a token) and hidden too.
+const USER_AS_KEY: usize = 16;
+
+/// Register the userinfo of a URL: the password (and a user name alone or
+/// as long as a key) as written and percent-decoded, and the `Basic`
+/// credentials (RFC 7617) a client would build of them.
 pub fn register_userinfo(user: &str, password: Option<&str>) {
     use base64::Engine as _;
     let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
     let (user, password) = (decode(user), password.map(decode));
-    register_secret(&user);
+    // A user name beside a password is no secret, and a short one (`admin`,
+    // `pairs`) scrubbed from every line would garble the output; alone, or
+    // long enough to be a key, it is the credential.
+    if password.is_none() || user.len() >= USER_AS_KEY {
+        register_secret(&user);
+    }
     if let Some(p) = &password {
         register_secret(p);
     }

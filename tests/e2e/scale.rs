@@ -337,3 +337,28 @@ fn a_run_killed_while_checkpointing_resumes_elsewhere_from_its_upload() {
     assert_eq!(names, ["run.json", "run.jsonl"], "no temporary name left at the destination");
     assert_eq!(std::fs::read(up.join("run.jsonl")).unwrap(), std::fs::read(run2.join("run.jsonl")).unwrap());
 }
+
+/// Shards that share one results name would resume each other's files and
+/// count each other's pairs: the second is refused, its file untouched.
+#[test]
+fn resume_refuses_another_shards_results() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let server = SlowNginx::start(&h.join("nginx"), Duration::from_millis(1)).unwrap();
+    listing(&h.join("l.jsonl"), 40, |_| None);
+    let results = h.join("shard.jsonl");
+    let shard = |s: &str| {
+        let mut cmd = warm(h, &h.join("l.jsonl"), &server.slow_url);
+        cmd.args(["--shard", s, "--resume", "--results"]).arg(&results);
+        prewarm_e2e::run(&mut cmd)
+    };
+    assert_eq!(shard("0/2").status.code(), Some(0));
+    let before = std::fs::read(&results).unwrap();
+    let out = shard("1/2");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("another shard than 1/2") && err.trim().lines().count() == 1, "{err}");
+    assert_eq!(std::fs::read(&results).unwrap(), before, "the other shard's file was changed");
+    // The shard's own file resumes as before.
+    assert_eq!(shard("0/2").status.code(), Some(0));
+}

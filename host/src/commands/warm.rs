@@ -202,7 +202,7 @@ async fn run_async(args: WarmArgs) -> Result<Exit> {
     let checkpoints = scale.checkpoints(&args, upload.as_ref())?;
     let (already_warm, prior) = if args.resume {
         let by_edge = !routes.edges.is_empty();
-        let (warm, prior) = scale::resume(&args.results, by_edge, upload.as_ref(), size_classes).await?;
+        let (warm, prior) = scale::resume(&args.results, by_edge, upload.as_ref(), size_classes, filters.shard).await?;
         (Some(warm), Some(prior))
     } else {
         (None, None)

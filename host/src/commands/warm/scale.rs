@@ -73,6 +73,7 @@ pub(super) async fn resume(
     by_edge: bool,
     upload: Option<&Upload>,
     classes: SizeClasses,
+    shard: Option<crate::listing::Shard>,
 ) -> Result<(std::collections::HashSet<u64>, Stats)> {
     let missing = results.metadata().map_or(true, |m| m.len() == 0);
     if let Some(u) = upload.filter(|_| missing)
@@ -85,10 +86,29 @@ pub(super) async fn resume(
         );
     }
     let mut prior = Stats::new(classes);
-    let state = crate::record::resume_with(results, by_edge, |r| prior.add(&r)).map_err(|e| match e {
+    // A record of another shard's object: the file is another shard's (all
+    // shards named one --results and one --upload), and resuming it would
+    // count that shard's pairs as this one's.
+    let mut foreign: Option<String> = None;
+    let state = crate::record::resume_with(results, by_edge, |r| {
+        if foreign.is_none() && shard.is_some_and(|s| !s.contains(&r.path)) {
+            foreign = Some(r.path.clone());
+        }
+        prior.add(&r)
+    })
+    .map_err(|e| match e {
         crate::record::ResumeError::NotResults { .. } => crate::usage(e.to_string()),
         e => anyhow::Error::new(e).context(format!("cannot read results file {} to resume", results.display())),
     })?;
+    if let (Some(path), Some(s)) = (foreign, shard) {
+        return Err(crate::usage(format!(
+            "--resume: {} holds `{path}`, an object of another shard than {}/{}: each shard needs its own \
+             --results file name (deploy/kubernetes/job.yaml names them by the index)",
+            results.display(),
+            s.index,
+            s.count
+        )));
+    }
     if state.dropped > 0 {
         tracing::warn!(
             "{}: dropped {} unreadable line(s); those pairs will be warmed again",

@@ -59,7 +59,10 @@ impl Drop for Service {
 /// Range and HEAD support.
 pub fn start_origin(rclone: &Path, dir: &Path) -> Result<Service> {
     let port = free_port()?;
-    let mut child = Command::new(rclone)
+    let mut cmd = Command::new(rclone);
+    // `prewarm demo` killed with -9 leaves no server behind.
+    crate::util::child::die_with_parent(&mut cmd);
+    let mut child = cmd
         .args(["serve", "http"])
         .arg(dir)
         .arg(format!("--addr=127.0.0.1:{port}"))
@@ -133,7 +136,9 @@ http {{
 /// it listens on 127.0.0.1:`port`.
 pub fn run_nginx(nginx: &Path, dir: &Path, conf: &Path, port: u16) -> Result<Child> {
     std::fs::create_dir_all(dir.join("logs"))?;
-    let mut child = Command::new(nginx)
+    let mut cmd = Command::new(nginx);
+    crate::util::child::die_with_parent(&mut cmd);
+    let mut child = cmd
         .arg("-c")
         .arg(conf)
         .arg("-p")

@@ -329,11 +329,16 @@ pub fn standard_headers() -> Vec<String> {
         .collect()
 }
 
-/// A `Location` header resolved against the URL that was requested:
-/// absolute, scheme-relative (`//host/x`), absolute-path (`/x`) or relative.
+/// A `Location` header resolved against the URL that was requested, by
+/// RFC 3986 §5.2 (RFC 9110 §10.2.2 points there): absolute (any scheme, in
+/// any case), scheme-relative (`//host/x`), absolute-path (`/x`), query
+/// only (`?page=2`), fragment only, or a relative path with `.` and `..`
+/// segments. The fragment is dropped: it is never sent. Backslashes are
+/// kept as written, so the host's egress policy sees and refuses them.
 pub fn resolve_location(request_url: &str, location: &str) -> String {
     let location = location.trim();
-    if location.starts_with("http://") || location.starts_with("https://") {
+    let location = location.split('#').next().unwrap_or("");
+    if has_scheme(location) {
         return location.to_string();
     }
     let (scheme, rest) = request_url.split_once("://").unwrap_or(("https", request_url));
@@ -341,12 +346,66 @@ pub fn resolve_location(request_url: &str, location: &str) -> String {
         return format!("{scheme}://{net}");
     }
     let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    if location.starts_with('/') {
-        return format!("{scheme}://{authority}{location}");
+    let after = &rest[authority.len()..];
+    let after = after.split('#').next().unwrap_or("");
+    let (base_path, base_query) = match after.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (after, None),
+    };
+    let (ref_path, ref_query) = match location.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (location, None),
+    };
+    let (path, query) = if ref_path.is_empty() {
+        (base_path.to_string(), ref_query.or(base_query))
+    } else if ref_path.starts_with('/') {
+        (remove_dot_segments(ref_path), ref_query)
+    } else {
+        // Merge (§5.2.3): the base path up to its last `/`, then the reference.
+        let dir = match base_path.rfind('/') {
+            Some(i) => &base_path[..=i],
+            None => "/",
+        };
+        (remove_dot_segments(&format!("{dir}{ref_path}")), ref_query)
+    };
+    let path = if path.is_empty() { "/".to_string() } else { path };
+    match query {
+        Some(q) => format!("{scheme}://{authority}{path}?{q}"),
+        None => format!("{scheme}://{authority}{path}"),
     }
-    let path = rest[authority.len()..].split(['?', '#']).next().unwrap_or("");
-    let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-    format!("{scheme}://{authority}{dir}/{location}")
+}
+
+/// `scheme:` at the start (RFC 3986 §3.1: a letter, then letters, digits,
+/// `+`, `-`, `.`).
+fn has_scheme(reference: &str) -> bool {
+    let Some((scheme, _)) = reference.split_once(':') else { return false };
+    let mut chars = scheme.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
+
+/// RFC 3986 §5.2.4 on an absolute path.
+fn remove_dot_segments(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    for (i, segment) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        match *segment {
+            "." => {
+                if last {
+                    out.push("");
+                }
+            }
+            ".." => {
+                out.pop();
+                if last {
+                    out.push("");
+                }
+            }
+            s => out.push(s),
+        }
+    }
+    format!("/{}", out.join("/"))
 }
 
 /// Send a log line to the host's logs.
@@ -453,4 +512,46 @@ macro_rules! register_strategy {
         }
         $crate::wit::export_strategy!(__PrewarmStrategyExport with_types_in $crate::wit);
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_location;
+
+    #[test]
+    fn locations_resolve_as_rfc_3986_says() {
+        // RFC 3986 §5.4.1 and §5.4.2, base http://a/b/c/d;p?q (fragments dropped).
+        let base = "http://a/b/c/d;p?q";
+        for (reference, want) in [
+            ("g", "http://a/b/c/g"),
+            ("./g", "http://a/b/c/g"),
+            ("g/", "http://a/b/c/g/"),
+            ("/g", "http://a/g"),
+            ("//g", "http://g"),
+            ("?y", "http://a/b/c/d;p?y"),
+            ("g?y", "http://a/b/c/g?y"),
+            ("#s", "http://a/b/c/d;p?q"),
+            ("g#s", "http://a/b/c/g"),
+            ("", "http://a/b/c/d;p?q"),
+            (".", "http://a/b/c/"),
+            ("./", "http://a/b/c/"),
+            ("..", "http://a/b/"),
+            ("../g", "http://a/b/g"),
+            ("../..", "http://a/"),
+            ("../../g", "http://a/g"),
+            ("../../../g", "http://a/g"),
+            ("/./g", "http://a/g"),
+            ("/../g", "http://a/g"),
+            ("g.", "http://a/b/c/g."),
+            ("..g", "http://a/b/c/..g"),
+            ("./g/.", "http://a/b/c/g/"),
+            ("g;x=1/../y", "http://a/b/c/y"),
+        ] {
+            assert_eq!(resolve_location(base, reference), want, "{reference}");
+        }
+        // Any scheme, in any case, is absolute; a backslash is left for the host's policy.
+        assert_eq!(resolve_location(base, "HTTP://b/x"), "HTTP://b/x");
+        assert_eq!(resolve_location("https://cdn/v/x.mp4", "\\\\evil/x"), "https://cdn/v/\\\\evil/x");
+        assert_eq!(resolve_location("https://cdn/dir/x.mp4", "?page=2"), "https://cdn/dir/x.mp4?page=2");
+    }
 }

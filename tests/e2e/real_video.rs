@@ -309,10 +309,12 @@ fn real_world_sources_come_out_right_to_a_dest_and_in_place() {
     let left: Vec<_> = std::fs::read_dir(&src).unwrap().flatten().map(|e| e.file_name()).collect();
     assert_eq!(left.len(), expect.len(), "temporary objects left: {left:?}");
 
-    // And validate reads every output as a good source.
-    let checked = home.path().join("v.jsonl");
+    // And validate reads every output as a good source (its results as zstd).
+    let checked = home.path().join("v.jsonl.zst");
     let out = run(prewarm(home.path()).args(["validate", "--source"]).arg(&src).arg("--results-out").arg(&checked));
     assert_eq!(out.status.code(), Some(0), "{:?}", read_results(&checked));
+    assert_eq!(&std::fs::read(&checked).unwrap()[..4], &[0x28, 0xb5, 0x2f, 0xfd], "zstd magic");
+    assert_eq!(read_results(&checked).len(), expect.len());
 }
 
 #[test]

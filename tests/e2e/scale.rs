@@ -7,7 +7,7 @@
 //! checkpoint every second, resumed in another directory from the upload.
 
 use std::collections::HashSet;
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -232,12 +232,6 @@ fn max_failures_stops_a_run_that_only_gets_404s() {
     assert!(prewarm_e2e::read_results(&results).len() < 500);
 }
 
-/// Every line of a results file, compressed or not.
-fn read_any(path: &Path) -> Vec<Value> {
-    let lines = prewarm::util::zstd_lines::open_lines(path).unwrap();
-    lines.lines().map(|l| serde_json::from_str(&l.unwrap()).unwrap()).collect()
-}
-
 #[test]
 fn zstd_results_are_written_and_resumed() {
     let home = tempfile::tempdir().unwrap();
@@ -255,14 +249,14 @@ fn zstd_results_are_written_and_resumed() {
     };
     assert_eq!(run("100", false), Some(0));
     assert_eq!(&std::fs::read(&results).unwrap()[..4], &[0x28, 0xb5, 0x2f, 0xfd], "zstd magic");
-    let first = read_any(&results);
+    let first = prewarm_e2e::read_results(&results);
     assert_eq!(first.len(), 100);
     assert!(first.iter().all(|r| r["outcome"] == "warm"));
     assert_eq!(server.requests().len(), 100);
 
     assert_eq!(run("150", true), Some(0));
     assert_eq!(server.requests().len(), 150, "the 100 warm pairs were not asked again");
-    let all = read_any(&results);
+    let all = prewarm_e2e::read_results(&results);
     assert_eq!(all.len(), 150);
     let unique: HashSet<&str> = all.iter().map(|r| r["path"].as_str().unwrap()).collect();
     assert_eq!(unique.len(), 150);

@@ -57,12 +57,15 @@ pub fn write_listing(path: &Path, objects: &[(&str, u64)]) {
     std::fs::write(path, text).expect("write listing");
 }
 
-/// Every line of a results file.
+/// Every line of a results file, zstd-compressed (`.zst`) or not; none
+/// when it does not exist.
 pub fn read_results(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
+    let Ok(lines) = prewarm::util::zstd_lines::open_lines(path) else { return Vec::new() };
+    use std::io::BufRead as _;
+    lines
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad results line {l:?}: {e}")))
+        .map(|l| l.unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .map(|l| serde_json::from_str(&l).unwrap_or_else(|e| panic!("bad results line {l:?}: {e}")))
         .collect()
 }
 

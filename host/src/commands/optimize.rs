@@ -343,21 +343,24 @@ async fn watch_ctrl_c(cancel: CancellationToken, rclone: Rclone) {
     std::process::exit(130);
 }
 
-/// The results file, one line per source, flushed as each ends.
-struct Results(Option<std::io::BufWriter<std::fs::File>>);
+/// The results file, one line per source, on disk as each ends (zstd when
+/// the name ends in `.zst`, a frame per line: sources take seconds each).
+struct Results(Option<crate::util::zstd_lines::LinesOut>);
 
 impl Results {
     fn create(path: Option<&PathBuf>) -> Result<Self> {
         let Some(path) = path else { return Ok(Results(None)) };
-        let file = std::fs::File::create(path).map_err(|e| usage(format!("--results {}: {e}", path.display())))?;
-        Ok(Results(Some(std::io::BufWriter::new(file))))
+        let out = crate::util::zstd_lines::LinesOut::open(path, false)
+            .map_err(|e| usage(format!("--results {}: {e}", path.display())))?;
+        Ok(Results(Some(out)))
     }
 
     fn write(&mut self, result: &FileResult) -> Result<()> {
-        if let Some(w) = &mut self.0 {
+        if let Some(out) = &mut self.0 {
+            let w = out.writer()?;
             serde_json::to_writer(&mut *w, result)?;
             w.write_all(b"\n")?;
-            w.flush()?;
+            out.end_frame()?;
         }
         Ok(())
     }

@@ -562,32 +562,34 @@ fn refused_item(why: String) -> Examined {
     found
 }
 
-/// `--results-out`: one flushed line per item.
+/// `--results-out`: one line per item, on disk as each ends (zstd when the
+/// name ends in `.zst`, frames ended at least once a second).
 struct ResultsOut {
-    out: std::io::BufWriter<std::fs::File>,
+    out: crate::util::zstd_lines::LinesOut,
 }
 
 impl ResultsOut {
     fn create(path: &Path) -> Result<Self> {
-        let open = || -> std::io::Result<std::fs::File> {
+        let open = || -> std::io::Result<crate::util::zstd_lines::LinesOut> {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }
-            std::fs::File::create(path)
+            crate::util::zstd_lines::LinesOut::open(path, false)
         };
-        let file = open().map_err(|e| usage(format!("--results-out {}: cannot create it: {e}", path.display())))?;
-        Ok(ResultsOut { out: std::io::BufWriter::new(file) })
+        let out = open().map_err(|e| usage(format!("--results-out {}: cannot create it: {e}", path.display())))?;
+        Ok(ResultsOut { out })
     }
 
     fn write(&mut self, item: &ItemResult) -> Result<()> {
-        serde_json::to_writer(&mut self.out, item)?;
-        self.out.write_all(b"\n")?;
+        let w = self.out.writer()?;
+        serde_json::to_writer(&mut *w, item)?;
+        w.write_all(b"\n")?;
         self.out.flush()?;
         Ok(())
     }
 
     fn finish(mut self) -> Result<()> {
-        self.out.flush()?;
+        self.out.end_frame()?;
         Ok(())
     }
 }

@@ -4,7 +4,7 @@
 //! module answering after 2 s), an https edge with a certificate for the
 //! URL's host only, and an address with nothing listening.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use prewarm::util::lab;
@@ -24,33 +24,6 @@ impl Drop for Edges {
         let _ = self.nginx.kill();
         let _ = self.nginx.wait();
     }
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A test CA and a certificate for `HOST` only (no IP address in it).
-fn make_certs(dir: &Path) {
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    let mut ca =
-        vec!["req", "-x509", "-days", "2", "-subj", "/CN=edges test CA", "-keyout", "ca.key", "-out", "ca.pem"];
-    ca.extend(ec);
-    ca.extend(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"]);
-    openssl(dir, &ca);
-    let subject = format!("/CN={HOST}");
-    let mut csr = vec!["req", "-subj", &subject, "-keyout", "edge.key", "-out", "edge.csr"];
-    csr.extend(ec);
-    openssl(dir, &csr);
-    std::fs::write(dir.join("ext.cnf"), format!("subjectAltName=DNS:{HOST}\nextendedKeyUsage=serverAuth\n")).unwrap();
-    let out = Command::new("openssl")
-        .args(["x509", "-req", "-in", "edge.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial"])
-        .args(["-days", "2", "-extfile", "ext.cnf", "-out", "edge.pem"])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// A caching edge at `addr`: keyed on the Host, the URL and `X-Device`,
@@ -73,7 +46,8 @@ fn start() -> Edges {
     for i in 0..12 {
         std::fs::write(www.join(format!("c{i}.mp4")), vec![b'x'; 3000 + i * 97]).unwrap();
     }
-    make_certs(dir);
+    // A certificate for HOST only (no IP address in it).
+    lab::make_pki(dir, &format!("DNS:{HOST}")).unwrap();
     let nginx = lab::find_program("nginx").expect("nginx installed (nginx-light)");
     let (origin, port) = (lab::free_port().unwrap(), lab::free_port().unwrap());
     for sub in ["tmp", "logs"] {
@@ -86,7 +60,7 @@ daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log
 events {{ worker_connections 1024; }}
 http {{ access_log off; client_body_temp_path {d}/tmp/body; proxy_temp_path {d}/tmp/proxy;
   fastcgi_temp_path {d}/tmp/fastcgi; uwsgi_temp_path {d}/tmp/uwsgi; scgi_temp_path {d}/tmp/scgi;
-  ssl_certificate {d}/edge.pem; ssl_certificate_key {d}/edge.key;
+  ssl_certificate {d}/server.pem; ssl_certificate_key {d}/server.key;
   server {{ listen 127.0.0.1:{origin}; root {d}/www; }}
   server {{ listen 127.0.0.5:{port}; location / {{ echo_sleep 2; echo slow; }} }}
 "#

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use prewarm::util::lab::{find_program, free_port, run_nginx, wait_for_port};
+use prewarm::util::lab::{find_program, free_port, make_pki, run_nginx, wait_for_port};
 use prewarm_e2e::{prewarm, read_results, run, write_listing};
 use serde_json::Value;
 
@@ -20,29 +20,6 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A CA (`ca.pem`) and a certificate for localhost (`server.pem`,
-/// `server.key`) in `dir`.
-fn make_pki(dir: &Path) {
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    let mut ca =
-        vec!["req", "-x509", "-days", "2", "-subj", "/CN=prewarm e2e CA", "-keyout", "ca.key", "-out", "ca.pem"];
-    ca.extend(ec);
-    ca.extend(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"]);
-    openssl(dir, &ca);
-    let mut csr = vec!["req", "-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr"];
-    csr.extend(ec);
-    openssl(dir, &csr);
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-        .unwrap();
-    let sign = ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial"];
-    openssl(dir, &[&sign[..], &["-days", "2", "-extfile", "ext.cnf", "-out", "server.pem"]].concat());
 }
 
 /// `n` objects of a few KiB under `www` and their listing entries.
@@ -92,7 +69,7 @@ fn program(name: &str) -> PathBuf {
 fn lighttpd_http2_at_concurrency_200_waits_for_its_settings() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    make_pki(d);
+    make_pki(d, "DNS:localhost,IP:127.0.0.1").unwrap();
     let www = d.join("www");
     let objects = objects(&www, 200);
     let (plain, tls) = (free_port().unwrap(), free_port().unwrap());
@@ -135,7 +112,7 @@ $SERVER["socket"] == "127.0.0.1:{tls}" {{
 fn nginx_http2_goaway_every_1000_streams_at_retries_0() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    make_pki(d);
+    make_pki(d, "DNS:localhost,IP:127.0.0.1").unwrap();
     let www = d.join("www");
     let objects = objects(&www, 3000);
     let port = free_port().unwrap();

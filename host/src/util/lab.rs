@@ -1,7 +1,8 @@
 //! A loopback lab for `prewarm demo` and the end-to-end tests: sample
 //! videos made with ffmpeg, a real origin (`rclone serve http`) and a real
 //! cache in front of it (nginx with `proxy_cache`, reporting
-//! `X-Cache-Status`). Every process is stopped when its handle drops.
+//! `X-Cache-Status`), and a test certificate authority for the TLS
+//! servers of the tests. Every process is stopped when its handle drops.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -195,4 +196,29 @@ pub fn make_rendition(src: &Path, dst: &Path, width: u32) -> Result<()> {
         return Ok(());
     }
     bail!("ffmpeg could not scale {src} to width {width}")
+}
+
+/// A test CA (`ca.pem`, `ca.key`) and a server certificate signed by it
+/// (`server.pem`, `server.key`) in `dir`, for `alt_names` as openssl writes
+/// a subjectAltName (`DNS:localhost,IP:127.0.0.1`); its CN is the first
+/// name. P-256 keys, valid two days.
+pub fn make_pki(dir: &Path, alt_names: &str) -> Result<()> {
+    let openssl = |args: &[&str]| -> Result<()> {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().context("cannot run openssl")?;
+        if !out.status.success() {
+            bail!("openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let ca = ["req", "-x509", "-days", "2", "-subj", "/CN=prewarm test CA", "-keyout", "ca.key", "-out", "ca.pem"];
+    let ca_ext = ["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"];
+    openssl(&[&ca[..], &ec, &ca_ext].concat())?;
+    let first = alt_names.split(',').next().and_then(|n| n.split_once(':')).map_or(alt_names, |(_, v)| v);
+    let subject = format!("/CN={first}");
+    openssl(&[&["req", "-subj", &subject, "-keyout", "server.key", "-out", "server.csr"][..], &ec].concat())?;
+    let ext = format!("subjectAltName={alt_names}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n");
+    std::fs::write(dir.join("ext.cnf"), ext)?;
+    let sign = ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial"];
+    openssl(&[&sign[..], &["-days", "2", "-extfile", "ext.cnf", "-out", "server.pem"]].concat())
 }

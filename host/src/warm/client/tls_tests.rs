@@ -33,47 +33,9 @@ impl Drop for Nginx {
     }
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 /// A CA and a server certificate for localhost and 127.0.0.1.
 pub(super) fn make_certs(dir: &Path) {
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    let mut ca =
-        vec!["req", "-x509", "-days", "2", "-subj", "/CN=prewarm test CA", "-keyout", "ca.key", "-out", "ca.pem"];
-    ca.extend(ec);
-    ca.extend(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"]);
-    openssl(dir, &ca);
-    let mut csr = vec!["req", "-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr"];
-    csr.extend(ec);
-    openssl(dir, &csr);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-out",
-            "server.pem",
-            "-extfile",
-            "ext.cnf",
-        ],
-    );
+    crate::util::lab::make_pki(dir, "DNS:localhost,IP:127.0.0.1").expect("test certificates");
 }
 
 /// The echo module (Debian's libnginx-mod-http-echo), for answers after a

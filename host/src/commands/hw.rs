@@ -19,7 +19,7 @@ pub fn run(args: HwArgs) -> Result<Exit> {
         tokio::select! {
             r = detector.report() => r.cloned(),
             // Dropping the detection kills the probe's process group.
-            _ = crate::media::ffmpeg::interrupted() => Err(crate::media::MediaError::Failed {
+            _ = crate::util::child::interrupted() => Err(crate::media::MediaError::Failed {
                 program: "hw".into(), message: "interrupted".into(),
             }),
         }

@@ -332,11 +332,11 @@ async fn dry_run(
 
 /// Ctrl-C or SIGTERM: stop cleanly; a second one: kill the children, quit.
 async fn watch_ctrl_c(cancel: CancellationToken, rclone: Rclone) {
-    ffmpeg::interrupted().await;
+    crate::util::child::interrupted().await;
     let message = "\nprewarm: interrupted; stopping the files in progress and cleaning up (Ctrl-C again to quit now)\n";
     crate::util::logging::print(tracing::Level::WARN, message);
     cancel.cancel();
-    ffmpeg::interrupted().await;
+    crate::util::child::interrupted().await;
     // Exiting skips destructors: stop the children first.
     ffmpeg::kill_all();
     rclone.shutdown();

@@ -241,8 +241,6 @@ fn strip_address(line: &str) -> String {
     line.to_string()
 }
 
-pub use crate::util::child::interrupted;
-
 /// Process groups of children still running, for [`kill_all`].
 static RUNNING: Mutex<Option<HashSet<i32>>> = Mutex::new(None);
 /// Process groups killed and perhaps not gone yet, for [`wait_killed`].

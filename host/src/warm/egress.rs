@@ -300,7 +300,8 @@ pub fn user_header_problem(name: &str, value: &str) -> Option<&'static str> {
     }
 }
 
-fn is_tchar(b: u8) -> bool {
+/// RFC 9110 §5.6.2 `tchar`: a byte of a header name (a token).
+pub fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 

@@ -178,7 +178,7 @@ impl FromStr for Variant {
 fn header_list(list: &str) -> Vec<&str> {
     let starts_header = |rest: &str| {
         let rest = rest.trim_start();
-        let name_end = rest.find(|c: char| !is_tchar(c)).unwrap_or(rest.len());
+        let name_end = rest.bytes().position(|b| !super::egress::is_tchar(b)).unwrap_or(rest.len());
         name_end > 0 && rest[name_end..].trim_start().starts_with(':')
     };
     let mut parts = Vec::new();
@@ -191,11 +191,6 @@ fn header_list(list: &str) -> Vec<&str> {
     }
     parts.push(&list[start..]);
     parts.into_iter().filter(|h| !h.trim().is_empty()).collect()
-}
-
-/// RFC 9110 §5.6.2 `tchar`.
-fn is_tchar(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
 }
 
 /// `Name: value`, checked as the plugin's own headers are (no header that

@@ -15,7 +15,7 @@ use crate::warm::http::{TransportError, TransportKind};
 pub fn check_headers(request: &crate::plugin::WarmRequest, extra: &[(&str, &str)]) -> Result<(), TransportError> {
     let pairs = request.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).chain(extra.iter().copied());
     for (name, value) in pairs {
-        let name_ok = !name.is_empty() && name.bytes().all(is_tchar);
+        let name_ok = !name.is_empty() && name.bytes().all(crate::warm::egress::is_tchar);
         let value_ok = value.bytes().all(|b| (b >= 0x20 && b != 0x7f) || b == b'\t');
         if !name_ok || !value_ok {
             return Err(invalid_header(name));
@@ -26,10 +26,6 @@ pub fn check_headers(request: &crate::plugin::WarmRequest, extra: &[(&str, &str)
 
 fn invalid_header(name: &str) -> TransportError {
     TransportError { kind: TransportKind::Other, message: format!("invalid request header `{name}`") }
-}
-
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 fn method(job: &Job<'_>) -> &'static str {

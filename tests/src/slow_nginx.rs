@@ -5,12 +5,12 @@
 //! reached the server. Long runs (checkpoints, live metrics, a stopped run)
 //! need pairs that are still in flight when the test looks.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use prewarm::util::lab::{find_program, free_port, run_nginx, wait_for_port};
 
 /// Where Debian installs the echo module.
 const ECHO_MODULE: &str = "/usr/lib/nginx/modules/ngx_http_echo_module.so";
@@ -33,21 +33,13 @@ impl Drop for SlowNginx {
     }
 }
 
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 impl SlowNginx {
     /// Start it under `dir`, each slow answer after `delay`.
     pub fn start(dir: &Path, delay: Duration) -> Result<Self> {
         if !Path::new(ECHO_MODULE).is_file() {
             bail!("{ECHO_MODULE} missing: install it with `apt-get install libnginx-mod-http-echo` (scripts/setup)");
         }
-        let nginx = ["/usr/sbin/nginx", "/usr/local/sbin/nginx"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.is_file())
-            .context("nginx not found: install it with `apt-get install nginx-light`")?;
+        let nginx = find_program("nginx").context("nginx not found: install it with `apt-get install nginx-light`")?;
         std::fs::create_dir_all(dir)?;
         let (slow, missing) = (free_port()?, free_port()?);
         let d = dir.display();
@@ -69,41 +61,14 @@ http {{
         );
         let conf_path = dir.join("nginx.conf");
         std::fs::write(&conf_path, conf)?;
-        let child = Command::new(&nginx)
-            .arg("-c")
-            .arg(&conf_path)
-            .arg("-p")
-            .arg(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("cannot start {}", nginx.display()))?;
-        let mut server = SlowNginx {
+        let mut child = run_nginx(&nginx, dir, &conf_path, slow)?;
+        wait_for_port(missing, &mut child, "nginx")?;
+        Ok(SlowNginx {
             child,
             slow_url: format!("http://127.0.0.1:{slow}"),
             missing_url: format!("http://127.0.0.1:{missing}"),
             access_log,
-        };
-        for port in [slow, missing] {
-            server.wait_for(port)?;
-        }
-        Ok(server)
-    }
-
-    fn wait_for(&mut self, port: u16) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        while Instant::now() < deadline {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return Ok(());
-            }
-            if let Some(status) = self.child.try_wait()? {
-                bail!("nginx exited before listening ({status})");
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        bail!("nginx did not listen on 127.0.0.1:{port} within 15s")
+        })
     }
 
     /// The request URIs logged so far.

@@ -205,10 +205,27 @@ fn config_show_never_shows_a_secret() {
             secret_file.display()
         ),
     );
-    let secrets = ["pwtok-4410", "pgtok-3381", "sectok-1177", "filetok-6620", "envtok-9931"];
+    let secrets = [
+        "pwtok-4410",
+        "pgtok-3381",
+        "sectok-1177",
+        "filetok-6620",
+        "envtok-9931",
+        "hdrtok-5521",
+        "vartok-7730",
+        "rcltok-8812",
+    ];
     for json in [true, false] {
         let mut cmd = prewarm(home.path());
         cmd.args(["config", "show", "--config"]).arg(&file).arg("--plugin").arg(&hostile);
+        // Credential headers, a variant's credential and an rclone header flag.
+        cmd.args([
+            "--header",
+            "X-Api-Key: hdrtok-5521",
+            "--variant",
+            "p=Authorization: Bearer vartok-7730; X-Device: phone",
+        ]);
+        cmd.arg("--rclone-flag=--header=Authorization: Bearer rcltok-8812");
         cmd.env("PREWARM_TEST_MODE", "envtok-9931").env("PREWARM_SETTING_TOKEN", "envtok-9931");
         if json {
             cmd.arg("--json");
@@ -222,6 +239,7 @@ fn config_show_never_shows_a_secret() {
         assert!(shown.contains("https://REDACTED@cdn.example.com"), "{shown}");
         assert!(shown.contains(&format!("file:{}", secret_file.display())), "a reference shows as written: {shown}");
         assert!(shown.contains("env:PREWARM_TEST_MODE"), "{shown}");
+        assert!(shown.contains("X-Device: phone"), "a variant's other headers show: {shown}");
         if json {
             let v: Value = serde_json::from_slice(&out.stdout).unwrap();
             // The environment's token beats the file's, and is still hidden.

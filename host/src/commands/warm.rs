@@ -464,3 +464,18 @@ async fn dry_run(
     task.await??;
     Ok(if failed { Exit::SomeFailed } else { Exit::Success })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_base_url;
+
+    #[test]
+    fn base_urls_are_read_as_written_with_the_scheme_lowercased() {
+        assert_eq!(parse_base_url(" HTTP://Cdn.Example:8080/v/ ").unwrap(), "http://Cdn.Example:8080/v");
+        assert_eq!(parse_base_url("HttpS://cdn.example").unwrap(), "https://cdn.example");
+        for bad in ["http://a\\b.example/x", "http:/cdn.example", "http:cdn.example", "ftp://cdn.example"] {
+            let e = parse_base_url(bad).unwrap_err().to_string();
+            assert!(e.starts_with("--base-url") && !e.contains('\n'), "{bad}: {e}");
+        }
+    }
+}

@@ -328,7 +328,7 @@ mod tests {
         for name in ["pass", "password2", "key_file_pass", "library_key", "client_secret", "sas_url", "token"] {
             assert!(is_secret_name(name), "{name}");
         }
-        for name in ["--b2-account", "client_id", "--azureblob-tenant", "--s3-session-token"] {
+        for name in ["--b2-account", "client_id", "--azureblob-tenant", "--s3-session-token", "--header", "headers"] {
             assert!(is_secret_name(name), "{name}");
         }
         for name in ["provider", "endpoint", "region", "--fast-list", "bucket_acl", "chunk_size"] {

@@ -354,6 +354,12 @@ mod tests {
             redact_text("GET HTTP://u:pw@Host/x?Token=abc done"),
             "GET HTTP://REDACTED@Host/x?Token=REDACTED done"
         );
+        // A short user name beside a password stays readable; alone it is the credential.
+        register_userinfo("pairs", Some("pw-beside-pairs"));
+        assert_eq!(scrub("235.6 pairs/s".into()), "235.6 pairs/s");
+        assert_eq!(scrub("pw-beside-pairs".into()), "REDACTED");
+        register_userinfo("lone-token-user", None);
+        assert_eq!(scrub("lone-token-user".into()), "REDACTED");
         register_userinfo("alice%40corp", Some("pa%3Ass-word"));
         // base64("alice@corp:pa:ss-word"), as a client sends it in `Authorization: Basic`.
         assert_eq!(scrub("Basic YWxpY2VAY29ycDpwYTpzcy13b3Jk".into()), "Basic REDACTED");
